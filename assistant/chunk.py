@@ -1,0 +1,120 @@
+"""Stage 3, chunk: cleaned article → passages that respect Arabic sentences and paragraphs.
+
+The stock llama-index splitter uses English Punkt, knows nothing of ``؟ ، ؛ ۔`` and expects
+``\\n\\n\\n`` between paragraphs, so it cuts Arabic mid-sentence. Here: paragraphs are lines,
+sentences end at ``. ! ? ؟ ۔ …`` (optionally followed by closing quotes), an over-long sentence
+is cut at ``، ؛ , ;`` and then at spaces. Sentences are packed into chunks of at most
+``max_chars``; a chunk ends at a paragraph boundary once it holds ``min_chars``; consecutive
+chunks of one paragraph overlap by whole sentences up to ``overlap_chars``.
+Every chunk is an exact slice ``text[start:end]`` of the cleaned article.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from assistant.config import ChunkingSettings
+from assistant.models import Chunk
+
+_SENTENCE_END = re.compile(r"[.!?؟۔…]+[\"'»”’)\]]*(?=\s|$)")
+_CLAUSE_END = re.compile(r"[،؛,;:]+(?=\s)")
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    paragraph: int
+
+
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _pieces(text: str, start: int, end: int, pattern: re.Pattern) -> list[tuple[int, int]]:
+    """Split text[start:end] after each match of ``pattern``; trimmed, non-empty pieces."""
+    out, cursor = [], start
+    for match in pattern.finditer(text, start, end):
+        s, e = _trimmed(text, cursor, match.end())
+        if e > s:
+            out.append((s, e))
+        cursor = match.end()
+    s, e = _trimmed(text, cursor, end)
+    if e > s:
+        out.append((s, e))
+    return out
+
+
+def _fit(text: str, start: int, end: int, limit: int) -> list[tuple[int, int]]:
+    """Cut a too-long sentence at clause marks, then at spaces (never inside a word if avoidable)."""
+    if end - start <= limit:
+        return [(start, end)]
+    out: list[tuple[int, int]] = []
+    for s, e in _pieces(text, start, end, _CLAUSE_END):
+        while e - s > limit:
+            cut = text.rfind(" ", s, s + limit)
+            if cut <= s:
+                cut = s + limit
+            out.append(_trimmed(text, s, cut))
+            s, _ = _trimmed(text, cut, e)
+        if e > s:
+            out.append((s, e))
+    return out
+
+
+def sentence_spans(text: str, max_chars: int) -> list[Span]:
+    spans: list[Span] = []
+    offset = 0
+    for paragraph, line in enumerate(text.split("\n")):
+        line_end = offset + len(line)
+        for s, e in _pieces(text, offset, line_end, _SENTENCE_END):
+            spans.extend(Span(a, b, paragraph) for a, b in _fit(text, s, e, max_chars))
+        offset = line_end + 1
+    return spans
+
+
+def chunk_spans(text: str, settings: ChunkingSettings) -> list[tuple[int, int]]:
+    """(start, end) of every chunk of ``text``."""
+    sentences = sentence_spans(text, settings.max_chars)
+    chunks: list[tuple[int, int]] = []
+    i = 0
+    while i < len(sentences):
+        first = i
+        end = i + 1  # sentences[first:end] form the chunk
+        while end < len(sentences):
+            nxt = sentences[end]
+            if nxt.end - sentences[first].start > settings.max_chars:
+                break
+            new_paragraph = nxt.paragraph != sentences[end - 1].paragraph
+            if new_paragraph and sentences[end - 1].end - sentences[first].start >= settings.min_chars:
+                break
+            end += 1
+        chunks.append((sentences[first].start, sentences[end - 1].end))
+        if end >= len(sentences):
+            break
+        # Overlap: restart a few sentences back, only inside the same paragraph.
+        back = end
+        while (
+            back - 1 > first
+            and sentences[back - 1].paragraph == sentences[end].paragraph
+            and sentences[end - 1].end - sentences[back - 1].start <= settings.overlap_chars
+        ):
+            back -= 1
+        i = back
+    return chunks
+
+
+def chunk_article(doc_id: str, text: str, settings: ChunkingSettings) -> list[Chunk]:
+    """Chunks with deterministic ids: doc id + position + content hash."""
+    chunks = []
+    for index, (start, end) in enumerate(chunk_spans(text, settings)):
+        piece = text[start:end]
+        digest = hashlib.sha1(piece.encode("utf-8")).hexdigest()[:12]
+        chunks.append(Chunk(chunk_id=f"{doc_id}:{index}:{digest}", doc_id=doc_id, index=index, text=piece, start=start, end=end))
+    return chunks

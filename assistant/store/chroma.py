@@ -1,0 +1,144 @@
+"""The Chroma collection: chunk vectors, texts and metadata. The single source of truth.
+
+``PersistentClient`` on disk by default, ``HttpClient`` against a ``chroma run`` server when
+``store.mode: http``. Chroma's default embedding function is never used (it downloads an ONNX
+model): every add and query passes vectors. The collection metadata records the embedding model
+that built it and a generation counter bumped on every write (the BM25 index follows it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import chromadb
+import numpy as np
+from chromadb.config import Settings as ChromaSettings
+
+from assistant.config import Settings
+from assistant.errors import BackendUnavailableError, IndexMismatchError
+
+PAGE = 1000
+
+
+@dataclass
+class StoredChunk:
+    chunk_id: str
+    text: str
+    meta: dict
+
+
+def connect(settings: Settings) -> chromadb.api.ClientAPI:
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    store = settings.store
+    if store.mode == "http":
+        try:
+            return chromadb.HttpClient(host=store.host, port=store.port, settings=chroma_settings)
+        except Exception as exc:  # chromadb raises plain ValueError/Exception on connect failures
+            raise BackendUnavailableError(
+                f"cannot reach the Chroma server at http://{store.host}:{store.port} ({exc}). "
+                f"Start it with `chroma run --path DATA_DIR --host {store.host} --port {store.port}`, "
+                "or set store.mode: persistent in config.yaml."
+            ) from None
+    path = settings.resolve(store.path)
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+def describe_location(settings: Settings) -> str:
+    if settings.store.mode == "http":
+        return f"chroma server http://{settings.store.host}:{settings.store.port}"
+    return str(settings.resolve(settings.store.path))
+
+
+class ChromaStore:
+    def __init__(self, settings: Settings, embedding_model: str):
+        self.settings = settings
+        self.embedding_model = embedding_model
+        self.location = describe_location(settings)
+        self.client = connect(settings)
+        store = settings.store
+        self.collection = self.client.get_or_create_collection(
+            store.collection,
+            configuration={
+                "hnsw": {
+                    "space": "cosine",
+                    "ef_search": store.hnsw_ef_search,
+                    "ef_construction": store.hnsw_ef_construction,
+                }
+            },
+            metadata={"embedding_model": embedding_model, "generation": 0},
+            embedding_function=None,
+        )
+        built_with = (self.collection.metadata or {}).get("embedding_model")
+        if built_with != embedding_model:
+            raise IndexMismatchError(
+                f"the index '{store.collection}' at {self.location} was built with the embedding model "
+                f"'{built_with}', but the configuration uses '{embedding_model}'. Vectors from different "
+                "models cannot be compared. Re-index with `assistant ingest --rebuild PATH...`, "
+                "or point store.collection at another collection name."
+            )
+
+    # --- bookkeeping -------------------------------------------------------------------------
+    @property
+    def generation(self) -> int:
+        meta = self.collection.metadata or {}
+        return int(meta.get("generation", 0))
+
+    def bump_generation(self) -> None:
+        meta = dict(self.collection.metadata or {})
+        meta["generation"] = int(meta.get("generation", 0)) + 1
+        self.collection.modify(metadata=meta)
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def drop(self) -> None:
+        """Delete the collection (used by --rebuild)."""
+        self.client.delete_collection(self.settings.store.collection)
+
+    # --- reads -------------------------------------------------------------------------------
+    def iter_chunks(self, with_text: bool = True) -> Iterator[StoredChunk]:
+        include = ["metadatas", "documents"] if with_text else ["metadatas"]
+        offset = 0
+        while True:
+            page = self.collection.get(limit=PAGE, offset=offset, include=include)
+            ids = page["ids"]
+            if not ids:
+                return
+            docs = page.get("documents") or [""] * len(ids)
+            for chunk_id, text, meta in zip(ids, docs, page["metadatas"]):
+                yield StoredChunk(chunk_id, text or "", dict(meta or {}))
+            offset += len(ids)
+
+    def get(self, chunk_ids: list[str]) -> dict[str, StoredChunk]:
+        if not chunk_ids:
+            return {}
+        page = self.collection.get(ids=chunk_ids, include=["metadatas", "documents"])
+        return {i: StoredChunk(i, d or "", dict(m or {})) for i, d, m in zip(page["ids"], page["documents"], page["metadatas"])}
+
+    def chunks_of(self, doc_ids: list[str]) -> list[StoredChunk]:
+        page = self.collection.get(where={"doc_id": {"$in": doc_ids}}, include=["metadatas", "documents"])
+        return [StoredChunk(i, d or "", dict(m or {})) for i, d, m in zip(page["ids"], page["documents"], page["metadatas"])]
+
+    def query(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """(chunk_id, cosine similarity), best first."""
+        n = self.count()
+        if n == 0:
+            return []
+        result = self.collection.query(query_embeddings=[vector.tolist()], n_results=min(k, n), include=["distances"])
+        return [(cid, 1.0 - float(dist)) for cid, dist in zip(result["ids"][0], result["distances"][0])]
+
+    # --- writes ------------------------------------------------------------------------------
+    def upsert(self, ids: list[str], vectors: np.ndarray, texts: list[str], metas: list[dict]) -> None:
+        for i in range(0, len(ids), PAGE):
+            self.collection.upsert(
+                ids=ids[i : i + PAGE],
+                embeddings=vectors[i : i + PAGE],
+                documents=texts[i : i + PAGE],
+                metadatas=metas[i : i + PAGE],
+            )
+
+    def delete(self, ids: list[str]) -> None:
+        for i in range(0, len(ids), PAGE):
+            self.collection.delete(ids=ids[i : i + PAGE])

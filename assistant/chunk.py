@@ -104,6 +104,8 @@ def chunk_spans(text: str, settings: ChunkingSettings) -> list[tuple[int, int]]:
             back - 1 > first
             and sentences[back - 1].paragraph == sentences[end].paragraph
             and sentences[end - 1].end - sentences[back - 1].start <= settings.overlap_chars
+            # ...and only if the next chunk still has room for new text after the overlap.
+            and sentences[end].end - sentences[back - 1].start <= settings.max_chars
         ):
             back -= 1
         i = back

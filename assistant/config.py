@@ -99,6 +99,8 @@ class RetrievalSettings(Section):
     top_k: int = Field(default=5, ge=1, le=100)
     # How many candidates each retriever contributes before fusion.
     candidates: int = Field(default=40, ge=1, le=1000)
+    # zscore/minmax: weighted sum of normalized scores; rrf: reciprocal-rank fusion (uses rrf_k).
+    fusion: Literal["zscore", "minmax", "rrf"] = "zscore"
     rrf_k: int = Field(default=60, ge=1)
     dense_weight: float = Field(default=1.0, ge=0)
     bm25_weight: float = Field(default=1.0, ge=0)

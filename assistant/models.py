@@ -42,7 +42,7 @@ class Passage(BaseModel):
     text: str
     start: int
     end: int
-    score: float  # fused score (reciprocal-rank fusion), higher is better
+    score: float  # fused retrieval score (see retrieval.fusion), higher is better; per query only
     dense_score: float | None = None  # cosine similarity, when the dense retriever found it
     bm25_score: float | None = None
     dense_rank: int | None = None  # 1-based

@@ -12,11 +12,13 @@ import codecs
 import gzip
 import json
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from bs4 import BeautifulSoup
+from bs4.element import NavigableString, PreformattedString, Tag
 from charset_normalizer import from_bytes
 
 from assistant.arabic import arabic_share
@@ -111,7 +113,10 @@ def decode(data: bytes) -> str:
     if data.startswith(codecs.BOM_UTF8):
         return data[len(codecs.BOM_UTF8):].decode("utf-8", errors="replace")
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16")
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise UnreadableFile("invalid UTF-16 text (truncated or corrupt)") from None
     if b"\x00" in data[:65536]:
         raise UnreadableFile("binary file (contains NUL bytes), not text")
     try:
@@ -156,38 +161,59 @@ def markdown_to_text(text: str) -> str:
 
 
 _BLOCK_TAGS = ["p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "td", "figcaption", "div"]
+_INVISIBLE_TAGS = ["script", "style", "noscript", "template", "iframe", "svg"]
+_CHROME_TAGS = ["nav", "header", "footer", "aside", "form"]
 
 
 def html_to_text(html: str) -> tuple[str, str]:
     """(title, body) from an HTML page: one line per block element, scripts and navigation dropped."""
     soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "iframe", "svg"]):
+    for tag in soup(_INVISIBLE_TAGS):
         tag.decompose()
-    h1 = soup.find("h1")
+    # The headline: the <h1> of the article itself, else the first one outside site chrome.
+    content = soup.find("article") or soup.find("main")
+    h1 = (content.find("h1") if content else None) or next(
+        (h for h in soup.find_all("h1") if not h.find_parent(_CHROME_TAGS)), None
+    )
     title = (h1.get_text(" ", strip=True) if h1 else "") or (soup.title.get_text(" ", strip=True) if soup.title else "")
-    if soup.title:
-        soup.title.decompose()
-    if h1:
-        h1.decompose()
+    for tag in [soup.title, h1, *soup(_CHROME_TAGS)]:
+        if tag is not None:
+            tag.decompose()
     root = soup.find("article") or soup.find("main") or soup.body or soup
-    lines: list[str] = []
-    for block in root.find_all(_BLOCK_TAGS):
-        # Only leaf-most blocks, so nested <div><p> is not read twice.
-        if block.find(_BLOCK_TAGS):
-            continue
-        line = block.get_text(" ", strip=True)
-        if line:
-            lines.append(line)
+    lines = _block_lines(root) if root.find(_BLOCK_TAGS) else []
     if not lines:
         lines = [ln.strip() for ln in root.get_text("\n").splitlines() if ln.strip()]
     return title, "\n".join(lines)
+
+
+def _block_lines(node: Tag) -> list[str]:
+    """One line per block; text standing directly in a container block becomes its own line."""
+    lines: list[str] = []
+    inline: list[str] = []
+
+    def flush() -> None:
+        line = " ".join(part for part in inline if part)
+        if line:
+            lines.append(line)
+        inline.clear()
+
+    for child in node.children:
+        if isinstance(child, Tag) and (child.name in _BLOCK_TAGS or child.find(_BLOCK_TAGS)):
+            flush()
+            lines.extend(_block_lines(child))
+        elif isinstance(child, Tag):
+            inline.append(child.get_text(" ", strip=True))
+        elif isinstance(child, NavigableString) and not isinstance(child, PreformattedString):
+            inline.append(child.strip())
+    flush()
+    return lines
 
 
 def _read_jsonl(path: Path, data: bytes) -> FileRead:
     if path.name.lower().endswith(".gz"):
         try:
             data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise UnreadableFile(f"not a valid gzip file ({exc})") from None
     try:
         text = data.decode("utf-8-sig")

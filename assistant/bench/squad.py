@@ -99,9 +99,10 @@ def run_retrieval_bench(
         assistant = Assistant(bench_settings(settings, Path(store_dir or tmp)))
         articles = (Article(doc_id=doc_id, title="", text=text, source=data.name) for doc_id, text in contexts.items())
         started = time.perf_counter()
-        report = ingest_articles(articles, assistant.settings, assistant.index, assistant.embedder, progress=progress)
+        ingest_articles(articles, assistant.settings, assistant.index, assistant.embedder, progress=progress)
         assistant.index.lexical()  # BM25 build is part of indexing
         index_s = time.perf_counter() - started
+        n_chunks = assistant.index.vectors.count()
 
         results: dict[str, dict] = {}
         for mode in modes:
@@ -130,7 +131,7 @@ def run_retrieval_bench(
         "questions_file": str(questions) if questions else None,
         "n_questions": len(items),
         "n_contexts": len(contexts),
-        "n_chunks": report.chunks_written,
+        "n_chunks": n_chunks,
         "metrics": results[primary]["metrics"],
         "timings": {"index_s": index_s, **results[primary]["timings"]},
         "primary_retriever": primary,
@@ -152,7 +153,7 @@ def _percentile(values: list[float], pct: int) -> float:
 def format_table(result: dict) -> str:
     lines = [
         f"{result['n_questions']} questions over {result['n_contexts']} paragraphs "
-        f"({result['n_chunks']} chunks indexed in {result['timings']['index_s']:.1f}s)",
+        f"({result['n_chunks']} chunks; indexing took {result['timings']['index_s']:.1f}s)",
         f"{'retriever':<10}{'R@1':>8}{'R@5':>8}{'MRR':>8}{'p50 ms':>10}{'p95 ms':>10}",
     ]
     for mode, r in result["retrievers"].items():

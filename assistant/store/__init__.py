@@ -148,6 +148,8 @@ class Index:
         cache = self.settings.resolve(self.settings.store.lexical_cache) / self.settings.store.collection
         state = {
             "collection": self.settings.store.collection,
+            # A rebuilt collection restarts at generation 0: its id tells it from the dropped one.
+            "collection_id": str(self.vectors.collection.id),
             "store": self.vectors.location,
             "generation": generation,
             "count": self.vectors.count(),

@@ -8,15 +8,18 @@ that built it and a generation counter bumped on every write (the BM25 index fol
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import chromadb
+import httpx
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import NotFoundError
 
 from assistant.config import Settings
-from assistant.errors import BackendUnavailableError, IndexMismatchError
+from assistant.errors import AssistantError, BackendUnavailableError, IndexMismatchError
 
 PAGE = 1000
 
@@ -51,6 +54,26 @@ def describe_location(settings: Settings) -> str:
     return str(settings.resolve(settings.store.path))
 
 
+def _server_call(method):
+    """A server that goes away after connecting is a BackendUnavailableError, not a traceback."""
+
+    @functools.wraps(method)
+    def wrapper(self: "ChromaStore", *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (httpx.TransportError, ConnectionError) as exc:
+            raise BackendUnavailableError(
+                f"lost the connection to the {self.location} ({exc}). Is `chroma run` still running?"
+            ) from None
+        except NotFoundError:
+            raise AssistantError(
+                f"the collection '{self.settings.store.collection}' at {self.location} was deleted "
+                "(by a rebuild in another process?). Run the command again."
+            ) from None
+
+    return wrapper
+
+
 class ChromaStore:
     def __init__(self, settings: Settings, embedding_model: str):
         self.settings = settings
@@ -80,16 +103,23 @@ class ChromaStore:
             )
 
     # --- bookkeeping -------------------------------------------------------------------------
+    @_server_call
+    def _metadata(self) -> dict:
+        """The collection metadata as stored now (another process may have written since)."""
+        self.collection = self.client.get_collection(self.settings.store.collection, embedding_function=None)
+        return dict(self.collection.metadata or {})
+
     @property
     def generation(self) -> int:
-        meta = self.collection.metadata or {}
-        return int(meta.get("generation", 0))
+        return int(self._metadata().get("generation", 0))
 
+    @_server_call
     def bump_generation(self) -> None:
-        meta = dict(self.collection.metadata or {})
+        meta = self._metadata()
         meta["generation"] = int(meta.get("generation", 0)) + 1
         self.collection.modify(metadata=meta)
 
+    @_server_call
     def count(self) -> int:
         return self.collection.count()
 
@@ -102,7 +132,7 @@ class ChromaStore:
         include = ["metadatas", "documents"] if with_text else ["metadatas"]
         offset = 0
         while True:
-            page = self.collection.get(limit=PAGE, offset=offset, include=include)
+            page = self._page(offset, include)
             ids = page["ids"]
             if not ids:
                 return
@@ -111,16 +141,23 @@ class ChromaStore:
                 yield StoredChunk(chunk_id, text or "", dict(meta or {}))
             offset += len(ids)
 
+    @_server_call
+    def _page(self, offset: int, include: list[str]) -> dict:
+        return self.collection.get(limit=PAGE, offset=offset, include=include)
+
+    @_server_call
     def get(self, chunk_ids: list[str]) -> dict[str, StoredChunk]:
         if not chunk_ids:
             return {}
         page = self.collection.get(ids=chunk_ids, include=["metadatas", "documents"])
         return {i: StoredChunk(i, d or "", dict(m or {})) for i, d, m in zip(page["ids"], page["documents"], page["metadatas"])}
 
+    @_server_call
     def chunks_of(self, doc_ids: list[str]) -> list[StoredChunk]:
         page = self.collection.get(where={"doc_id": {"$in": doc_ids}}, include=["metadatas", "documents"])
         return [StoredChunk(i, d or "", dict(m or {})) for i, d, m in zip(page["ids"], page["documents"], page["metadatas"])]
 
+    @_server_call
     def query(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
         """(chunk_id, cosine similarity), best first."""
         n = self.count()
@@ -130,6 +167,7 @@ class ChromaStore:
         return [(cid, 1.0 - float(dist)) for cid, dist in zip(result["ids"][0], result["distances"][0])]
 
     # --- writes ------------------------------------------------------------------------------
+    @_server_call
     def upsert(self, ids: list[str], vectors: np.ndarray, texts: list[str], metas: list[dict]) -> None:
         for i in range(0, len(ids), PAGE):
             self.collection.upsert(
@@ -139,6 +177,7 @@ class ChromaStore:
                 metadatas=metas[i : i + PAGE],
             )
 
+    @_server_call
     def delete(self, ids: list[str]) -> None:
         for i in range(0, len(ids), PAGE):
             self.collection.delete(ids=ids[i : i + PAGE])

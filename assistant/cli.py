@@ -1,0 +1,163 @@
+"""The ``assistant`` command line. Errors the user can act on are printed without a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from assistant.errors import AssistantError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def _assistant(args: argparse.Namespace):
+    from assistant.assistant import Assistant
+
+    return Assistant.from_config(args.config)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    assistant = _assistant(args)
+    report = assistant.ingest(args.paths, progress=(args.progress or sys.stderr.isatty()) and not args.no_progress, rebuild=args.rebuild)
+    if args.json:
+        print(report.model_dump_json(indent=2))
+    else:
+        print(
+            f"indexed {len(report.added)} new and {len(report.replaced)} changed articles "
+            f"({report.chunks_written} chunks written, {report.chunks_deleted} old chunks removed); "
+            f"{len(report.unchanged)} unchanged; {report.files_read} files read in {report.seconds:.1f}s"
+        )
+        for skipped in report.skipped:
+            print(f"  skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+    if report.errors:
+        print(f"{len(report.errors)} file(s) or record(s) could not be ingested (see above).", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    assistant = _assistant(args)
+    status = assistant.status()
+    documents = assistant.documents()
+    if args.json:
+        print(json.dumps({**status.model_dump(), "articles": [d.model_dump() for d in documents]}, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    print(f"documents:       {status.documents}")
+    print(f"chunks:          {status.chunks}")
+    print(f"embedding model: {status.embedding_model}")
+    print(f"store:           {status.store} (collection '{status.collection}')")
+    if status.incomplete_documents:
+        print(f"incomplete:      {', '.join(status.incomplete_documents)} (re-run `assistant ingest` on them)")
+    for doc in documents:
+        print(f"  {doc.doc_id}  [{doc.chunks} chunks]  {doc.title}")
+    return EXIT_OK
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    removed = _assistant(args).remove(args.doc_ids)
+    for doc_id in args.doc_ids:
+        if doc_id in removed:
+            print(f"removed {doc_id} ({removed[doc_id]} chunks)")
+        else:
+            print(f"not in the index: {doc_id} (see `assistant status`)", file=sys.stderr)
+    return EXIT_OK if len(removed) == len(set(args.doc_ids)) else EXIT_ERROR
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    passages = _assistant(args).search(args.question, top_k=args.top_k, mode=args.retriever)
+    if args.json:
+        print(json.dumps([p.model_dump() for p in passages], ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not passages:
+        print("no passages found (is the index empty? run `assistant ingest seeds/`)")
+    for n, p in enumerate(passages, start=1):
+        print(f"[{n}] {p.title or p.doc_id}  ({p.doc_id}, chars {p.start}-{p.end}, score {p.score:.4f})")
+        print(f"    {p.text}")
+    return EXIT_OK
+
+
+def cmd_bench_squad(args: argparse.Namespace) -> int:
+    from assistant.bench.squad import MODES, format_table, run_retrieval_bench
+    from assistant.config import load_settings
+
+    if not args.retrieval_only:
+        print("answer benchmarking needs the answering stage, which is not built yet: pass --retrieval-only", file=sys.stderr)
+        return EXIT_USAGE
+    modes = tuple(args.retriever or MODES)
+    result = run_retrieval_bench(
+        load_settings(args.config),
+        Path(args.data),
+        Path(args.questions) if args.questions else None,
+        modes=modes,
+        limit=args.limit,
+        store_dir=Path(args.store) if args.store else None,
+        progress=sys.stderr.isatty(),
+    )
+    print(format_table(result))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+        print(f"wrote {args.json}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="assistant", description="Question answering over Arabic news articles.")
+    parser.add_argument("--config", default=None, help="config file (default: $ASSISTANT_CONFIG or ./config.yaml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="index files or folders of articles (.txt .md .html .jsonl[.gz])")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--rebuild", action="store_true", help="drop the whole index first (e.g. after changing the embedding model)")
+    p.add_argument("--json", action="store_true", help="print the ingest report as JSON")
+    p.add_argument("--progress", action="store_true", help="show progress bars even when not on a terminal")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("status", help="what the index holds")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("remove", help="delete articles from every index")
+    p.add_argument("doc_ids", nargs="+", metavar="DOC_ID")
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("search", help="show the passages retrieved for a question")
+    p.add_argument("question")
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--retriever", choices=["dense", "bm25", "hybrid"], default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("bench", help="benchmarks")
+    bench = p.add_subparsers(dest="bench", required=True)
+    b = bench.add_parser("squad", help="retrieval benchmark on a SQuAD-v1.1-format file")
+    b.add_argument("--data", required=True, help="SQuAD JSON whose paragraphs are indexed")
+    b.add_argument("--questions", help="parallel SQuAD JSON whose questions (by id) replace the data file's")
+    b.add_argument("--retrieval-only", action="store_true", help="measure retrieval only")
+    b.add_argument("--retriever", action="append", choices=["dense", "bm25", "hybrid"], help="repeatable; default: all three")
+    b.add_argument("--limit", type=int, help="first N questions only")
+    b.add_argument("--store", help="keep the benchmark index in this folder (reused when run again)")
+    b.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    b.set_defaults(func=cmd_bench_squad)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except AssistantError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; the index keeps every article written so far (re-run to finish)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

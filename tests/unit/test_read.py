@@ -1,0 +1,475 @@
+"""assistant.read: files and folders → Articles, with every unusable input reported."""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import json
+import zlib
+from pathlib import Path
+
+import pytest
+
+from assistant.models import Article
+from assistant.read import FileRead, Skipped, UnreadableFile, decode, expand_paths, read_file, read_paths
+
+MAX = 50_000_000
+ARABIC = "قال المتحدث باسم الحكومة إن الاجتماع سيعقد غدا في دمشق.\nوأضاف أن الوفد سيصل صباحا."
+
+
+def _one(path: Path, extensions: list[str], max_bytes: int = MAX) -> Article:
+    result = read_file(path, extensions, max_bytes)
+    assert isinstance(result, FileRead)
+    assert result.skipped == []
+    assert len(result.articles) == 1
+    return result.articles[0]
+
+
+def _outcomes(paths, extensions, max_bytes: int = MAX) -> tuple[list[FileRead], list[Skipped]]:
+    reads, skips = [], []
+    for item in read_paths(paths, extensions, max_bytes):
+        (reads if isinstance(item, FileRead) else skips).append(item)
+    return reads, skips
+
+
+# --------------------------------------------------------------------------- encodings
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        pytest.param(lambda s: s.encode("utf-8"), id="utf-8"),
+        pytest.param(lambda s: codecs.BOM_UTF8 + s.encode("utf-8"), id="utf-8-bom"),
+        pytest.param(lambda s: s.encode("utf-16"), id="utf-16-bom-native"),
+        pytest.param(lambda s: codecs.BOM_UTF16_LE + s.encode("utf-16-le"), id="utf-16-le-bom"),
+        pytest.param(lambda s: codecs.BOM_UTF16_BE + s.encode("utf-16-be"), id="utf-16-be-bom"),
+        pytest.param(lambda s: s.encode("cp1256"), id="windows-1256"),
+    ],
+)
+def test_txt_encodings_decode_to_same_arabic_text(tmp_path: Path, extensions: list[str], encode) -> None:
+    path = tmp_path / "article.txt"
+    path.write_bytes(encode(ARABIC))
+    article = _one(path, extensions)
+    assert article.text == ARABIC
+    assert "\ufeff" not in article.text
+
+
+def test_windows_1256_is_not_valid_utf8_so_fallback_is_exercised() -> None:
+    data = ARABIC.encode("cp1256")
+    with pytest.raises(UnicodeDecodeError):
+        data.decode("utf-8")
+    assert decode(data) == ARABIC
+
+
+def test_decode_plain_ascii_and_latin_text() -> None:
+    assert decode(b"Plain English text.") == "Plain English text."
+
+
+def test_txt_article_fields(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "2020-06-07_report.txt"
+    path.write_text(ARABIC, encoding="utf-8")
+    article = _one(path, extensions)
+    assert article.doc_id == "2020-06-07_report"  # file stem
+    assert article.title == ""  # plain text: cleaning settles the title
+    assert article.source == "2020-06-07_report.txt"
+    assert article.path == str(path)
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def test_markdown_syntax_stripped(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "note.md"
+    path.write_text(
+        "# عنوان المقال\n\n"
+        "قال **المتحدث** في [بيان رسمي](https://example.com/statement) إن الحملة __مستمرة__.\n\n"
+        "## خلفية\n\n"
+        "> اقتباس من التقرير\n\n"
+        "---\n\n"
+        "![صورة الموقع](img/site.png) نص بعد الصورة.\n",
+        encoding="utf-8",
+    )
+    article = _one(path, extensions)
+    text = article.text
+    assert article.doc_id == "note"
+    for syntax in ("#", "**", "__", "](", "https://", "example.com", "> ", "---", "!["):
+        assert syntax not in text, syntax
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    assert lines[0] == "عنوان المقال"
+    assert "قال المتحدث في بيان رسمي إن الحملة مستمرة." in lines
+    assert "خلفية" in lines
+    assert "اقتباس من التقرير" in lines
+    assert "صورة الموقع نص بعد الصورة." in lines
+
+
+def test_markdown_extension_variant(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "note.markdown"
+    path.write_text("### عنوان\nنص **مهم** هنا.", encoding="utf-8")
+    assert _one(path, extensions).text == "عنوان\nنص مهم هنا."
+
+
+# --------------------------------------------------------------------------- html
+
+HTML = """<!doctype html>
+<html><head>
+<meta charset="utf-8">
+<title>عنوان الصفحة | موقع الأخبار</title>
+<style>.x { color: red } body::after { content: "STYLE_TEXT" }</style>
+<script>var SCRIPT_TEXT = "tracking";</script>
+</head>
+<body>
+<nav><a href="/">الرئيسية</a> <a href="/world">NAV_TEXT</a></nav>
+<main>
+  <h1>التحالف يوسع حملته في دير الزور</h1>
+  <p>الفقرة الأولى من الخبر.</p>
+  <p>الفقرة الثانية <script>document.write("INLINE_SCRIPT")</script>من الخبر.</p>
+  <div><p>فقرة داخل قسم.</p></div>
+  <ul><li>بند أول</li><li>بند ثان</li></ul>
+  <noscript>NOSCRIPT_TEXT</noscript>
+</main>
+<aside>ASIDE_TEXT</aside>
+<footer>FOOTER_TEXT جميع الحقوق محفوظة</footer>
+</body></html>
+"""
+
+
+def test_html_title_body_and_dropped_furniture(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "page.html"
+    path.write_text(HTML, encoding="utf-8")
+    article = _one(path, extensions)
+    assert article.doc_id == "page"
+    assert article.title == "التحالف يوسع حملته في دير الزور"
+    lines = article.text.split("\n")
+    assert lines == [
+        "الفقرة الأولى من الخبر.",
+        "الفقرة الثانية من الخبر.",
+        "فقرة داخل قسم.",
+        "بند أول",
+        "بند ثان",
+    ]
+    for gone in ("STYLE_TEXT", "SCRIPT_TEXT", "INLINE_SCRIPT", "document.write", "NAV_TEXT", "الرئيسية",
+                 "NOSCRIPT_TEXT", "ASIDE_TEXT", "FOOTER_TEXT", "color: red"):
+        assert gone not in article.text, gone
+        assert gone not in article.title, gone
+    # The headline is the title, not a body line.
+    assert article.title not in article.text
+
+
+def test_html_title_falls_back_to_title_tag(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "page.htm"
+    path.write_text(
+        "<html><head><title>عنوان من الوسم</title></head>"
+        "<body><p>سطر أول.</p><p>سطر ثان.</p></body></html>",
+        encoding="utf-8",
+    )
+    article = _one(path, extensions)
+    assert article.title == "عنوان من الوسم"
+    assert article.text == "سطر أول.\nسطر ثان."
+
+
+def test_html_without_block_tags_keeps_text_lines(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "bare.html"
+    path.write_text("<html><body>سطر أول<br>سطر ثان<script>HIDDEN()</script></body></html>", encoding="utf-8")
+    article = _one(path, extensions)
+    assert article.text.split("\n") == ["سطر أول", "سطر ثان"]
+
+
+def test_html_in_windows_1256(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "legacy.html"
+    path.write_bytes("<html><body><h1>عنوان قديم</h1><p>نص عربي بترميز قديم.</p></body></html>".encode("cp1256"))
+    article = _one(path, extensions)
+    assert article.title == "عنوان قديم"
+    assert article.text == "نص عربي بترميز قديم."
+
+
+def test_html_h1_inside_article_header_is_the_title(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "news.html"
+    path.write_text(
+        "<html><head><title>التحالف يوسع حملته | موقع الأخبار</title></head><body>"
+        "<header><nav>قائمة الموقع</nav></header>"
+        "<article><header><h1>التحالف يوسع حملته</h1></header>"
+        "<p>الفقرة الأولى.</p></article></body></html>",
+        encoding="utf-8",
+    )
+    article = _one(path, extensions)
+    assert article.title == "التحالف يوسع حملته"
+    assert "قائمة الموقع" not in article.text
+
+
+def test_html_text_directly_inside_container_div_is_kept(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "mixed.html"
+    path.write_text(
+        "<html><body><div class='body'>مقدمة الخبر مباشرة في القسم.<p>الفقرة الثانية.</p></div></body></html>",
+        encoding="utf-8",
+    )
+    article = _one(path, extensions)
+    assert "مقدمة الخبر مباشرة في القسم." in article.text
+    assert "الفقرة الثانية." in article.text
+
+
+# --------------------------------------------------------------------------- json lines
+
+RECORDS = [
+    {"id": "enab-1", "title": "عنوان أول", "text": "نص الخبر الأول.", "source": "عنب بلدي",
+     "url": "https://example.com/1", "date": "2020-06-07"},
+    {"id": 42, "title": "عنوان ثان", "text": "نص الخبر الثاني.\nسطر آخر.", "source": "إرم نيوز",
+     "url": "https://example.com/2", "date": "2020-03-23"},
+    {"id": "  padded-3 ", "text": "نص بلا عنوان."},
+]
+
+
+def _jsonl(records) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+
+
+@pytest.mark.parametrize(("name", "pack"), [("feed.jsonl", lambda b: b), ("feed.jsonl.gz", gzip.compress)])
+def test_jsonl_records_become_articles(tmp_path: Path, extensions: list[str], name: str, pack) -> None:
+    path = tmp_path / name
+    path.write_bytes(pack(_jsonl(RECORDS)))
+    result = read_file(path, extensions, MAX)
+    assert result.skipped == []
+    assert [a.doc_id for a in result.articles] == ["enab-1", "42", "padded-3"]
+    first, second, third = result.articles
+    assert (first.title, first.text, first.source, first.url, first.date) == (
+        "عنوان أول", "نص الخبر الأول.", "عنب بلدي", "https://example.com/1", "2020-06-07"
+    )
+    assert second.text == "نص الخبر الثاني.\nسطر آخر."
+    assert (second.source, second.date) == ("إرم نيوز", "2020-03-23")
+    assert (third.title, third.source, third.url, third.date) == ("", "", "", "")
+    assert first.path == f"{path}:1"
+    assert third.path == f"{path}:3"
+
+
+def test_jsonl_with_bom_and_blank_lines(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "feed.jsonl"
+    path.write_bytes(codecs.BOM_UTF8 + b"\n" + _jsonl(RECORDS[:1]) + b"\n   \n" + _jsonl(RECORDS[1:2]))
+    result = read_file(path, extensions, MAX)
+    assert [a.doc_id for a in result.articles] == ["enab-1", "42"]
+    assert result.skipped == []
+    assert result.articles[1].path == f"{path}:5"  # line numbers count the blank lines
+
+
+def test_jsonl_bad_lines_are_skipped_with_line_numbers(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "feed.jsonl"
+    lines = [
+        json.dumps(RECORDS[0], ensure_ascii=False),
+        '{"id": "broken", "text": "نص',  # invalid JSON
+        json.dumps({"id": "no-text", "title": "بلا نص"}, ensure_ascii=False),
+        json.dumps({"id": "blank-text", "text": "   "}),
+        json.dumps({"text": "بلا معرف"}, ensure_ascii=False),
+        "[1, 2, 3]",
+        json.dumps(RECORDS[1], ensure_ascii=False),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = read_file(path, extensions, MAX)
+    assert [a.doc_id for a in result.articles] == ["enab-1", "42"]
+    assert result.articles[1].path == f"{path}:7"
+    by_path = {s.path: s.reason for s in result.skipped}
+    assert set(by_path) == {f"{path}:{n}" for n in (2, 3, 4, 5, 6)}
+    assert "invalid JSON" in by_path[f"{path}:2"]
+    assert "text" in by_path[f"{path}:3"] and "missing" in by_path[f"{path}:3"]
+    assert "text" in by_path[f"{path}:4"]
+    assert "id" in by_path[f"{path}:5"]
+    assert "object" in by_path[f"{path}:6"]
+    assert all(s.error for s in result.skipped)
+
+
+def test_jsonl_bad_lines_reach_read_paths_callers(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "feed.jsonl"
+    path.write_text(json.dumps(RECORDS[0]) + "\nnot json\n", encoding="utf-8")
+    reads, skips = _outcomes([path], extensions)
+    assert skips == []  # the file itself was readable
+    assert len(reads) == 1
+    assert [a.doc_id for a in reads[0].articles] == ["enab-1"]
+    assert [s.path for s in reads[0].skipped] == [f"{path}:2"]
+
+
+def test_jsonl_without_records_is_unreadable(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "feed.jsonl"
+    path.write_text("\n\n  \n", encoding="utf-8")
+    with pytest.raises(UnreadableFile, match="no records"):
+        read_file(path, extensions, MAX)
+
+
+def test_jsonl_must_be_utf8(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "feed.jsonl"
+    path.write_bytes(json.dumps({"id": "a", "text": "نص"}, ensure_ascii=False).encode("cp1256"))
+    with pytest.raises(UnreadableFile, match="UTF-8"):
+        read_file(path, extensions, MAX)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(lambda: b"this is not gzip at all\n", id="not-gzip"),
+        pytest.param(lambda: gzip.compress(_jsonl(RECORDS) * 50)[:-200], id="truncated"),
+        pytest.param(lambda: gzip.compress(_jsonl(RECORDS))[:-8] + b"\x00" * 8, id="bad-crc"),
+    ],
+)
+def test_corrupt_gzip(tmp_path: Path, extensions: list[str], payload) -> None:
+    path = tmp_path / "feed.jsonl.gz"
+    path.write_bytes(payload())
+    with pytest.raises(UnreadableFile, match="gzip"):
+        read_file(path, extensions, MAX)
+    reads, skips = _outcomes([path], extensions)
+    assert reads == []
+    assert len(skips) == 1 and skips[0].path == str(path) and skips[0].error
+    assert "gzip" in skips[0].reason
+
+
+# A valid gzip header followed by a deflate stream with an invalid block type: zlib.error.
+_BAD_DEFLATE = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + b"\xff" * 20 + b"\x00" * 8
+
+
+def test_corrupt_deflate_stream_is_unreadable_not_a_crash(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "feed.jsonl.gz"
+    path.write_bytes(_BAD_DEFLATE)
+    reads, skips = _outcomes([path], extensions)
+    assert reads == []
+    assert len(skips) == 1 and "gzip" in skips[0].reason
+
+
+# --------------------------------------------------------------------------- unusable files
+
+
+def test_empty_file_skipped(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "empty.txt"
+    path.write_bytes(b"")
+    with pytest.raises(UnreadableFile, match="empty"):
+        read_file(path, extensions, MAX)
+    reads, skips = _outcomes([path], extensions)
+    assert reads == []
+    assert [(s.path, s.error) for s in skips] == [(str(path), True)]
+    assert "empty" in skips[0].reason
+
+
+def test_whitespace_only_file_skipped(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "blank.txt"
+    path.write_text(" \n\t\n  ", encoding="utf-8")
+    reads, skips = _outcomes([path], extensions)
+    assert reads == [] and len(skips) == 1
+    assert "no text" in skips[0].reason
+
+
+def test_binary_file_skipped(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "image.txt"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x01\x02\x03" * 10)
+    with pytest.raises(UnreadableFile, match="binary"):
+        read_file(path, extensions, MAX)
+    reads, skips = _outcomes([path], extensions)
+    assert reads == []
+    assert len(skips) == 1 and skips[0].error and "binary" in skips[0].reason
+
+
+def test_oversized_file_skipped(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "big.txt"
+    path.write_text(ARABIC * 20, encoding="utf-8")
+    size = path.stat().st_size
+    with pytest.raises(UnreadableFile, match="max_file_mb"):
+        read_file(path, extensions, max_bytes=size - 1)
+    reads, skips = _outcomes([path], extensions, max_bytes=100)
+    assert reads == []
+    assert len(skips) == 1 and skips[0].error and "limit" in skips[0].reason
+    # Exactly at the limit is fine.
+    assert _one(path, extensions, max_bytes=size).text == ARABIC * 20
+
+
+def test_broken_utf16_file_is_skipped_not_a_crash(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "broken.txt"
+    path.write_bytes(codecs.BOM_UTF16_LE + "نص".encode("utf-16-le") + b"\x41")
+    reads, skips = _outcomes([path], extensions)
+    assert reads == []
+    assert len(skips) == 1 and skips[0].path == str(path)
+
+
+# --------------------------------------------------------------------------- paths and folders
+
+
+def test_missing_path_skipped(tmp_path: Path, extensions: list[str]) -> None:
+    missing = tmp_path / "nope" / "article.txt"
+    reads, skips = _outcomes([missing], extensions)
+    assert reads == []
+    assert len(skips) == 1
+    assert skips[0].path == str(missing)
+    assert "no such file" in skips[0].reason
+    assert skips[0].error is True
+
+
+def test_explicit_unsupported_file_is_an_error(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "photo.png"
+    path.write_bytes(b"\x89PNG")
+    files, problems = expand_paths([path], extensions)
+    assert files == []
+    assert len(problems) == 1 and problems[0].error is True
+    assert "unsupported" in problems[0].reason
+
+
+def _make_tree(root: Path) -> None:
+    (root / "z.txt").write_text("المقال زد.", encoding="utf-8")
+    (root / "b.md").write_text("# بي\nنص.", encoding="utf-8")
+    (root / "a").mkdir()
+    (root / "a" / "m.txt").write_text("المقال إم.", encoding="utf-8")
+    (root / "a" / "deep").mkdir()
+    (root / "a" / "deep" / "c.html").write_text("<p>المقال سي.</p>", encoding="utf-8")
+    (root / "feeds").mkdir()
+    (root / "feeds" / "f.jsonl.gz").write_bytes(gzip.compress(_jsonl(RECORDS[:1])))
+    # Not articles:
+    (root / "a" / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    (root / "README").write_text("notes", encoding="utf-8")
+    (root / "data.csv").write_text("a,b\n", encoding="utf-8")
+    # Hidden: ignored entirely.
+    (root / ".hidden.txt").write_text("مخفي.", encoding="utf-8")
+    (root / ".git").mkdir()
+    (root / ".git" / "HEAD.txt").write_text("مخفي.", encoding="utf-8")
+    (root / "a" / ".cache").mkdir()
+    (root / "a" / ".cache" / "x.txt").write_text("مخفي.", encoding="utf-8")
+
+
+def test_folder_walk_recursive_sorted_hidden_ignored(tmp_path: Path, extensions: list[str]) -> None:
+    _make_tree(tmp_path)
+    files, problems = expand_paths([tmp_path], extensions)
+    assert [p.relative_to(tmp_path).as_posix() for p in files] == [
+        "a/deep/c.html",
+        "a/m.txt",
+        "b.md",
+        "feeds/f.jsonl.gz",
+        "z.txt",
+    ]
+    assert files == sorted(files)
+    skipped_names = sorted(Path(s.path).relative_to(tmp_path).as_posix() for s in problems)
+    assert skipped_names == ["README", "a/photo.jpg", "data.csv"]
+    assert all(s.error is False for s in problems)
+    assert all("unsupported" in s.reason for s in problems)
+
+
+def test_read_paths_on_folder(tmp_path: Path, extensions: list[str]) -> None:
+    _make_tree(tmp_path)
+    reads, skips = _outcomes([tmp_path], extensions)
+    assert [a.doc_id for r in reads for a in r.articles] == ["c", "m", "b", "enab-1", "z"]
+    assert all(not s.error for s in skips)
+    everything = " ".join(a.text for r in reads for a in r.articles) + " ".join(s.path for s in skips)
+    assert "مخفي" not in everything
+    assert ".hidden" not in everything and ".git" not in everything and ".cache" not in everything
+    # Same tree, same order, every time.
+    again, _ = _outcomes([tmp_path], extensions)
+    assert [r.path for r in again] == [r.path for r in reads]
+
+
+def test_read_paths_mixes_files_folders_and_missing(tmp_path: Path, extensions: list[str]) -> None:
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "one.txt").write_text("واحد.", encoding="utf-8")
+    single = tmp_path / "two.txt"
+    single.write_text("اثنان.", encoding="utf-8")
+    reads, skips = _outcomes([tmp_path / "dir", single, tmp_path / "missing.txt"], extensions)
+    assert [r.articles[0].doc_id for r in reads] == ["one", "two"]
+    assert len(skips) == 1 and "no such file" in skips[0].reason
+
+
+def test_seed_files_read_as_text(extensions: list[str]) -> None:
+    seeds = Path(__file__).resolve().parents[2] / "seeds"
+    reads, skips = _outcomes([seeds], extensions)
+    assert skips == []
+    assert [r.articles[0].doc_id for r in reads] == sorted(p.stem for p in seeds.glob("*.txt"))
+    for r in reads:
+        assert r.articles[0].text.strip()
+        assert "\ufffd" not in r.articles[0].text

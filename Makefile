@@ -11,7 +11,7 @@ export ANONYMIZED_TELEMETRY := False
 $(BIN)/assistant: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[embedded,dev]'
 	touch $@
 
 install: $(BIN)/assistant

@@ -7,14 +7,18 @@ Heavy parts (the embedding model, the Chroma client) are created on first use, s
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from assistant.answer import Answerer, History
 from assistant.config import Settings, load_settings
 from assistant.embed import Embedder, make_embedder, model_id_for
 from assistant.ingest import ingest
-from assistant.models import DocumentInfo, IndexStatus, IngestReport, Passage
+from assistant.llm import resolve_backend
+from assistant.models import Answer, DocumentInfo, IndexStatus, IngestReport, Passage
+from assistant.prompts import Prompts
 from assistant.retrieve import Mode, Retriever
 from assistant.store import Index
 
@@ -39,6 +43,19 @@ class Assistant:
     @cached_property
     def retriever(self) -> Retriever:
         return Retriever(self.index, self.embedder, self.settings.retrieval)
+
+    @cached_property
+    def answerer(self) -> Answerer:
+        prompts = Prompts(self.settings.resolve(self.settings.answer.prompts_dir) if self.settings.answer.prompts_dir else None)
+        return Answerer(self.retriever, self.embedder, resolve_backend(self.settings), self.settings.answer, prompts)
+
+    def stream(self, question: str, history: History = None, top_k: int | None = None) -> Iterator[str | Answer]:
+        """Text deltas as the model writes them, then the final ``Answer`` (the authoritative text)."""
+        return self.answerer.stream(question, history, top_k)
+
+    def ask(self, question: str, history: History = None, top_k: int | None = None) -> Answer:
+        """``history``: earlier turns as ``{"role": "user"|"assistant", "content": ...}`` dicts."""
+        return self.answerer.ask(question, history, top_k)
 
     def ingest(self, paths: list[str | Path], progress: bool = False, rebuild: bool = False) -> IngestReport:
         if rebuild:

@@ -13,10 +13,17 @@ from assistant.errors import AssistantError
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 
-def _assistant(args: argparse.Namespace):
+def _assistant(args: argparse.Namespace, check_llm: bool = False):
+    from assistant.config import load_settings
+
+    settings = load_settings(args.config)
+    if check_llm and settings.llm.provider == "ollama":
+        from assistant.llm.ollama import probe
+
+        probe(settings.llm)  # fail fast, before the embedding model and the index are loaded
     from assistant.assistant import Assistant
 
-    return Assistant.from_config(args.config)
+    return Assistant(settings)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -79,6 +86,87 @@ def cmd_search(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def print_answer(answer, file=sys.stdout) -> None:
+    print(answer.text, file=file)
+    if answer.citations:
+        print("\nSources:", file=file)
+        for c in answer.citations:
+            where = ", ".join(x for x in (c.source, c.date) if x)
+            print(f"  [{c.n}] {c.title or c.doc_id} ({c.doc_id}{', ' + where if where else ''}; chars {c.start}-{c.end})", file=file)
+            print(f"      {c.text[:300]}{'…' if len(c.text) > 300 else ''}", file=file)
+    t = answer.timings
+    first = f", first token {t.first_token_ms / 1000:.1f}s" if t.first_token_ms else ""
+    print(f"\n({answer.model}; retrieval {t.retrieval_ms / 1000:.2f}s{first}, total {t.total_ms / 1000:.1f}s)", file=sys.stderr)
+    for note in answer.notes:
+        print(f"note: {note}", file=sys.stderr)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    answer = _assistant(args, check_llm=True).ask(args.question, top_k=args.top_k)
+    if args.json:
+        print(answer.model_dump_json(indent=2))
+    else:
+        print_answer(answer)
+    return EXIT_OK
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from assistant.models import Answer
+
+    assistant = _assistant(args, check_llm=True)
+    history: list[dict] = []
+    print("Ask about the indexed articles, in Arabic or English. An empty line or Ctrl-D ends the chat.")
+    while True:
+        try:
+            question = input("\n> ").strip()
+        except EOFError:
+            print()
+            return EXIT_OK
+        if not question:
+            return EXIT_OK
+        try:
+            streamed = []
+            for item in assistant.stream(question, history=history):
+                if isinstance(item, Answer):
+                    answer = item
+                else:
+                    streamed.append(item)
+                    print(item, end="", flush=True)
+            print("\r", end="")
+            if answer.text != "".join(streamed).strip():
+                print(f"\n→ {answer.text}")
+            else:
+                print()
+            print_answer(answer.model_copy(update={"text": ""}))
+        except AssistantError as exc:
+            print(f"\nerror: {exc}", file=sys.stderr)
+            continue
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from assistant.evaluate import check_thresholds, load_dataset, markdown_report, run_eval
+
+    assistant = _assistant(args, check_llm=not args.retrieval_only)
+    dataset = Path(args.dataset or assistant.settings.resolve(assistant.settings.eval.dataset))
+    items = load_dataset(dataset)
+    report = run_eval(assistant, items, retrieval_only=args.retrieval_only, progress=sys.stderr.isatty())
+    report["dataset"] = str(dataset)
+    failures = check_thresholds(report, assistant.settings.eval.thresholds, args.retrieval_only)
+    report["gate"] = {"thresholds": assistant.settings.eval.thresholds, "failures": failures, "passed": not failures}
+    markdown = markdown_report(report)
+    print(markdown)
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+        out.with_suffix(".md").write_text(markdown, encoding="utf-8")
+        print(f"wrote {out} and {out.with_suffix('.md')}", file=sys.stderr)
+    for failure in failures:
+        print(f"gate: {failure}", file=sys.stderr)
+    return EXIT_ERROR if failures else EXIT_OK
+
+
 def cmd_bench_squad(args: argparse.Namespace) -> int:
     from assistant.bench.squad import MODES, format_table, run_retrieval_bench
     from assistant.config import load_settings
@@ -131,6 +219,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retriever", choices=["dense", "bm25", "hybrid"], default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("ask", help="answer a question with numbered sources")
+    p.add_argument("question")
+    p.add_argument("--top-k", type=int, default=None, help="passages shown to the model")
+    p.add_argument("--json", action="store_true", help="print the Answer as JSON")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("chat", help="a conversation in the terminal, with follow-up questions")
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("eval", help="run the eval suite; exits 1 when a metric misses its threshold")
+    p.add_argument("--dataset", help="YAML dataset (default: eval.dataset in the config)")
+    p.add_argument("--retrieval-only", action="store_true", help="score retrieval only (no model)")
+    p.add_argument("--json", metavar="OUT", help="write the JSON report here and the Markdown report beside it")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="benchmarks")
     bench = p.add_subparsers(dest="bench", required=True)

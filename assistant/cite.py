@@ -1,0 +1,114 @@
+"""Stage 8, cite: turn the model's ``[n]`` markers into verified citations.
+
+A marker survives only if ``n`` names a passage that was shown and the sentence carrying it is
+supported by that passage. When no marker survives, citations are attached by matching each
+sentence to the passage that supports it best. Markers may use Arabic-Indic digits (``[١]``),
+lists (``[1, 2]``, ``[١،٢]``) or lenticular brackets (``【1】``); all come out as ``[n]``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from assistant.arabic import lexical_tokens, normalize
+from assistant.models import Citation, Passage
+
+_MARKER = re.compile(r"[\[【]\s*([0-9٠-٩۰-۹]+(?:\s*[,،;؛-]\s*[0-9٠-٩۰-۹]+)*)\s*[\]】]")
+_SENTENCE = re.compile(r"[^.!?؟۔\n]+(?:[.!?؟۔]+|\n|$)")
+
+# support(sentence, passage) -> 0..1; lexical by default, cross-lingual when given by the caller.
+Support = Callable[[str, Passage], float]
+
+
+def marker_numbers(raw: str) -> list[int]:
+    return [int(normalize(d)) for d in re.split(r"\s*[,،;؛-]\s*", raw.strip()) if d]
+
+
+def strip_markers(text: str) -> str:
+    return re.sub(r"\s+([.،,؟?!])", r"\1", _MARKER.sub("", text)).strip()
+
+
+def lexical_support(sentence: str, passage: Passage) -> float:
+    """Share of the sentence's content terms (stems) that occur in the passage."""
+    terms = set(lexical_tokens(strip_markers(sentence)))
+    if not terms:
+        return 0.0
+    found = set(lexical_tokens(f"{passage.title}\n{passage.text}"))
+    return len(terms & found) / len(terms)
+
+
+@dataclass
+class Cited:
+    text: str
+    citations: list[Citation]
+    dropped: list[int]  # marker numbers removed as invalid or unsupported
+
+
+def cite(answer: str, passages: list[Passage], support: Support = lexical_support, min_support: float = 0.3) -> Cited:
+    sentences = [m.group(0) for m in _SENTENCE.finditer(answer)] or [answer]
+    used: list[int] = []
+    dropped: list[int] = []
+    out: list[str] = []
+    for sentence in sentences:
+        kept: list[int] = []
+
+        def replace(match: re.Match) -> str:
+            numbers = []
+            for n in marker_numbers(match.group(1)):
+                valid = 1 <= n <= len(passages) and support(sentence, passages[n - 1]) >= min_support
+                (numbers if valid else dropped).append(n)
+            kept.extend(numbers)
+            return "".join(f"[{n}]" for n in dict.fromkeys(numbers))
+
+        out.append(_MARKER.sub(replace, sentence))
+        used.extend(kept)
+    text = _tidy("".join(out))
+
+    if not used and passages:
+        text, used = _attach(text, passages, support, min_support)
+    numbers = list(dict.fromkeys(used))
+    return Cited(text, [to_citation(n, passages[n - 1]) for n in numbers], dropped)
+
+
+def _attach(text: str, passages: list[Passage], support: Support, min_support: float) -> tuple[str, list[int]]:
+    """Append ``[n]`` to each sentence that one passage supports well enough."""
+    out, used = [], []
+    for match in _SENTENCE.finditer(text):
+        sentence = match.group(0)
+        body = sentence.rstrip()
+        tail = sentence[len(body):]
+        if len(strip_markers(body)) < 3:
+            out.append(sentence)
+            continue
+        scores = [support(body, p) for p in passages]
+        best = max(range(len(passages)), key=scores.__getitem__)
+        if scores[best] >= min_support:
+            n = best + 1
+            used.append(n)
+            ends = re.search(r"[.!?؟۔]+$", body)
+            body = f"{body[: ends.start()]} [{n}]{ends.group(0)}" if ends else f"{body} [{n}]"
+        out.append(body + tail)
+    return _tidy("".join(out)), used
+
+
+def _tidy(text: str) -> str:
+    text = re.sub(r"[ \t]+([.،,؟?!])", r"\1", text)
+    text = re.sub(r"[ \t]{2,}", " ", text)
+    return text.strip()
+
+
+def to_citation(n: int, passage: Passage) -> Citation:
+    return Citation(
+        n=n,
+        doc_id=passage.doc_id,
+        title=passage.title,
+        chunk_id=passage.chunk_id,
+        text=passage.text,
+        start=passage.start,
+        end=passage.end,
+        score=passage.score,
+        source=passage.source,
+        date=passage.date,
+    )

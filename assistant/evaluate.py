@@ -1,0 +1,250 @@
+"""The eval suite: hand-written question–answer pairs run through the real pipeline.
+
+Dataset: a YAML list of items with ``id``, ``question``, ``answers`` (any one counts), ``sources``
+(doc ids that support it) and ``answerable`` (default true). Metrics follow DESIGN.md §5:
+retrieval hit@1/hit@5/MRR (a hit is a passage from a ``sources`` article); answer accuracy (an
+answerable item answered, not refused, with a gold answer in the text after Arabic normalization),
+token F1 and language match; citation precision and coverage; refusal as two rates
+(unanswerable refused, answerable wrongly refused) plus their combined accuracy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from tqdm import tqdm
+
+from assistant.arabic import detect_language, normalize
+from assistant.cite import strip_markers
+from assistant.errors import InputError
+
+_TOKEN = re.compile(r"\w+")
+
+
+class EvalItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # datasets may carry their own fields
+
+    id: str
+    question: str
+    answers: list[str] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
+    answerable: bool = True
+    lang: str | None = None
+
+    @property
+    def language(self) -> str:
+        return self.lang or detect_language(self.question)
+
+
+def load_dataset(path: str | Path) -> list[EvalItem]:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"no such dataset: {path}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, list) or not data:
+        raise InputError(f"{path}: the dataset must be a non-empty YAML list of items")
+    items = []
+    for number, raw in enumerate(data, start=1):
+        try:
+            items.append(EvalItem.model_validate(raw))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise InputError(f"{path}: item {number}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    duplicates = [i for i, n in Counter(item.id for item in items).items() if n > 1]
+    if duplicates:
+        raise InputError(f"{path}: duplicate item ids: {', '.join(duplicates)}")
+    return items
+
+
+# --- answer matching ---------------------------------------------------------------------------
+def _norm(text: str) -> str:
+    return " ".join(_TOKEN.findall(normalize(strip_markers(text)).lower()))
+
+
+def contains_answer(answer: str, golds: list[str]) -> bool:
+    text = f" {_norm(answer)} "
+    return any(_norm(g) and (f" {_norm(g)} " in text or _norm(g) in text) for g in golds)
+
+
+def token_f1(answer: str, golds: list[str]) -> float:
+    predicted = _norm(answer).split()
+    best = 0.0
+    for gold in golds:
+        truth = _norm(gold).split()
+        common = sum((Counter(predicted) & Counter(truth)).values())
+        if common:
+            precision, recall = common / len(predicted), common / len(truth)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+# --- the run -----------------------------------------------------------------------------------
+def run_eval(assistant, items: list[EvalItem], retrieval_only: bool = False, progress: bool = False) -> dict[str, Any]:
+    rows = []
+    for item in tqdm(items, desc="eval", unit="q", disable=not progress):
+        passages = assistant.search(item.question, top_k=max(5, assistant.settings.retrieval.top_k))
+        ranks = [i for i, p in enumerate(passages, start=1) if p.doc_id in item.sources]
+        row: dict[str, Any] = {
+            "id": item.id,
+            "question": item.question,
+            "language": item.language,
+            "answerable": item.answerable,
+            "gold": item.answers,
+            "sources": item.sources,
+            "retrieved": [p.doc_id for p in passages],
+            "first_hit_rank": ranks[0] if ranks else None,
+        }
+        if not retrieval_only:
+            answer = assistant.ask(item.question)
+            cited_docs = [c.doc_id for c in answer.citations]
+            row.update(
+                answer=answer.text,
+                refused=answer.refused,
+                answer_language=detect_language(strip_markers(answer.text)),
+                citations=[{"n": c.n, "doc_id": c.doc_id, "chunk_id": c.chunk_id} for c in answer.citations],
+                correct=item.answerable and not answer.refused and contains_answer(answer.text, item.answers),
+                f1=token_f1(answer.text, item.answers) if item.answerable and not answer.refused else 0.0,
+                citation_hits=sum(d in item.sources for d in cited_docs),
+                model=answer.model,
+                notes=answer.notes,
+                timings=answer.timings.model_dump(),
+            )
+        row["passed"], row["why"] = _verdict(row, retrieval_only)
+        rows.append(row)
+    report = {
+        "metrics": metrics(rows, retrieval_only),
+        "by_language": {lang: metrics([r for r in rows if r["language"] == lang], retrieval_only) for lang in sorted({r["language"] for r in rows})},
+        "items": rows,
+    }
+    return report
+
+
+def _verdict(row: dict, retrieval_only: bool) -> tuple[bool, str]:
+    if retrieval_only:
+        if not row["answerable"]:
+            return True, "unanswerable (retrieval not scored)"
+        if row["first_hit_rank"] is None:
+            return False, "no passage from a source article in the top 5"
+        return True, f"first source passage at rank {row['first_hit_rank']}"
+    if not row["answerable"]:
+        return (True, "refused as expected") if row["refused"] else (False, "answered an unanswerable question")
+    if row["refused"]:
+        return False, "refused an answerable question"
+    if not row["correct"]:
+        return False, "no gold answer in the answer"
+    if row["answer_language"] != row["language"]:
+        return False, f"answered in {row['answer_language']}, asked in {row['language']}"
+    if not row["citations"]:
+        return False, "no citation"
+    if row["citation_hits"] < len(row["citations"]):
+        return False, "cites an article that is not a source"
+    return True, "correct, cited"
+
+
+def _share(values: list[bool]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def metrics(rows: list[dict], retrieval_only: bool = False) -> dict[str, Any]:
+    answerable = [r for r in rows if r["answerable"]]
+    ranks = [r["first_hit_rank"] for r in answerable]
+    out: dict[str, Any] = {
+        "n_items": len(rows),
+        "retrieval": {
+            "hit_at_1": _share([r == 1 for r in ranks]),
+            "hit_at_5": _share([r is not None and r <= 5 for r in ranks]),
+            "mrr": sum(1 / r for r in ranks if r) / len(ranks) if ranks else None,
+        },
+    }
+    if retrieval_only:
+        return out
+    unanswerable = [r for r in rows if not r["answerable"]]
+    answered = [r for r in rows if not r["refused"]]
+    answered_answerable = [r for r in answerable if not r["refused"]]
+    citations = [c for r in answered_answerable for c in r["citations"]]
+    out["answer"] = {
+        "accuracy": _share([r["correct"] for r in answerable]),
+        "f1": sum(r["f1"] for r in answerable) / len(answerable) if answerable else None,
+        "language_match": _share([r["answer_language"] == r["language"] for r in answered]),
+    }
+    out["citations"] = {
+        "precision": sum(r["citation_hits"] for r in answered_answerable) / len(citations) if citations else None,
+        "coverage": _share([bool(r["citations"]) for r in answered]),
+    }
+    out["refusal"] = {
+        "accuracy": _share([r["refused"] != r["answerable"] for r in rows]),
+        "unanswerable_refused": _share([r["refused"] for r in unanswerable]),
+        "answerable_refused": _share([r["refused"] for r in answerable]),
+    }
+    out["timings"] = {
+        "median_total_ms": _median([r["timings"]["total_ms"] for r in rows]),
+        "median_first_token_ms": _median([r["timings"]["first_token_ms"] for r in rows if r["timings"]["first_token_ms"]]),
+    }
+    return out
+
+
+def _median(values: list[float]) -> float | None:
+    values = sorted(values)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+# --- gate and report ---------------------------------------------------------------------------
+UPPER_BOUNDS = {"refusal.answerable_refused"}  # lower is better
+
+
+def check_thresholds(report: dict, thresholds: dict[str, float], retrieval_only: bool = False) -> list[str]:
+    """Human-readable failures; a metric not computed in this run (e.g. answers when
+    ``retrieval_only``) is skipped, an unknown metric name is a failure."""
+    failures = []
+    for name, bound in thresholds.items():
+        section, _, metric = name.partition(".")
+        if retrieval_only and section != "retrieval":
+            continue
+        value = report["metrics"].get(section, {}).get(metric, "missing")
+        if value == "missing":
+            failures.append(f"{name}: no such metric")
+        elif value is None:
+            continue
+        elif name in UPPER_BOUNDS and value > bound:
+            failures.append(f"{name} = {value:.3f} is above its threshold {bound:.3f}")
+        elif name not in UPPER_BOUNDS and value < bound:
+            failures.append(f"{name} = {value:.3f} is below its threshold {bound:.3f}")
+    return failures
+
+
+def _fmt(value) -> str:
+    return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def markdown_report(report: dict) -> str:
+    columns = [("all", report["metrics"])] + [(lang, m) for lang, m in report["by_language"].items()]
+    lines = ["# Eval report", "", f"Dataset: `{report.get('dataset', '')}`", ""]
+    lines += ["| metric | " + " | ".join(name for name, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for section in ("retrieval", "answer", "citations", "refusal", "timings"):
+        for metric in report["metrics"].get(section, {}):
+            lines.append(f"| {section}.{metric} | " + " | ".join(_fmt(m.get(section, {}).get(metric)) for _, m in columns) + " |")
+    lines.append(f"| items | " + " | ".join(str(m["n_items"]) for _, m in columns) + " |")
+    gate = report.get("gate")
+    if gate:
+        lines += ["", "Gate: " + ("passed" if gate["passed"] else "FAILED: " + "; ".join(gate["failures"]))]
+    rows = sorted(report["items"], key=lambda r: r["passed"])
+    lines += ["", "## Items (failures first)", "", "| | id | lang | question | answer | citations | why |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        answer = (r.get("answer") or "").replace("\n", " ").replace("|", "/")
+        cites = ", ".join(f"[{c['n']}] {c['doc_id'][:3]}" for c in r.get("citations", []))
+        lines.append(
+            f"| {'✅' if r['passed'] else '❌'} | {r['id']} | {r['language']} | {r['question'].replace('|', '/')} | "
+            f"{answer[:200]} | {cites} | {r['why']} |"
+        )
+    return "\n".join(lines) + "\n"

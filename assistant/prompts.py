@@ -1,0 +1,40 @@
+"""Prompts live as text files under ``prompts/`` and are loaded by name; no prompt text in code.
+
+Placeholders use ``str.format`` syntax (``{question}``); a literal brace is written ``{{``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from assistant.errors import ConfigError
+
+DEFAULT_DIR = Path(__file__).resolve().parents[1] / "prompts"
+LANGUAGE_NAMES = {"ar": "Arabic", "en": "English"}
+
+
+class Prompts:
+    def __init__(self, folder: Path | None = None):
+        self.folder = Path(folder or DEFAULT_DIR)
+
+    def text(self, name: str) -> str:
+        return _read(self.folder / f"{name}.txt")
+
+    def render(self, name: str, **values: str) -> str:
+        try:
+            return self.text(name).format(**values)
+        except KeyError as exc:
+            raise ConfigError(f"prompt '{name}' uses the placeholder {exc}, which is not provided") from None
+
+    def localized(self, name: str, language: str) -> str:
+        """``name.<language>.txt``, e.g. the refusal sentence in the question's language."""
+        return self.text(f"{name}.{language}")
+
+
+@lru_cache(maxsize=64)
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise ConfigError(f"prompt file missing: {path}") from None

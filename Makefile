@@ -16,12 +16,11 @@ $(BIN)/assistant: pyproject.toml constraints.txt
 
 install: $(BIN)/assistant
 
-# Index seeds/ when the index is empty, then show retrieval for a sample question.
+# Index seeds/ when the index is empty, then start a conversation in the terminal.
 run: install
 	@$(BIN)/python -c "from assistant import Assistant; import sys; sys.exit(Assistant.from_config().status().chunks == 0)" \
 		|| $(BIN)/assistant ingest seeds/
-	$(BIN)/assistant status
-	$(BIN)/assistant search "من هو المتحدث الرسمي باسم التحالف الدولي؟" --top-k 3
+	$(BIN)/assistant chat
 
 test: install
 	$(BIN)/python -m pytest

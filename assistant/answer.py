@@ -3,8 +3,11 @@
 One code path: ``stream()`` yields text deltas and then the final ``Answer``; ``ask()`` drains it.
 Small local models rarely refuse on their own and often answer English questions in Arabic, so
 three decisions are made in code, not left to the model:
-- refusal: no LLM call when retrieval evidence is too weak (``answer.min_evidence``), and an
-  answer whose sentences no shown passage supports is replaced by a refusal;
+- refusal: no LLM call when the best passage is far from the question (``answer.min_dense_score``,
+  per language: cross-lingual similarities run lower); then an evidence check asks the model
+  whether the passages state the answer and refuses when P(yes) < ``answer.min_answerable``
+  (the prompt prefix is shared with the answer prompt, so the model server's cache makes the
+  answer call cheap afterwards); finally an answer that no shown passage supports is refused;
 - language: an answer in the wrong language is translated back by the model;
 - citations: markers are validated and, when missing, attached by matching (see cite.py).
 The streamed deltas are the model's raw text; the final ``Answer.text`` is authoritative.
@@ -14,11 +17,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+import re
 
 import numpy as np
 
-from assistant.arabic import detect_language, lexical_tokens
+from assistant.arabic import detect_language, lexical_tokens, normalize
 from assistant.chunk import sentence_spans
 from assistant.cite import cite, lexical_support, strip_markers, to_citation
 from assistant.config import AnswerSettings
@@ -29,18 +32,7 @@ from assistant.prompts import LANGUAGE_NAMES, Prompts
 from assistant.retrieve import Retriever, check_question
 
 History = list[dict] | list[tuple[str, str]] | None
-
-
-@dataclass
-class Evidence:
-    """How strongly retrieval says the passages are about the question."""
-
-    dense: float  # best cosine similarity, question vs passage
-    coverage: float  # share of the question's content terms found in the best passages
-
-    @property
-    def score(self) -> float:
-        return max(self.dense, self.coverage)
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 
 
 class Answerer:
@@ -61,13 +53,12 @@ class Answerer:
         question = check_question(question, self.retriever.settings.max_question_chars)
         language = detect_language(question)
         notes = [self.resolved.note] if self.resolved.note else []
-        standalone = self.condense(question, _messages(history)) if history else question
+        standalone = self.condense(question, _history_messages(history)) if history else question
 
         passages = self.retriever.search(
-            standalone, top_k=top_k or self.settings.passages, lexical_query=self._arabic_query(standalone, language)
+            standalone, top_k=top_k or self.settings.passages, lexical_query=self.arabic_query(standalone, language)
         )
         retrieval_ms = _ms(started)
-        evidence = self.evidence(standalone, passages)
 
         def finish(text: str, citations=(), refused=False, first_token_ms=None) -> Answer:
             return Answer(
@@ -82,8 +73,10 @@ class Answerer:
             )
 
         refusal = self.prompts.localized("refusal", language)
-        if not passages or evidence.score < self.settings.min_evidence:
-            notes.append(f"refused before generation: retrieval evidence {evidence.score:.2f} < {self.settings.min_evidence:.2f}")
+        best = max((p.dense_score or 0.0 for p in passages), default=0.0)
+        floor = self.settings.min_dense_score[language]
+        if best < floor:
+            notes.append(f"refused: the best passage's similarity {best:.3f} is below {floor:.3f}")
             yield refusal
             yield finish(refusal, refused=True)
             return
@@ -94,9 +87,17 @@ class Answerer:
             yield finish(text, citations)
             return
 
+        if self.settings.min_answerable > 0:
+            p_yes = self.llm.yes_probability(self._messages(standalone, passages, self.prompts.text("verify_instruction")))
+            if p_yes < self.settings.min_answerable:
+                notes.append(f"refused: the model's P(passages answer the question) = {p_yes:.2f} < {self.settings.min_answerable:.2f}")
+                yield refusal
+                yield finish(refusal, refused=True)
+                return
+
         first_token_ms = None
         pieces: list[str] = []
-        for delta in self.llm.stream(self._messages(standalone, passages, language)):
+        for delta in self.llm.stream(self._messages(standalone, passages, self._answer_instruction(language))):
             if first_token_ms is None:
                 first_token_ms = _ms(started)
             pieces.append(delta)
@@ -125,27 +126,21 @@ class Answerer:
         raise RuntimeError("the answer stream ended without an Answer")  # a bug, not a user error
 
     # --- pieces -------------------------------------------------------------------------------
-    def evidence(self, question: str, passages: list[Passage]) -> Evidence:
-        dense = max((p.dense_score or 0.0 for p in passages), default=0.0)
-        terms = set(lexical_tokens(question))
-        found: set[str] = set()
-        for p in passages[:2]:
-            found |= set(lexical_tokens(f"{p.title}\n{p.text}"))
-        coverage = len(terms & found) / len(terms) if terms else 0.0
-        # Coverage only means something when question and passages share a script (Arabic).
-        if detect_language(question) != "ar":
-            coverage = 0.0
-        return Evidence(_rescale(dense, self.settings.dense_floor, self.settings.dense_ceiling), coverage)
-
     def support(self, sentence: str, passage: Passage) -> float:
-        """Lexical support, or cross-lingual (embedding) support for non-Arabic sentences."""
-        lexical = lexical_support(sentence, passage)
+        """How well a passage supports an answer sentence (0..1).
+
+        Arabic sentences: the share of their content terms found in the passage. Other sentences
+        cannot be matched word for word against Arabic text, and multilingual embeddings proved
+        useless at sentence level (an unrelated sentence scored above the right one), so only
+        what crosses scripts unchanged is checked: every number in the sentence must occur in
+        the passage."""
         if detect_language(strip_markers(sentence)) == "ar":
-            return lexical
-        vectors = self.embedder.embed_queries([strip_markers(sentence)])
-        passage_vector = self.embedder.embed_passages([f"{passage.title}\n{passage.text}"])
-        cosine = float(np.dot(vectors[0], passage_vector[0]))
-        return max(lexical, _rescale(cosine, self.settings.dense_floor, self.settings.dense_ceiling))
+            return lexical_support(sentence, passage)
+        numbers = set(_NUMBER.findall(normalize(strip_markers(sentence))))
+        if not numbers:
+            return 1.0
+        found = set(_NUMBER.findall(normalize(passage.text)))
+        return len(numbers & found) / len(numbers)
 
     def condense(self, question: str, history: list[Message]) -> str:
         turns = [m for m in history if m.role in ("user", "assistant")][-2 * self.settings.history_turns :]
@@ -159,22 +154,28 @@ class Answerer:
         rewritten = rewritten.strip().strip('"«»').splitlines()[0].strip() if rewritten.strip() else ""
         return rewritten if len(rewritten) >= 3 else question
 
-    def _arabic_query(self, question: str, language: str) -> str | None:
-        """For BM25: an Arabic rendering of a non-Arabic question (when enabled)."""
-        if language == "ar" or not self.settings.translate_queries or self.llm is None:
+    def arabic_query(self, question: str, language: str, force: bool = False) -> str | None:
+        """For BM25: an Arabic rendering of a non-Arabic question (when enabled, or forced)."""
+        if language == "ar" or not (self.settings.translate_queries or force) or self.llm is None:
             return None
         translated = self.llm.complete([Message("user", self.prompts.render("translate_query", question=question))])
         return translated.strip() or None
 
-    def _messages(self, question: str, passages: list[Passage], language: str) -> list[Message]:
-        name = LANGUAGE_NAMES[language]
+    def _messages(self, question: str, passages: list[Passage], instruction: str) -> list[Message]:
+        """System prompt, numbered passages and question, then the instruction. Everything before
+        the instruction is identical for the evidence check and the answer, so the model server
+        reuses its prompt cache for the second call."""
         shown = "\n\n".join(
             self.prompts.render("passage", n=str(i), title=p.title or p.doc_id, date=f" ({p.date})" if p.date else "", text=p.text)
             for i, p in enumerate(passages, start=1)
         )
-        system = self.prompts.render("answer_system", language_name=name, refusal=self.prompts.localized("refusal", language))
-        user = self.prompts.render("answer_user", passages=shown, question=question, language_name=name)
-        return [Message("system", system), Message("user", user)]
+        user = self.prompts.render("answer_user", passages=shown, question=question, instruction=instruction)
+        return [Message("system", self.prompts.text("answer_system")), Message("user", user)]
+
+    def _answer_instruction(self, language: str) -> str:
+        return self.prompts.render(
+            "answer_instruction", language_name=LANGUAGE_NAMES[language], refusal=self.prompts.localized("refusal", language)
+        )
 
     def _translate_answer(self, answer: str, language: str) -> str:
         prompt = self.prompts.render("translate_answer", answer=answer, language_name=LANGUAGE_NAMES[language])
@@ -206,7 +207,7 @@ class Answerer:
         return text, [to_citation(n, passages[n - 1]) for n in numbers]
 
 
-def _messages(history: History) -> list[Message]:
+def _history_messages(history: History) -> list[Message]:
     messages = []
     for turn in history or []:
         if isinstance(turn, dict):
@@ -215,10 +216,6 @@ def _messages(history: History) -> list[Message]:
             role, content = turn
             messages.append(Message(role, content))
     return messages
-
-
-def _rescale(value: float, floor: float, ceiling: float) -> float:
-    return float(np.clip((value - floor) / (ceiling - floor), 0.0, 1.0))
 
 
 def _ms(since: float) -> float:

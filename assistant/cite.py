@@ -17,6 +17,9 @@ from assistant.models import Citation, Passage
 
 _MARKER = re.compile(r"[\[【]\s*([0-9٠-٩۰-۹]+(?:\s*[,،;؛-]\s*[0-9٠-٩۰-۹]+)*)\s*[\]】]")
 _SENTENCE = re.compile(r"[^.!?؟۔\n]+(?:[.!?؟۔]+|\n|$)")
+# Markers written after the sentence's final punctuation ("… النفط.[2]") belong to that sentence.
+_TRAILING = re.compile(r"([.!?؟۔]+)((?:[ \t]*" + _MARKER.pattern + r")+)")
+
 
 # support(sentence, passage) -> 0..1; lexical by default, cross-lingual when given by the caller.
 Support = Callable[[str, Passage], float]
@@ -46,8 +49,22 @@ class Cited:
     dropped: list[int]  # marker numbers removed as invalid or unsupported
 
 
+def _pieces(text: str) -> list[str]:
+    """The sentences of ``text`` and the gaps between them (line breaks, stray punctuation): all of it."""
+    pieces, last = [], 0
+    for m in _SENTENCE.finditer(text):
+        if m.start() > last:
+            pieces.append(text[last : m.start()])
+        pieces.append(m.group(0))
+        last = m.end()
+    if last < len(text):
+        pieces.append(text[last:])
+    return pieces or [text]
+
+
 def cite(answer: str, passages: list[Passage], support: Support = lexical_support, min_support: float = 0.3) -> Cited:
-    sentences = [m.group(0) for m in _SENTENCE.finditer(answer)] or [answer]
+    answer = _TRAILING.sub(lambda m: f" {m.group(2).strip()}{m.group(1)}", answer)
+    sentences = _pieces(answer)
     used: list[int] = []
     dropped: list[int] = []
     out: list[str] = []
@@ -75,8 +92,7 @@ def cite(answer: str, passages: list[Passage], support: Support = lexical_suppor
 def _attach(text: str, passages: list[Passage], support: Support, min_support: float) -> tuple[str, list[int]]:
     """Append ``[n]`` to each sentence that one passage supports well enough."""
     out, used = [], []
-    for match in _SENTENCE.finditer(text):
-        sentence = match.group(0)
+    for sentence in _pieces(text):
         body = sentence.rstrip()
         tail = sentence[len(body):]
         if len(strip_markers(body)) < 3:
@@ -94,6 +110,8 @@ def _attach(text: str, passages: list[Passage], support: Support, min_support: f
 
 
 def _tidy(text: str) -> str:
+    text = re.sub(r"(\[\d+\])(?:[ \t]*\1)+", r"\1", text)  # "[1][1]" -> "[1]"
+    text = re.sub(r"(\[\d+\])((?:\[\d+\])*)", lambda m: "".join(dict.fromkeys(re.findall(r"\[\d+\]", m.group(0)))), text)
     text = re.sub(r"[ \t]+([.،,؟?!])", r"\1", text)
     text = re.sub(r"[ \t]{2,}", " ", text)
     return text.strip()

@@ -115,7 +115,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
     assistant = _assistant(args, check_llm=True)
     history: list[dict] = []
-    print("Ask about the indexed articles, in Arabic or English. An empty line or Ctrl-D ends the chat.")
+    print("Ask about the indexed articles, in Arabic or English; follow-up questions keep the conversation.")
+    print("For example: من هو المتحدث الرسمي باسم التحالف الدولي؟  /  Who is the coalition spokesman?")
+    print("An empty line or Ctrl-D ends the chat.")
     while True:
         try:
             question = input("\n> ").strip()
@@ -183,6 +185,7 @@ def cmd_bench_squad(args: argparse.Namespace) -> int:
         limit=args.limit,
         store_dir=Path(args.store) if args.store else None,
         progress=sys.stderr.isatty(),
+        translate_queries=args.translate_queries,
     )
     print(format_table(result))
     if args.json:
@@ -244,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--retriever", action="append", choices=["dense", "bm25", "hybrid"], help="repeatable; default: all three")
     b.add_argument("--limit", type=int, help="first N questions only")
     b.add_argument("--store", help="keep the benchmark index in this folder (reused when run again)")
+    b.add_argument("--translate-queries", action="store_true", help="translate non-Arabic questions with the LLM for BM25")
     b.add_argument("--json", metavar="OUT", help="write the results as JSON")
     b.set_defaults(func=cmd_bench_squad)
     return parser

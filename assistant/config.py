@@ -141,11 +141,12 @@ class LLMSettings(Section):
 
 class AnswerSettings(Section):
     passages: int = Field(default=4, ge=1, le=20)  # passages shown to the model
-    # Refusal gate on retrieval evidence (0..1): the best question-passage cosine rescaled from
-    # [dense_floor, dense_ceiling], or the share of the question's terms found in the top passages.
-    min_evidence: float = Field(default=0.5, ge=0, le=1)
-    dense_floor: float = 0.75
-    dense_ceiling: float = 0.90
+    # Refuse without asking the model when the best passage's cosine similarity to the question is
+    # below this (per question language: English questions over Arabic text score lower).
+    min_dense_score: dict[Literal["ar", "en"], float] = {"ar": 0.78, "en": 0.71}
+    # Refuse when the model's probability that the passages state the answer is below this
+    # (0 turns the check off; it costs one short model call).
+    min_answerable: float = Field(default=0.55, ge=0, le=1)
     # A citation marker stays only when its sentence is supported at least this much (0..1).
     min_support: float = Field(default=0.3, ge=0, le=1)
     # Translate non-Arabic questions for the BM25 side of retrieval (costs one LLM call).

@@ -234,7 +234,7 @@ def markdown_report(report: dict) -> str:
     for section in ("retrieval", "answer", "citations", "refusal", "timings"):
         for metric in report["metrics"].get(section, {}):
             lines.append(f"| {section}.{metric} | " + " | ".join(_fmt(m.get(section, {}).get(metric)) for _, m in columns) + " |")
-    lines.append(f"| items | " + " | ".join(str(m["n_items"]) for _, m in columns) + " |")
+    lines.append("| items | " + " | ".join(str(m["n_items"]) for _, m in columns) + " |")
     gate = report.get("gate")
     if gate:
         lines += ["", "Gate: " + ("passed" if gate["passed"] else "FAILED: " + "; ".join(gate["failures"]))]

@@ -91,6 +91,7 @@ def run_retrieval_bench(
     limit: int | None = None,
     store_dir: Path | None = None,
     progress: bool = True,
+    translate_queries: bool = False,
 ) -> dict:
     contexts, items = load_squad(data, questions)
     if limit:
@@ -104,6 +105,13 @@ def run_retrieval_bench(
         index_s = time.perf_counter() - started
         n_chunks = assistant.index.vectors.count()
 
+        lexical_queries: dict[str, str | None] = {}
+        if translate_queries:  # English → Arabic through the LLM, for the BM25 side
+            from assistant.arabic import detect_language
+
+            for q in tqdm(items, desc="translate", unit="q", disable=not progress):
+                lexical_queries[q.qid] = assistant.answerer.arabic_query(q.text, detect_language(q.text), force=True)
+
         results: dict[str, dict] = {}
         for mode in modes:
             assistant.search(items[0].text, mode=mode)  # warm up (model load, caches)
@@ -112,7 +120,9 @@ def run_retrieval_bench(
             latencies: list[float] = []
             for q in tqdm(items, desc=f"{mode:>6}", unit="q", disable=not progress):
                 t0 = time.perf_counter()
-                passages = assistant.search(q.text, top_k=PASSAGES_PER_QUERY, mode=mode)
+                passages = assistant.retriever.search(
+                    q.text, top_k=PASSAGES_PER_QUERY, mode=mode, lexical_query=lexical_queries.get(q.qid)
+                )
                 latencies.append((time.perf_counter() - t0) * 1000)
                 ranked = list(dict.fromkeys(p.doc_id for p in passages))
                 if q.gold in ranked:
@@ -135,6 +145,7 @@ def run_retrieval_bench(
         "metrics": results[primary]["metrics"],
         "timings": {"index_s": index_s, **results[primary]["timings"]},
         "primary_retriever": primary,
+        "translated_queries": translate_queries,
         "retrievers": results,
         "config": {
             "embedding_model": assistant.index.vectors.embedding_model,

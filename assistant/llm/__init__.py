@@ -7,7 +7,9 @@ turns transport failures into errors that say what to do. ``extractive`` has no 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from assistant.config import Settings
@@ -20,30 +22,67 @@ class Message:
     content: str
 
 
+YES = ("yes", "نعم")
+
+
 class ChatBackend:
     """A chat model that streams; ``name`` says which one (shown with every answer)."""
 
-    def __init__(self, name: str, llm, explain: Callable[[Exception], Exception | None]):
+    def __init__(
+        self,
+        name: str,
+        llm,
+        explain: Callable[[Exception], Exception | None],
+        yes_no_kwargs: dict | None = None,
+    ):
         self.name = name
         self._llm = llm
         self._explain = explain  # maps a backend exception to a user-facing error, or None
+        # Extra request arguments for a one-token yes/no reply with token probabilities, when the
+        # backend supports them (the OpenAI-compatible llama.cpp server does).
+        self._yes_no_kwargs = yes_no_kwargs
 
-    def stream(self, messages: list[Message]) -> Iterator[str]:
-        from llama_index.core.llms import ChatMessage
-
-        chat = [ChatMessage(role=m.role, content=m.content) for m in messages]
+    @contextmanager
+    def _errors(self):
         try:
-            for response in self._llm.stream_chat(chat):
-                if response.delta:
-                    yield response.delta
+            yield
         except Exception as exc:
             explained = self._explain(exc)
             if explained is None:
                 raise
             raise explained from None
 
+    def stream(self, messages: list[Message]) -> Iterator[str]:
+        with self._errors():
+            for response in self._llm.stream_chat(_chat(messages)):
+                if response.delta:
+                    yield response.delta
+
+    def yes_probability(self, messages: list[Message]) -> float:
+        """P(the reply is "yes"): from the first token's probabilities when the backend reports
+        them, else 1.0 or 0.0 from the reply's first word."""
+        with self._errors():
+            if self._yes_no_kwargs is not None:
+                response = self._llm.chat(_chat(messages), **self._yes_no_kwargs)
+                if response.logprobs:
+                    first = response.logprobs[0]
+                    yes = sum(math.exp(p.logprob) for p in first if p.token.strip().lower() in YES)
+                    no = sum(math.exp(p.logprob) for p in first if p.token.strip().lower() in ("no", "لا"))
+                    return yes / (yes + no) if yes + no else 0.0
+                reply = response.message.content or ""
+            else:
+                reply = "".join(self.stream(messages))
+        words = reply.strip().lower().split()
+        return 1.0 if words and words[0].strip(".!,:") in YES else 0.0
+
     def complete(self, messages: list[Message]) -> str:
         return "".join(self.stream(messages))
+
+
+def _chat(messages: list[Message]):
+    from llama_index.core.llms import ChatMessage
+
+    return [ChatMessage(role=m.role, content=m.content) for m in messages]
 
 
 @dataclass

@@ -125,4 +125,5 @@ def make_embedded(settings: LLMSettings) -> ChatBackend:
             return BackendUnavailableError(f"the embedded model failed to answer ({type(exc).__name__}: {exc})")
         return None
 
-    return ChatBackend(f"embedded:{MODEL_NAME}", llm, explain)
+    yes_no = {"max_tokens": 1, "logprobs": True, "top_logprobs": 10}
+    return ChatBackend(f"embedded:{MODEL_NAME}", llm, explain, yes_no_kwargs=yes_no)

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import CHROMA, FAKE_MODEL, ChromaServer, FakeOllama
+from .helpers import CHAT_MODEL, CHROMA, FAKE_MODEL, ChromaServer, FakeOllama
 
 
 @pytest.fixture
 def fake_ollama():
     """A fake Ollama on a free loopback port that knows only FAKE_MODEL."""
     with FakeOllama({FAKE_MODEL}) as server:
+        yield server
+
+
+@pytest.fixture
+def fake_chat_ollama():
+    """A fake Ollama on a free loopback port that has only the chat model CHAT_MODEL."""
+    with FakeOllama({CHAT_MODEL}) as server:
         yield server
 
 

@@ -37,11 +37,33 @@ def bag_of_words(text: str) -> list[float]:
 
 
 class FakeOllama:
-    """Speaks Ollama's wire protocol for ``POST /api/embed`` on 127.0.0.1 (a free port)."""
+    """Speaks Ollama's wire protocol on 127.0.0.1 (a free port), for the models in ``models``:
 
-    def __init__(self, models: set[str]):
+    - ``POST /api/embed``: hashed bag-of-words vectors (``bag_of_words``);
+    - ``GET /api/tags``: the models it "has"; ``POST /api/show``: model info, 404 for others;
+    - ``POST /api/chat``: ``chat_reply(body)`` (a str, or a list of pieces) streamed as NDJSON when
+      ``"stream"`` is true (the client's default), else one JSON object; 404 for an unknown model.
+      With ``hang_chat`` set, /api/chat reads the request and never answers (until the server stops).
+      The assistant's evidence check (its prompt ends with prompts/verify_instruction.txt) gets
+      ``verify_reply`` ("yes" unless a test says otherwise) instead of ``chat_reply``.
+
+    Every request body is recorded: ``requests`` (embed), ``chat_requests``, ``show_requests``;
+    ``tags_calls`` counts the model listings.
+    """
+
+    def __init__(self, models: set[str], chat_reply=None):
         self.models = set(models)
         self.requests: list[dict] = []  # every /api/embed request body, as parsed JSON
+        self.chat_requests: list[dict] = []  # every /api/chat request body but the evidence checks
+        self.evidence_requests: list[dict] = []  # the assistant's "do the passages answer it?" checks
+        self.show_requests: list[dict] = []  # every /api/show request body
+        self.tags_calls = 0
+        # body -> reply text (one piece) or a list of pieces; replaceable by a test.
+        self.chat_reply = chat_reply or (lambda body: ["OK"])
+        self.verify_reply = "yes"
+        self.hang_chat = False
+        self.hanging = 0  # /api/chat handlers currently hanging
+        self._release = threading.Event()  # set when the server stops: hanging handlers return
         self._lock = threading.Lock()
         fake = self
 
@@ -59,10 +81,25 @@ class FakeOllama:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def _not_found(self, model: str) -> None:
+                self._reply(404, {"error": f'model "{model}" not found, try pulling it first'})
+
+            def do_GET(self) -> None:
+                if self.path == "/api/tags":
+                    with fake._lock:
+                        fake.tags_calls += 1
+                        names = sorted(fake.models)
+                    self._reply(200, {"models": [_tag(name) for name in names]})
+                elif self.path == "/":
+                    self._reply(200, "Ollama is running")
+                else:
+                    self._reply(404, "404 page not found")
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
-                if self.path != "/api/embed":
+                routes = {"/api/embed": self._embed, "/api/chat": self._chat, "/api/show": self._show}
+                if self.path not in routes:
                     self._reply(404, "404 page not found")
                     return
                 try:
@@ -70,11 +107,17 @@ class FakeOllama:
                 except json.JSONDecodeError as exc:
                     self._reply(400, {"error": f"invalid JSON: {exc}"})
                     return
+                try:
+                    routes[self.path](body)
+                except (BrokenPipeError, ConnectionResetError):  # the client went away
+                    self.close_connection = True
+
+            def _embed(self, body: dict) -> None:
                 with fake._lock:
                     fake.requests.append(body)
                 model = body.get("model", "")
-                if model not in fake.models:
-                    self._reply(404, {"error": f'model "{model}" not found, try pulling it first'})
+                if not fake.has(model):
+                    self._not_found(model)
                     return
                 texts = body.get("input", [])
                 if isinstance(texts, str):
@@ -90,10 +133,82 @@ class FakeOllama:
                     },
                 )
 
+            def _show(self, body: dict) -> None:
+                with fake._lock:
+                    fake.show_requests.append(body)
+                model = body.get("model") or body.get("name") or ""
+                if not fake.has(model):
+                    self._not_found(model)
+                    return
+                self._reply(200, _show(model))
+
+            def _chat(self, body: dict) -> None:
+                with fake._lock:
+                    (fake.evidence_requests if _is_evidence_check(body) else fake.chat_requests).append(body)
+                model = body.get("model", "")
+                if not fake.has(model):
+                    self._not_found(model)
+                    return
+                if fake.hang_chat:
+                    with fake._lock:
+                        fake.hanging += 1
+                    try:
+                        fake._release.wait()  # until the server stops; the client times out first
+                    finally:
+                        with fake._lock:
+                            fake.hanging -= 1
+                    self.close_connection = True
+                    return
+                reply = fake.verify_reply if _is_evidence_check(body) else fake.chat_reply(body)
+                pieces = [reply] if isinstance(reply, str) else list(reply)
+                prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+                final = {
+                    "model": model,
+                    "created_at": _now(),
+                    "done": True,
+                    "done_reason": "stop",
+                    "total_duration": 1,
+                    "load_duration": 1,
+                    "prompt_eval_count": prompt_tokens,
+                    "prompt_eval_duration": 1,
+                    "eval_count": len(pieces),
+                    "eval_duration": 1,
+                }
+                if body.get("stream", True) is False:
+                    self._reply(200, {**final, "message": {"role": "assistant", "content": "".join(pieces)}})
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-ndjson")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for piece in pieces:
+                    self._chunk(
+                        {
+                            "model": model,
+                            "created_at": _now(),
+                            "message": {"role": "assistant", "content": piece},
+                            "done": False,
+                        }
+                    )
+                self._chunk({**final, "message": {"role": "assistant", "content": ""}})
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+
+            def _chunk(self, line: dict) -> None:
+                data = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
+                self.wfile.write(f"{len(data):X}\r\n".encode("ascii") + data + b"\r\n")
+                self.wfile.flush()
+
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.host = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def has(self, model: str) -> bool:
+        """Ollama's matching: ``name`` and ``name:latest`` are the same model."""
+        with self._lock:
+            models = set(self.models)
+        return bool(model) and (model in models or f"{model}:latest" in models or model.removesuffix(":latest") in models)
 
     @property
     def inputs(self) -> list[str]:
@@ -105,21 +220,85 @@ class FakeOllama:
                 out.extend([texts] if isinstance(texts, str) else texts)
             return out
 
+    def wait_hanging(self, timeout: float = 60.0) -> bool:
+        """True once a /api/chat request is being held open."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self.hanging:
+                    return True
+            time.sleep(0.05)
+        return False
+
     def __enter__(self) -> "FakeOllama":
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self._release.set()  # hanging /api/chat handlers return (and close their connection)
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(timeout=10)
+        deadline = time.monotonic() + 10
+        while self.hanging and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+VERIFY_INSTRUCTION = (Path(__file__).resolve().parents[2] / "prompts" / "verify_instruction.txt").read_text(encoding="utf-8").strip()
+
+
+def _is_evidence_check(body: dict) -> bool:
+    users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+    return bool(users) and str(users[-1].get("content", "")).rstrip().endswith(VERIFY_INSTRUCTION)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
+
+
+def _tag(name: str) -> dict:
+    """One entry of ``GET /api/tags``."""
+    return {
+        "name": name,
+        "model": name,
+        "modified_at": "2024-01-01T00:00:00Z",
+        "size": 1,
+        "digest": "x",
+        "details": {},
+    }
+
+
+def _show(name: str) -> dict:
+    """``POST /api/show`` for a model the fake has (a small qwen2-like model)."""
+    return {
+        "modelfile": f"FROM {name}\n",
+        "parameters": "stop \"<|im_end|>\"",
+        "template": "{{ .Prompt }}",
+        "details": {
+            "parent_model": "",
+            "format": "gguf",
+            "family": "qwen2",
+            "families": ["qwen2"],
+            "parameter_size": "7.6B",
+            "quantization_level": "Q4_K_M",
+        },
+        "model_info": {"general.architecture": "qwen2", "qwen2.context_length": 32768},
+        "capabilities": ["completion"],
+        "modified_at": "2024-01-01T00:00:00Z",
+    }
 
 
 FAKE_MODEL = "fake-embed"
+CHAT_MODEL = "qwen-test"
 
 
 def ollama_overrides(host: str, model: str = FAKE_MODEL, **embedding) -> dict:
     return {"embedding": {"provider": "ollama", "ollama": {"host": host, "model": model, "request_timeout": 30}, **embedding}}
+
+
+def ollama_llm_overrides(host: str, model: str = CHAT_MODEL, provider: str = "ollama", **ollama) -> dict:
+    """``llm`` settings for answering with Ollama at ``host`` (``ollama``: more llm.ollama keys)."""
+    return {"llm": {"provider": provider, "ollama": {"host": host, "model": model, "request_timeout": 60, **ollama}}}
 
 
 # --------------------------------------------------------------------------- chroma server

@@ -92,6 +92,7 @@ def _server(settings: LLMSettings, path: Path):
             params.cpuparams.n_threads = cfg.threads
             params.cpuparams_batch.n_threads = cfg.threads
             params.warmup = False
+            params.verbosity = -1  # llama.cpp logs every request to stderr otherwise
             params.hostnames = ["127.0.0.1"]
             params.port = 0  # any free port on loopback
             server = xllamacpp.Server(params)

@@ -165,7 +165,7 @@ def test_arabic_answer_streams_then_cites(fake_chat_ollama, seeded_settings_fact
     assert body["keep_alive"] == "7m"
     roles = [m["role"] for m in body["messages"]]
     assert roles == ["system", "user"]
-    assert REFUSAL_AR in body["messages"][1]["content"], "the answer instruction gives the refusal sentence"
+    assert REFUSAL_AR in body["messages"][0]["content"], "the system prompt gives the refusal sentence"
     user = body["messages"][1]["content"]
     assert "[1]" in user and SPOKESMAN_Q in user
     assert len(shown_passages(user)) == settings.answer.passages

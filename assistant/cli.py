@@ -86,7 +86,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def print_answer(answer, file=sys.stdout) -> None:
+def print_answer(answer, file=sys.stdout, seen_notes: set[str] | None = None) -> None:
     print(answer.text, file=file)
     if answer.citations:
         print("\nSources:", file=file)
@@ -98,7 +98,10 @@ def print_answer(answer, file=sys.stdout) -> None:
     first = f", first token {t.first_token_ms / 1000:.1f}s" if t.first_token_ms else ""
     print(f"\n({answer.model}; retrieval {t.retrieval_ms / 1000:.2f}s{first}, total {t.total_ms / 1000:.1f}s)", file=sys.stderr)
     for note in answer.notes:
-        print(f"note: {note}", file=sys.stderr)
+        if seen_notes is None or note not in seen_notes:
+            print(f"note: {note}", file=sys.stderr)
+    if seen_notes is not None:
+        seen_notes.update(answer.notes)
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -111,10 +114,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    from assistant.cite import strip_markers
     from assistant.models import Answer
 
     assistant = _assistant(args, check_llm=True)
     history: list[dict] = []
+    seen_notes: set[str] = set()  # e.g. "Ollama not used ..." is said once per chat
     print("Ask about the indexed articles, in Arabic or English; follow-up questions keep the conversation.")
     print("For example: من هو المتحدث الرسمي باسم التحالف الدولي؟  /  Who is the coalition spokesman?")
     print("An empty line or Ctrl-D ends the chat.")
@@ -134,12 +139,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 else:
                     streamed.append(item)
                     print(item, end="", flush=True)
-            print("\r", end="")
-            if answer.text != "".join(streamed).strip():
+            # The final text is authoritative: show it when it differs in more than marker placement.
+            if strip_markers(answer.text) != strip_markers("".join(streamed)):
                 print(f"\n→ {answer.text}")
             else:
                 print()
-            print_answer(answer.model_copy(update={"text": ""}))
+            print_answer(answer.model_copy(update={"text": ""}), seen_notes=seen_notes)
         except AssistantError as exc:
             print(f"\nerror: {exc}", file=sys.stderr)
             continue

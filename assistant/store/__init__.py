@@ -120,9 +120,10 @@ class Index:
     def remove(self, doc_ids: list[str]) -> dict[str, int]:
         """Delete articles from both indexes; returns chunks removed per doc id found."""
         found: dict[str, int] = defaultdict(int)
+        ids = []
         for stored in self.vectors.chunks_of(doc_ids):
             found[stored.meta["doc_id"]] += 1
-        ids = [s.chunk_id for s in self.vectors.chunks_of(list(found))] if found else []
+            ids.append(stored.chunk_id)
         if ids:
             self.vectors.bump_generation()
             self.vectors.delete(ids)

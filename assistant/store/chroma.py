@@ -123,10 +123,6 @@ class ChromaStore:
     def count(self) -> int:
         return self.collection.count()
 
-    def drop(self) -> None:
-        """Delete the collection (used by --rebuild)."""
-        self.client.delete_collection(self.settings.store.collection)
-
     # --- reads -------------------------------------------------------------------------------
     def iter_chunks(self, with_text: bool = True) -> Iterator[StoredChunk]:
         include = ["metadatas", "documents"] if with_text else ["metadatas"]

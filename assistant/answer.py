@@ -15,9 +15,9 @@ The streamed deltas are the model's raw text; the final ``Answer.text`` is autho
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
-import re
 
 import numpy as np
 

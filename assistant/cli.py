@@ -47,8 +47,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     assistant = _assistant(args)
-    status = assistant.status()
     documents = assistant.documents()
+    status = assistant.index.status(documents)
     if args.json:
         print(json.dumps({**status.model_dump(), "articles": [d.model_dump() for d in documents]}, ensure_ascii=False, indent=2))
         return EXIT_OK

@@ -117,13 +117,14 @@ def ingest_articles(
     total = sum(len(a.chunks) for a in todo)
     with tqdm(total=total, desc="embedding", unit="chunk", disable=not progress or total == 0) as bar:
         batch: list[ArticleChunks] = []
+        size = 0
         for position, article in enumerate(todo):
             batch.append(article)
-            size = sum(len(a.chunks) for a in batch)
+            size += len(article.chunks)
             if size >= WRITE_BATCH or position == len(todo) - 1:
                 _write(batch, settings, index, embedder, states, report)
                 bar.update(size)
-                batch = []
+                batch, size = [], 0
     report.seconds = time.perf_counter() - started
     return report
 

@@ -80,8 +80,9 @@ class Index:
             key=lambda d: d.doc_id,
         )
 
-    def status(self) -> IndexStatus:
-        docs = self.documents()
+    def status(self, docs: list[DocumentInfo] | None = None) -> IndexStatus:
+        """``docs``: the result of documents(), when the caller already has it (saves a scan)."""
+        docs = self.documents() if docs is None else docs
         return IndexStatus(
             documents=len(docs),
             chunks=self.vectors.count(),

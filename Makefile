@@ -1,4 +1,5 @@
-# Two commands: `make run` (set up, index the seeds, start the assistant) and `make test`.
+# Two commands: `make run` (set up, index the seeds, start the assistant) and `make test`
+# (the test suite, then the eval gate: CI runs it).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -6,7 +7,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install run test bench-xquad constraints clean
+.PHONY: install run chat seed-index test eval bench-xquad bench-xquad-answers constraints clean
 
 $(BIN)/assistant: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,20 +17,45 @@ $(BIN)/assistant: pyproject.toml constraints.txt
 
 install: $(BIN)/assistant
 
-# Index seeds/ when the index is empty, then start a conversation in the terminal.
-run: install
+# Index seeds/ when the index is empty, then serve the web UI at http://127.0.0.1:7860.
+run: install seed-index
+	$(BIN)/assistant serve
+
+# The same, in the terminal.
+chat: install seed-index
+	$(BIN)/assistant chat
+
+seed-index: install
 	@$(BIN)/python -c "from assistant import Assistant; import sys; sys.exit(Assistant.from_config().status().chunks == 0)" \
 		|| $(BIN)/assistant ingest seeds/
-	$(BIN)/assistant chat
 
 test: install
 	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory eval
+
+# The eval suite (evals/qa.yaml) over its own fresh index of seeds/ under out/, so that a user's
+# index is never touched; exits non-zero when a metric misses its threshold in config.yaml.
+# Retrieval first (seconds), then the answers with the embedded model (~15 min on 2 cores).
+EVAL_STORE := ASSISTANT_STORE__PATH=out/eval-index/chroma ASSISTANT_STORE__LEXICAL_CACHE=out/eval-index/lexical
+eval: install
+	rm -rf out/eval-index
+	$(EVAL_STORE) $(BIN)/assistant ingest seeds/
+	$(EVAL_STORE) $(BIN)/assistant eval --retrieval-only --json out/eval-retrieval.json
+	$(EVAL_STORE) ASSISTANT_LLM__PROVIDER=embedded $(BIN)/assistant eval --json out/eval-embedded.json
 
 # XQuAD retrieval, Arabic paragraphs: Arabic questions, then English questions.
 bench-xquad: install
 	$(BIN)/assistant bench squad --retrieval-only --data evals/xquad/xquad.ar.json --json out/bench-xquad-ar.json
 	$(BIN)/assistant bench squad --retrieval-only --data evals/xquad/xquad.ar.json \
 		--questions evals/xquad/xquad.en.json --json out/bench-xquad-en.json
+
+# XQuAD answers, first 100 questions, with the configured model (the embedded one when no Ollama
+# runs; ~10 s a question on 2 cores): Arabic questions, then English questions over the same
+# Arabic paragraphs.
+bench-xquad-answers: install
+	$(BIN)/assistant bench squad --data evals/xquad/xquad.ar.json --limit 100 --json out/bench-xquad-answers-ar.json
+	$(BIN)/assistant bench squad --data evals/xquad/xquad.ar.json --questions evals/xquad/xquad.en.json \
+		--limit 100 --json out/bench-xquad-answers-en.json
 
 constraints: install
 	(echo "# Exact versions used by make and CI (pip install -c constraints.txt). Regenerate with"; \

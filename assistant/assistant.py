@@ -17,7 +17,7 @@ from assistant.config import Settings, load_settings
 from assistant.embed import Embedder, make_embedder, model_id_for
 from assistant.ingest import ingest
 from assistant.llm import resolve_backend
-from assistant.models import Answer, DocumentInfo, IndexStatus, IngestReport, Passage
+from assistant.models import Answer, Article, DocumentInfo, IndexStatus, IngestReport, Passage
 from assistant.prompts import Prompts
 from assistant.retrieve import Mode, Retriever
 from assistant.store import Index
@@ -83,3 +83,7 @@ class Assistant:
 
     def documents(self) -> list[DocumentInfo]:
         return self.index.documents()
+
+    def article(self, doc_id: str) -> Article | None:
+        """An indexed article's cleaned text and metadata (what citations' offsets point into)."""
+        return self.index.article(doc_id)

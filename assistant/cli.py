@@ -13,7 +13,7 @@ from assistant.errors import AssistantError
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 
-def _assistant(args: argparse.Namespace, check_llm: bool = False):
+def _settings(args: argparse.Namespace, check_llm: bool = False):
     from assistant.config import load_settings
 
     settings = load_settings(args.config)
@@ -21,9 +21,20 @@ def _assistant(args: argparse.Namespace, check_llm: bool = False):
         from assistant.llm.ollama import probe
 
         probe(settings.llm)  # fail fast, before the embedding model and the index are loaded
+    return settings
+
+
+def _assistant(args: argparse.Namespace, check_llm: bool = False):
     from assistant.assistant import Assistant
 
-    return Assistant(settings)
+    return Assistant(_settings(args, check_llm))
+
+
+def _write_json(path: str, data: dict) -> Path:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    return out
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -151,22 +162,37 @@ def cmd_chat(args: argparse.Namespace) -> int:
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from assistant.config import load_settings
+    from assistant.ui import serve
+
+    settings = load_settings(args.config)
+    flags = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    # Flags beat both the file and the environment; validated like the file.
+    settings.ui = type(settings.ui).model_validate({**settings.ui.model_dump(), **flags})
+    serve(settings)
+    return EXIT_OK
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    from assistant.evaluate import check_thresholds, load_dataset, markdown_report, run_eval
+    from assistant.evaluate import check_thresholds, load_dataset, make_judge, markdown_report, run_eval
 
     assistant = _assistant(args, check_llm=not args.retrieval_only)
     dataset = Path(args.dataset or assistant.settings.resolve(assistant.settings.eval.dataset))
     items = load_dataset(dataset)
-    report = run_eval(assistant, items, retrieval_only=args.retrieval_only, progress=sys.stderr.isatty())
+    judge = None
+    if not args.retrieval_only:
+        judge = make_judge(assistant.settings)  # an unreachable judge stops the eval here, before the run
+        if judge is None:
+            print("faithfulness judge not configured; set eval.judge.provider: ollama (and eval.judge.model) to score it", file=sys.stderr)
+    report = run_eval(assistant, items, retrieval_only=args.retrieval_only, progress=sys.stderr.isatty(), judge=judge)
     report["dataset"] = str(dataset)
     failures = check_thresholds(report, assistant.settings.eval.thresholds, args.retrieval_only)
     report["gate"] = {"thresholds": assistant.settings.eval.thresholds, "failures": failures, "passed": not failures}
     markdown = markdown_report(report)
     print(markdown)
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+        out = _write_json(args.json, report)
         out.with_suffix(".md").write_text(markdown, encoding="utf-8")
         print(f"wrote {out} and {out.with_suffix('.md')}", file=sys.stderr)
     for failure in failures:
@@ -175,27 +201,35 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_squad(args: argparse.Namespace) -> int:
-    from assistant.bench.squad import MODES, format_table, run_retrieval_bench
-    from assistant.config import load_settings
+    from assistant.bench.squad import MODES, format_answer_table, format_table, run_answer_bench, run_retrieval_bench
 
-    if not args.retrieval_only:
-        print("answer benchmarking needs the answering stage, which is not built yet: pass --retrieval-only", file=sys.stderr)
-        return EXIT_USAGE
-    modes = tuple(args.retriever or MODES)
-    result = run_retrieval_bench(
-        load_settings(args.config),
-        Path(args.data),
-        Path(args.questions) if args.questions else None,
-        modes=modes,
-        limit=args.limit,
-        store_dir=Path(args.store) if args.store else None,
-        progress=sys.stderr.isatty(),
-        translate_queries=args.translate_queries,
-    )
-    print(format_table(result))
+    data = Path(args.data)
+    questions = Path(args.questions) if args.questions else None
+    store_dir = Path(args.store) if args.store else None
+    if args.retrieval_only:
+        result = run_retrieval_bench(
+            _settings(args),
+            data,
+            questions,
+            modes=tuple(args.retriever or MODES),
+            limit=args.limit,
+            store_dir=store_dir,
+            progress=sys.stderr.isatty(),
+            translate_queries=args.translate_queries,
+        )
+        table = format_table(result)
+    else:
+        if args.retriever:
+            print("--retriever applies to --retrieval-only runs; answers use retrieval.mode from the config", file=sys.stderr)
+            return EXIT_USAGE
+        settings = _settings(args, check_llm=True)
+        if args.translate_queries:
+            settings.answer.translate_queries = True
+        result = run_answer_bench(settings, data, questions, limit=args.limit, store_dir=store_dir, progress=sys.stderr.isatty())
+        table = format_answer_table(result)
+    print(table)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+        _write_json(args.json, result)
         print(f"wrote {args.json}")
     return EXIT_OK
 
@@ -237,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("chat", help="a conversation in the terminal, with follow-up questions")
     p.set_defaults(func=cmd_chat)
 
+    p = sub.add_parser("serve", help="the web UI (default http://127.0.0.1:7860)")
+    p.add_argument("--host", help="address to listen on (default: ui.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: ui.port, 7860)")
+    p.set_defaults(func=cmd_serve)
+
     p = sub.add_parser("eval", help="run the eval suite; exits 1 when a metric misses its threshold")
     p.add_argument("--dataset", help="YAML dataset (default: eval.dataset in the config)")
     p.add_argument("--retrieval-only", action="store_true", help="score retrieval only (no model)")
@@ -245,14 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks")
     bench = p.add_subparsers(dest="bench", required=True)
-    b = bench.add_parser("squad", help="retrieval benchmark on a SQuAD-v1.1-format file")
+    b = bench.add_parser("squad", help="answer (or retrieval) benchmark on a SQuAD-v1.1-format file")
     b.add_argument("--data", required=True, help="SQuAD JSON whose paragraphs are indexed")
-    b.add_argument("--questions", help="parallel SQuAD JSON whose questions (by id) replace the data file's")
-    b.add_argument("--retrieval-only", action="store_true", help="measure retrieval only")
-    b.add_argument("--retriever", action="append", choices=["dense", "bm25", "hybrid"], help="repeatable; default: all three")
-    b.add_argument("--limit", type=int, help="first N questions only")
+    b.add_argument("--questions", help="parallel SQuAD JSON whose questions and answers (by id) replace the data file's")
+    b.add_argument("--retrieval-only", action="store_true", help="measure retrieval only (default: answer the questions too)")
+    b.add_argument("--retriever", action="append", choices=["dense", "bm25", "hybrid"], help="with --retrieval-only; repeatable; default: all three")
+    b.add_argument("--limit", type=int, help="first N questions only (answering takes seconds per question)")
     b.add_argument("--store", help="keep the benchmark index in this folder (reused when run again)")
-    b.add_argument("--translate-queries", action="store_true", help="translate non-Arabic questions with the LLM for BM25")
+    b.add_argument("--translate-queries", action="store_true", help="translate non-Arabic questions with the LLM for BM25 (answer.translate_queries)")
     b.add_argument("--json", metavar="OUT", help="write the results as JSON")
     b.set_defaults(func=cmd_bench_squad)
     return parser

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from assistant.errors import ConfigError
@@ -158,10 +158,38 @@ class AnswerSettings(Section):
     prompts_dir: Path | None = None  # default: the repository's prompts/
 
 
+class JudgeSettings(Section):
+    # An Ollama model asked, for each answer sentence, whether its cited passage supports it
+    # (metrics.answer.faithfulness). none: the eval skips it with a notice.
+    provider: Literal["none", "ollama"] = "none"
+    host: str = "http://127.0.0.1:11434"
+    model: str = "qwen2.5:7b-instruct"
+    request_timeout: float = Field(default=120.0, gt=0)
+    # How long to wait, before the run, to decide whether the server is there.
+    probe_timeout: float = Field(default=2.0, gt=0)
+
+
 class EvalSettings(Section):
     dataset: Path = Path("evals/qa.yaml")
+    judge: JudgeSettings = JudgeSettings()
     # "section.metric": bound. Refusal of answerable items is an upper bound; the rest are lower.
     thresholds: dict[str, float] = {}
+
+
+class UISettings(Section):
+    """The Gradio web UI (``assistant serve``)."""
+
+    host: str = "127.0.0.1"  # loopback only; another address needs username and password
+    port: int = Field(default=7860, ge=0, le=65535)
+    # Login, required when the UI listens beyond loopback; set them from the environment:
+    # ASSISTANT_UI__USERNAME / ASSISTANT_UI__PASSWORD.
+    username: str | None = None
+    password: SecretStr | None = None
+    max_upload_mb: float = Field(default=10.0, gt=0)
+    examples: list[str] = [
+        "من هو المتحدث الرسمي باسم التحالف الدولي؟",
+        "Who is the coalition spokesman?",
+    ]
 
 
 class IngestSettings(Section):
@@ -185,6 +213,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     answer: AnswerSettings = AnswerSettings()
     eval: EvalSettings = EvalSettings()
+    ui: UISettings = UISettings()
 
     # Set by load_settings: the folder relative paths are resolved against.
     base_dir: Path = Field(default=Path("."), exclude=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.config import Settings
-from assistant.models import Chunk, DocumentInfo, IndexStatus
+from assistant.models import Article, Chunk, DocumentInfo, IndexStatus
 from assistant.store.chroma import ChromaStore, StoredChunk
 from assistant.store.lexical import LexicalIndex
 
@@ -90,6 +90,31 @@ class Index:
             store=self.vectors.location,
             collection=self.settings.store.collection,
             incomplete_documents=[d.doc_id for d in docs if not d.complete],
+        )
+
+    def article(self, doc_id: str) -> Article | None:
+        """The cleaned article rebuilt from its stored chunks (offsets match ``Chunk.start/end``).
+
+        Chunks are exact slices of the cleaned text; what lies between two chunks is the
+        whitespace between paragraphs, restored as newlines so that later offsets still match.
+        """
+        stored = sorted(self.vectors.chunks_of([doc_id]), key=lambda c: int(c.meta.get("start", 0)))
+        if not stored:
+            return None
+        text = ""
+        for chunk in stored:
+            start = int(chunk.meta.get("start", 0))
+            if start > len(text):
+                text += "\n" * (start - len(text))
+            text += chunk.text[len(text) - start :]
+        meta = stored[0].meta
+        return Article(
+            doc_id=doc_id,
+            title=meta.get("title", ""),
+            text=text,
+            source=meta.get("source", ""),
+            url=meta.get("url", ""),
+            date=meta.get("date", ""),
         )
 
     # --- writes ------------------------------------------------------------------------------

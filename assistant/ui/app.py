@@ -1,0 +1,267 @@
+"""The Gradio web UI: chat with streamed, cited answers, a source viewer and the article library.
+
+One ``Assistant`` serves every browser tab. All events that touch it share one concurrency
+queue (``concurrency_id``), so an upload never writes the index while a question reads it and
+the in-process model answers one question at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from assistant.arabic import detect_language
+from assistant.errors import AssistantError
+from assistant.models import Answer, Citation
+from assistant.ui import render
+
+log = logging.getLogger(__name__)
+QUEUE = "assistant"  # every event that uses the Assistant waits in this one queue
+CSS_PATH = Path(__file__).with_name("ui.css")
+UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".jsonl"]
+
+# Clicks on a citation anywhere in the conversation become one "click" event with its position.
+CONVERSATION_JS = """
+element.addEventListener('click', (event) => {
+  const link = event.target.closest('a.cite');
+  if (!link) return;
+  event.preventDefault();
+  trigger('click', {turn: Number(link.dataset.turn), n: Number(link.dataset.n)});
+});
+"""
+# Bring the highlighted passage into view whenever the viewer shows a new article.
+VIEWER_JS = """
+watch('value', () => {
+  const mark = element.querySelector('mark');
+  if (mark) mark.scrollIntoView({block: 'center'});
+});
+"""
+
+UNEXPECTED = "Something went wrong while answering (details are in the server log). Please try again."
+EMPTY_QUESTION = {
+    "ar": "اكتب سؤالاً أولاً.",
+    "en": "Type a question first.",
+}
+
+
+def _friendly(exc: Exception) -> str:
+    if isinstance(exc, AssistantError):
+        return str(exc)
+    log.exception("unexpected error in the UI")
+    return UNEXPECTED
+
+
+def _history(turns: list[dict]) -> list[dict]:
+    """Earlier answered turns as chat messages, for condensing follow-up questions."""
+    history = []
+    for turn in turns:
+        if turn.get("answer") and turn.get("question"):
+            history += [
+                {"role": "user", "content": turn["question"]},
+                {"role": "assistant", "content": turn["answer"]["text"]},
+            ]
+    return history
+
+
+class ChatUI:
+    """The handlers, separate from the layout so they can be read (and called) on their own."""
+
+    def __init__(self, assistant):
+        self.assistant = assistant
+
+    # --- chat ----------------------------------------------------------------------------------
+    def submit(self, question: str, turns: list[dict]):
+        """Stream one answer into the conversation: yields (conversation HTML, turns, textbox)."""
+        turns = list(turns or [])
+        question = (question or "").strip()
+        if not question:
+            turns.append({"question": "", "language": "en", "error": f"{EMPTY_QUESTION['en']} / {EMPTY_QUESTION['ar']}"})
+            yield render.conversation_html(turns), turns, ""
+            return
+        history = _history(turns)
+        turn: dict[str, Any] = {"question": question, "language": detect_language(question), "partial": ""}
+        turns.append(turn)
+        yield render.conversation_html(turns), turns, ""
+        try:
+            for item in self.assistant.stream(question, history=history or None):
+                if isinstance(item, Answer):
+                    turn["answer"] = item.model_dump(mode="json")
+                else:
+                    turn["partial"] += item
+                yield render.conversation_html(turns), turns, ""
+        except Exception as exc:  # shown in the chat, never as a stack trace in the page
+            turn["error"] = _friendly(exc)
+            yield render.conversation_html(turns), turns, ""
+
+    def show_source(self, turns: list[dict], event: gr.EventData) -> str:
+        data = getattr(event, "_data", None) or {}
+        try:
+            turn = turns[int(data["turn"])]
+            answer = Answer.model_validate(turn["answer"])
+            citation: Citation = next(c for c in answer.citations if c.n == int(data["n"]))
+        except (KeyError, IndexError, StopIteration, TypeError, ValueError):
+            return render.EMPTY_VIEWER
+        try:
+            article = self.assistant.article(citation.doc_id)
+        except Exception as exc:
+            log.warning("could not read %s for the viewer: %s", citation.doc_id, _friendly(exc))
+            article = None
+        return render.article_html(article, citation, turn["question"])
+
+    def new_chat(self):
+        return render.conversation_html([]), [], render.EMPTY_VIEWER, ""
+
+    # --- API for scripts (gradio_client) ------------------------------------------------------
+    def api_ask(self, question: str, history: list[dict] | None = None) -> dict:
+        """Answer one question; returns the ``Answer`` as JSON (errors raise ``gr.Error``)."""
+        try:
+            return self.assistant.ask(question, history=history or None).model_dump(mode="json")
+        except Exception as exc:
+            raise gr.Error(_friendly(exc)) from None
+
+    # --- library -------------------------------------------------------------------------------
+    def llm_label(self) -> str:
+        answerer = self.assistant.__dict__.get("answerer")  # only report a model already loaded
+        if answerer is None:
+            return f"{self.assistant.settings.llm.provider} (loads with the first question)"
+        note = f" — {answerer.resolved.note}" if answerer.resolved.note else ""
+        return answerer.resolved.label + note
+
+    def library(self, message: str = ""):
+        """(status HTML, article rows, remove-choices, message)."""
+        try:
+            documents = self.assistant.documents()
+            status = self.assistant.index.status(documents)
+        except Exception as exc:
+            return f'<p class="error">{render.escape(_friendly(exc))}</p>', [], gr.update(choices=[]), message
+        choices = [(f"{d.doc_id} — {d.title}"[:120], d.doc_id) for d in documents]
+        return (
+            render.status_html(status, self.llm_label()),
+            render.library_rows(documents),
+            gr.update(choices=choices, value=None),
+            message,
+        )
+
+    def upload(self, files: list[str] | None):
+        if not files:
+            return self.library("Choose one or more files first (.txt, .md, .html, .jsonl).")
+        paths, rejected = [], []
+        limit = self.assistant.settings.ui.max_upload_mb
+        for file in files:
+            path = Path(file)
+            if path.suffix.lower() not in UPLOAD_TYPES:
+                rejected.append(f"{path.name}: not an article file (accepted: {', '.join(UPLOAD_TYPES)})")
+            elif path.stat().st_size > limit * 1024 * 1024:
+                rejected.append(f"{path.name}: larger than {limit:g} MB")
+            else:
+                paths.append(path)
+        lines = [f"Rejected {line}" for line in rejected]
+        if paths:
+            try:
+                report = self.assistant.ingest(paths)
+            except Exception as exc:
+                lines.append(f"Nothing was added: {_friendly(exc)}")
+            else:
+                lines.append(
+                    f"Added {len(report.added)}, updated {len(report.replaced)}, unchanged {len(report.unchanged)} "
+                    f"({report.chunks_written} passages written)."
+                )
+                lines += [f"Skipped {Path(s.path).name}: {s.reason}" for s in report.skipped]
+        return self.library("\n".join(lines))
+
+    def remove(self, doc_id: str | None):
+        if not doc_id:
+            return self.library("Choose an article to remove.")
+        try:
+            removed = self.assistant.remove([doc_id])
+        except Exception as exc:
+            return self.library(f"Could not remove {doc_id}: {_friendly(exc)}")
+        if doc_id not in removed:
+            return self.library(f"{doc_id} is not in the index.")
+        return self.library(f"Removed {doc_id} ({removed[doc_id]} passages).")
+
+
+def build_app(assistant) -> gr.Blocks:
+    ui = ChatUI(assistant)
+    with gr.Blocks(title="Arabic news assistant · مساعد الأخبار") as app:
+        turns = gr.State([])
+        gr.HTML('<header class="app-header"><h1>Arabic news assistant <span dir="rtl" lang="ar">· مساعد الأخبار العربية</span></h1></header>')
+        with gr.Tabs():
+            with gr.Tab("Chat · المحادثة", id="chat"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3):
+                        conversation = gr.HTML(
+                            render.conversation_html([]),
+                            elem_id="conversation",
+                            js_on_load=CONVERSATION_JS,
+                            autoscroll=True,
+                            max_height=620,
+                            min_height=300,
+                        )
+                        with gr.Row():
+                            question = gr.Textbox(
+                                show_label=False,
+                                placeholder="اكتب سؤالك… / Ask a question…",
+                                elem_id="question",
+                                lines=1,
+                                max_lines=6,
+                                scale=5,
+                                autofocus=True,
+                            )
+                            send = gr.Button("Ask · اسأل", variant="primary", elem_id="send", scale=1, min_width=90)
+                        with gr.Row():
+                            new_chat = gr.Button("New chat · محادثة جديدة", elem_id="new-chat", size="sm")
+                        gr.Examples(examples=[[q] for q in assistant.settings.ui.examples], inputs=[question], label="Examples · أمثلة")
+                    with gr.Column(scale=2):
+                        viewer = gr.HTML(render.EMPTY_VIEWER, elem_id="source-viewer", js_on_load=VIEWER_JS, max_height=700, container=True)
+            with gr.Tab("Library · المكتبة", id="library"):
+                status = gr.HTML(elem_id="index-status")
+                articles = gr.Dataframe(
+                    headers=["title", "id", "outlet", "date", "passages"],
+                    datatype=["str", "str", "str", "str", "number"],
+                    interactive=False,
+                    elem_id="articles",
+                    wrap=True,
+                )
+                with gr.Row():
+                    with gr.Column():
+                        files = gr.File(label="Add articles (.txt .md .html .jsonl)", file_count="multiple", file_types=UPLOAD_TYPES, elem_id="upload")
+                        add = gr.Button("Add to the index", elem_id="add-articles")
+                    with gr.Column():
+                        to_remove = gr.Dropdown(label="Remove an article", choices=[], elem_id="remove-choice")
+                        remove = gr.Button("Remove", variant="stop", elem_id="remove-article")
+                library_message = gr.Textbox(label="Library", interactive=False, lines=2, elem_id="library-message")
+
+        ask_event = dict(fn=ui.submit, inputs=[question, turns], outputs=[conversation, turns, question], concurrency_id=QUEUE, show_progress="hidden")
+        send.click(**ask_event, api_visibility="private")
+        question.submit(**ask_event, api_visibility="private")
+        conversation.click(ui.show_source, inputs=[turns], outputs=[viewer], concurrency_id=QUEUE, api_visibility="private")
+        new_chat.click(ui.new_chat, outputs=[conversation, turns, viewer, question], api_visibility="private")
+
+        library_outputs = [status, articles, to_remove, library_message]
+        app.load(ui.library, outputs=library_outputs, concurrency_id=QUEUE, api_visibility="private")
+        add.click(ui.upload, inputs=[files], outputs=library_outputs, concurrency_id=QUEUE, api_visibility="private").then(
+            lambda: None, outputs=[files], api_visibility="private"
+        )
+        remove.click(ui.remove, inputs=[to_remove], outputs=library_outputs, concurrency_id=QUEUE, api_visibility="private")
+        gr.api(ui.api_ask, api_name="ask", concurrency_id=QUEUE)
+    return app
+
+
+def launch_kwargs(settings) -> dict:
+    """``Blocks.launch`` arguments from the config: address, login, upload limit, styling."""
+    ui = settings.ui
+    auth = (ui.username, ui.password.get_secret_value()) if ui.username and ui.password else None
+    return dict(
+        server_name=ui.host,
+        server_port=ui.port,
+        auth=auth,
+        max_file_size=f"{ui.max_upload_mb:g}mb",
+        show_error=False,  # errors are shown as friendly messages in the chat instead
+        css=CSS_PATH.read_text(encoding="utf-8"),
+        footer_links=["api"],  # the API page documents /ask for scripts
+        quiet=True,
+    )

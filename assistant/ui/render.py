@@ -1,0 +1,167 @@
+"""HTML for the web UI, built from escaped text only.
+
+Everything that comes from an article, a model or a user goes through ``html.escape`` before it
+reaches the page, so markup inside an article is shown as text and never runs. Direction is set
+per message from its language (Arabic right-to-left, English left-to-right) rather than once for
+the whole chat, so mixed conversations stay readable.
+"""
+
+from __future__ import annotations
+
+import re
+from html import escape
+from urllib.parse import urlparse
+
+from assistant.arabic import detect_language
+from assistant.models import Answer, Article, Citation, DocumentInfo, IndexStatus
+
+_MARKER = re.compile(r"\[(\d+)\]")
+
+# Interface strings in both languages: the UI does not know which language its reader prefers.
+EMPTY_CHAT = (
+    '<div class="empty-chat"><p dir="rtl" lang="ar">اسأل عن الأخبار المفهرسة بالعربية أو بالإنجليزية.</p>'
+    '<p dir="ltr" lang="en">Ask about the indexed news, in Arabic or English.</p></div>'
+)
+EMPTY_VIEWER = (
+    '<div class="viewer-empty"><p dir="ltr" lang="en">Click a citation such as [1] to read the passage in its article.</p>'
+    '<p dir="rtl" lang="ar">انقر على إحالة مثل [1] لقراءة المقطع في مقاله.</p></div>'
+)
+
+
+def _dir(language: str) -> str:
+    return "rtl" if language == "ar" else "ltr"
+
+
+def _attrs(language: str) -> str:
+    return f'dir="{_dir(language)}" lang="{language}"'
+
+
+def _cite_link(turn: int, n: int, label: str, title: str = "", css: str = "cite") -> str:
+    return (
+        f'<a class="{css}" href="#" role="button" data-turn="{turn}" data-n="{n}" '
+        f'title="{escape(title)}">{label}</a>'
+    )
+
+
+def answer_text_html(answer: Answer, turn: int) -> str:
+    """The answer with each valid ``[n]`` marker as a link that opens the cited passage."""
+    by_n = {c.n: c for c in answer.citations}
+    out, cursor = [], 0
+    for match in _MARKER.finditer(answer.text):
+        out.append(escape(answer.text[cursor : match.start()]))
+        citation = by_n.get(int(match.group(1)))
+        label = escape(match.group(0))
+        out.append(_cite_link(turn, citation.n, label, citation.title) if citation else label)
+        cursor = match.end()
+    out.append(escape(answer.text[cursor:]))
+    return "".join(out)
+
+
+def _byline(source: str, date: str) -> str:
+    return " · ".join(escape(x) for x in (source, date) if x)
+
+
+def sources_html(answer: Answer, turn: int) -> str:
+    if not answer.citations:
+        return ""
+    items = []
+    for c in answer.citations:
+        byline = _byline(c.source, c.date)
+        title = escape(c.title or c.doc_id)
+        items.append(
+            f"<li>{_cite_link(turn, c.n, f'[{c.n}]', c.title, 'cite source-link')} "
+            f'<span class="source-title" dir="auto">{title}</span>'
+            + (f' <span class="byline" dir="auto">{byline}</span>' if byline else "")
+            + "</li>"
+        )
+    heading = "المصادر" if answer.language == "ar" else "Sources"
+    return f'<div class="sources"><div class="sources-heading">{heading}</div><ol>{"".join(items)}</ol></div>'
+
+
+def _meta_html(answer: Answer) -> str:
+    seconds = answer.timings.total_ms / 1000
+    meta = f'<span class="model">{escape(answer.model)}</span> · {seconds:.1f} s'
+    if not answer.notes:
+        return f'<div class="meta" dir="ltr">{meta}</div>'
+    notes = "".join(f"<li>{escape(note)}</li>" for note in answer.notes)
+    return f'<details class="meta" dir="ltr"><summary>{meta}</summary><ul>{notes}</ul></details>'
+
+
+def _message(role: str, language: str, body: str, extra_class: str = "") -> str:
+    classes = " ".join(x for x in ("msg", role, extra_class) if x)
+    return f'<div class="{classes}" {_attrs(language)}>{body}</div>'
+
+
+def turn_html(turn: dict, index: int) -> str:
+    """One exchange. ``turn``: question, language, and then partial (streaming), answer or error."""
+    language = turn.get("language") or detect_language(turn.get("question") or "")
+    parts = []
+    if turn.get("question"):
+        parts.append(_message("user", language, f'<div class="text">{escape(turn["question"])}</div>'))
+    if turn.get("error"):
+        parts.append(_message("bot", language, f'<div class="text">{escape(turn["error"])}</div>', "error"))
+    elif turn.get("answer"):
+        answer = Answer.model_validate(turn["answer"])
+        body = f'<div class="text">{answer_text_html(answer, index)}</div>' + sources_html(answer, index) + _meta_html(answer)
+        parts.append(_message("bot", answer.language, body, "refusal" if answer.refused else ""))
+    else:
+        waiting = "…" if not turn.get("partial") else escape(turn["partial"])
+        parts.append(_message("bot", language, f'<div class="text">{waiting}</div>', "streaming"))
+    return f'<div class="turn" data-turn="{index}">{"".join(parts)}</div>'
+
+
+def conversation_html(turns: list[dict]) -> str:
+    if not turns:
+        return EMPTY_CHAT
+    return "".join(turn_html(turn, i) for i, turn in enumerate(turns))
+
+
+def _safe_url(url: str) -> str:
+    """Only http(s) links: a ``javascript:`` URL in an article must not become a link."""
+    return url if urlparse(url).scheme in ("http", "https") else ""
+
+
+def article_html(article: Article | None, citation: Citation, question: str = "") -> str:
+    """The cited article with the passage highlighted (``<mark>``), or the passage alone when the
+    article has left the index since the answer was given."""
+    language = detect_language(citation.text)
+    title = escape(citation.title or citation.doc_id)
+    header = f'<div class="cite-label" dir="auto">[{citation.n}] {escape(question)}</div>' if question else ""
+    if article is None or article.text[citation.start : citation.end] != citation.text:
+        body = f'<mark id="cited-passage">{escape(citation.text)}</mark>'
+        missing = '<p class="notice" dir="ltr">This article is no longer in the index (or has changed); the cited passage is shown alone.</p>'
+        return (
+            f'<article class="source-article" {_attrs(language)}>{header}<h3>{title}</h3>{missing}'
+            f'<div class="article-body">{body}</div></article>'
+        )
+    url = _safe_url(article.url)
+    byline = _byline(article.source, article.date)
+    link = f' · <a href="{escape(url)}" target="_blank" rel="noopener noreferrer">link</a>' if url else ""
+    body = (
+        escape(article.text[: citation.start])
+        + f'<mark id="cited-passage">{escape(citation.text)}</mark>'
+        + escape(article.text[citation.end :])
+    )
+    return (
+        f'<article class="source-article" {_attrs(language)}>{header}<h3>{escape(article.title or article.doc_id)}</h3>'
+        f'<div class="byline">{byline}{link} <span class="doc-id" dir="ltr">({escape(article.doc_id)})</span></div>'
+        f'<div class="article-body">{body}</div></article>'
+    )
+
+
+def status_html(status: IndexStatus, llm: str) -> str:
+    rows = [
+        ("Articles", str(status.documents)),
+        ("Passages (chunks)", str(status.chunks)),
+        ("Embedding model", status.embedding_model),
+        ("Language model", llm),
+        ("Store", f"{status.store} (collection {status.collection})"),
+    ]
+    if status.incomplete_documents:
+        rows.append(("Incomplete (re-add them)", ", ".join(status.incomplete_documents)))
+    cells = "".join(f"<tr><th>{escape(k)}</th><td dir=\"auto\">{escape(v)}</td></tr>" for k, v in rows)
+    return f'<table class="index-status" dir="ltr">{cells}</table>'
+
+
+def library_rows(documents: list[DocumentInfo]) -> list[list]:
+    return [[d.title, d.doc_id, d.source, d.date, d.chunks] for d in documents]

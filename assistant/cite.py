@@ -62,9 +62,24 @@ def _pieces(text: str) -> list[str]:
     return pieces or [text]
 
 
+def _markers_inside(text: str) -> str:
+    """"… النفط.[2]" -> "… النفط [2].": a marker after the final punctuation joins its sentence."""
+    return _TRAILING.sub(lambda m: f" {m.group(2).strip()}{m.group(1)}", text)
+
+
+def cited_sentences(answer: str) -> list[tuple[str, list[int]]]:
+    """Each sentence of an answer, markers removed, with the passage numbers it cites."""
+    out = []
+    for piece in _pieces(_markers_inside(answer)):
+        sentence = strip_markers(piece)
+        if len(sentence) >= 3:  # not a stray marker or punctuation between sentences
+            numbers = [n for m in _MARKER.finditer(piece) for n in marker_numbers(m.group(1))]
+            out.append((sentence, list(dict.fromkeys(numbers))))
+    return out
+
+
 def cite(answer: str, passages: list[Passage], support: Support = lexical_support, min_support: float = 0.3) -> Cited:
-    answer = _TRAILING.sub(lambda m: f" {m.group(2).strip()}{m.group(1)}", answer)
-    sentences = _pieces(answer)
+    sentences = _pieces(_markers_inside(answer))
     used: list[int] = []
     dropped: list[int] = []
     out: list[str] = []

@@ -5,12 +5,16 @@ Dataset: a YAML list of items with ``id``, ``question``, ``answers`` (any one co
 retrieval hit@1/hit@5/MRR (a hit is a passage from a ``sources`` article); answer accuracy (an
 answerable item answered, not refused, with a gold answer in the text after Arabic normalization),
 token F1 and language match; citation precision and coverage; refusal as two rates
-(unanswerable refused, answerable wrongly refused) plus their combined accuracy.
+(unanswerable refused, answerable wrongly refused) plus their combined accuracy; optionally
+faithfulness, the share of answer sentences an Ollama judge finds supported by their cited passages.
+Also the SQuAD exact match and F1 used by the answer benchmark (assistant/bench/squad.py).
 """
 
 from __future__ import annotations
 
 import re
+import string
+import unicodedata
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,8 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tqdm import tqdm
 
 from assistant.arabic import detect_language, normalize
-from assistant.cite import strip_markers
-from assistant.errors import InputError
+from assistant.cite import cited_sentences, strip_markers
+from assistant.config import JudgeSettings, LLMSettings, OllamaLLMSettings, Settings
+from assistant.errors import BackendUnavailableError, InputError
+from assistant.llm import Message
+from assistant.models import Answer
+from assistant.prompts import Prompts
 
 _TOKEN = re.compile(r"\w+")
 
@@ -74,11 +82,11 @@ def contains_answer(answer: str, golds: list[str]) -> bool:
     return any(_norm(g) and (f" {_norm(g)} " in text or _norm(g) in text) for g in golds)
 
 
-def token_f1(answer: str, golds: list[str]) -> float:
-    predicted = _norm(answer).split()
+def token_f1(answer: str, golds: list[str], norm=_norm) -> float:
+    predicted = norm(answer).split()
     best = 0.0
     for gold in golds:
-        truth = _norm(gold).split()
+        truth = norm(gold).split()
         common = sum((Counter(predicted) & Counter(truth)).values())
         if common:
             precision, recall = common / len(predicted), common / len(truth)
@@ -86,8 +94,97 @@ def token_f1(answer: str, golds: list[str]) -> float:
     return best
 
 
+# SQuAD scoring as in the MLQA evaluation script (normalize_answer), after our Arabic normalization.
+_EN_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def _is_punctuation(ch: str) -> bool:
+    return ch in string.punctuation or unicodedata.category(ch).startswith("P")  # P*: also ، ؛ ؟ « »
+
+
+def squad_normalize(text: str) -> str:
+    """Markers dropped, Arabic normalized, lowercased, punctuation and articles removed, spaces
+    collapsed. Like MLQA, every "ال" is removed, not only the word-initial article, so that the
+    numbers stay comparable with published MLQA/XQuAD scores (both sides are treated alike)."""
+    text = "".join(ch for ch in normalize(strip_markers(text)).lower() if not _is_punctuation(ch))
+    text = _EN_ARTICLES.sub(" ", text).replace("ال", " ")
+    return " ".join(text.split())
+
+
+def exact_match(answer: str, golds: list[str]) -> float:
+    return float(any(squad_normalize(answer) == squad_normalize(g) for g in golds))
+
+
+def squad_f1(answer: str, golds: list[str]) -> float:
+    return token_f1(answer, golds, squad_normalize)
+
+
+# --- faithfulness judge ------------------------------------------------------------------------
+class Judge:
+    """An Ollama model asked, sentence by sentence, whether the passages an answer cites support it."""
+
+    def __init__(self, backend, prompts: Prompts):
+        self.backend = backend  # a ChatBackend
+        self.prompts = prompts
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+    def check(self, answer: Answer) -> list[dict]:
+        """``{"sentence", "supported"}`` per sentence. A sentence without a marker of its own (the
+        splitter cuts at every full stop, e.g. inside a quote) is checked against every passage
+        the answer cites."""
+        cited = {c.n: c.text for c in answer.citations}
+        verdicts = []
+        for sentence, numbers in cited_sentences(answer.text):
+            passages = [cited[n] for n in numbers if n in cited] or list(cited.values())
+            prompt = self.prompts.render("judge", passage="\n\n".join(passages), sentence=sentence)
+            supported = bool(passages) and self.backend.yes_probability([Message("user", prompt)]) >= 0.5
+            verdicts.append({"sentence": sentence, "supported": supported})
+        return verdicts
+
+
+def make_judge(settings: Settings) -> Judge | None:
+    """The configured judge (None when ``eval.judge.provider`` is none); its server is checked now,
+    so that a missing one stops the eval before the run, not after the first answer."""
+    cfg = settings.eval.judge
+    if cfg.provider == "none":
+        return None
+    _probe_judge(cfg)
+    from assistant.llm.ollama import make_ollama
+
+    ollama_settings = OllamaLLMSettings(host=cfg.host, model=cfg.model, request_timeout=cfg.request_timeout, probe_timeout=cfg.probe_timeout)
+    backend = make_ollama(LLMSettings(provider="ollama", temperature=0.0, max_tokens=16, ollama=ollama_settings))
+    prompts_dir = settings.answer.prompts_dir
+    return Judge(backend, Prompts(settings.resolve(prompts_dir) if prompts_dir else None))
+
+
+def _probe_judge(cfg: JudgeSettings) -> None:
+    """Like the answer backend's probe, with messages that name the eval.judge keys."""
+    import httpx
+    import ollama
+
+    from assistant.llm.ollama import _has_model  # the same name matching as the answer backend
+
+    try:
+        listed = ollama.Client(host=cfg.host, timeout=cfg.probe_timeout).list()
+    except (ConnectionError, httpx.HTTPError, ollama.ResponseError) as exc:
+        raise BackendUnavailableError(
+            f"cannot reach the faithfulness judge, Ollama at {cfg.host} ({type(exc).__name__}). Start it with "
+            "`ollama serve` (or fix eval.judge.host), or run the eval without it: set eval.judge.provider to none."
+        ) from None
+    names = {m.model for m in listed.models if m.model}
+    if not _has_model(names, cfg.model):
+        raise BackendUnavailableError(
+            f"Ollama at {cfg.host} does not have the judge model '{cfg.model}' (eval.judge.model). Run: ollama pull {cfg.model}"
+        )
+
+
 # --- the run -----------------------------------------------------------------------------------
-def run_eval(assistant, items: list[EvalItem], retrieval_only: bool = False, progress: bool = False) -> dict[str, Any]:
+def run_eval(
+    assistant, items: list[EvalItem], retrieval_only: bool = False, progress: bool = False, judge: Judge | None = None
+) -> dict[str, Any]:
     rows = []
     for item in tqdm(items, desc="eval", unit="q", disable=not progress):
         passages = assistant.search(item.question, top_k=max(5, assistant.settings.retrieval.top_k))
@@ -117,12 +214,16 @@ def run_eval(assistant, items: list[EvalItem], retrieval_only: bool = False, pro
                 notes=answer.notes,
                 timings=answer.timings.model_dump(),
             )
+            if judge is not None and not answer.refused:
+                row["judged"] = judge.check(answer)
         row["passed"], row["why"] = _verdict(row, retrieval_only)
         rows.append(row)
     report = {
         "metrics": metrics(rows, retrieval_only),
         "by_language": {lang: metrics([r for r in rows if r["language"] == lang], retrieval_only) for lang in sorted({r["language"] for r in rows})},
         "items": rows,
+        "judge": judge.name if judge else None,
+        "config": assistant.settings.model_dump(mode="json"),  # enough to reproduce the run
     }
     return report
 
@@ -174,6 +275,8 @@ def metrics(rows: list[dict], retrieval_only: bool = False) -> dict[str, Any]:
         "accuracy": _share([r["correct"] for r in answerable]),
         "f1": sum(r["f1"] for r in answerable) / len(answerable) if answerable else None,
         "language_match": _share([r["answer_language"] == r["language"] for r in answered]),
+        # None when no judge ran (or it had nothing to judge)
+        "faithfulness": _share([v["supported"] for r in answered for v in r.get("judged", [])]),
     }
     out["citations"] = {
         "precision": sum(r["citation_hits"] for r in answered_answerable) / len(citations) if citations else None,
@@ -211,7 +314,8 @@ def check_thresholds(report: dict, thresholds: dict[str, float], retrieval_only:
         section, _, metric = name.partition(".")
         if retrieval_only and section != "retrieval":
             continue
-        value = report["metrics"].get(section, {}).get(metric, "missing")
+        computed = report["metrics"].get(section)
+        value = computed.get(metric, "missing") if isinstance(computed, dict) else "missing"
         if value == "missing":
             failures.append(f"{name}: no such metric")
         elif value is None:
@@ -230,6 +334,8 @@ def _fmt(value) -> str:
 def markdown_report(report: dict) -> str:
     columns = [("all", report["metrics"])] + [(lang, m) for lang, m in report["by_language"].items()]
     lines = ["# Eval report", "", f"Dataset: `{report.get('dataset', '')}`", ""]
+    if report.get("judge"):
+        lines += [f"Faithfulness judge: `{report['judge']}`", ""]
     lines += ["| metric | " + " | ".join(name for name, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for section in ("retrieval", "answer", "citations", "refusal", "timings"):
         for metric in report["metrics"].get(section, {}):

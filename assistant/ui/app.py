@@ -167,7 +167,7 @@ class ChatUI:
             else:
                 lines.append(
                     f"Added {len(report.added)}, updated {len(report.replaced)}, unchanged {len(report.unchanged)} "
-                    f"({report.chunks_written} passages written)."
+                    f"({report.chunks_written} passage{'s' if report.chunks_written != 1 else ''} written)."
                 )
                 lines += [f"Skipped {Path(s.path).name}: {s.reason}" for s in report.skipped]
         return self.library("\n".join(lines))
@@ -236,10 +236,10 @@ def build_app(assistant) -> gr.Blocks:
                 library_message = gr.Textbox(label="Library", interactive=False, lines=2, elem_id="library-message")
 
         ask_event = dict(fn=ui.submit, inputs=[question, turns], outputs=[conversation, turns, question], concurrency_id=QUEUE, show_progress="hidden")
-        send.click(**ask_event, api_visibility="private")
-        question.submit(**ask_event, api_visibility="private")
+        asking = [send.click(**ask_event, api_visibility="private"), question.submit(**ask_event, api_visibility="private")]
         conversation.click(ui.show_source, inputs=[turns], outputs=[viewer], concurrency_id=QUEUE, api_visibility="private")
-        new_chat.click(ui.new_chat, outputs=[conversation, turns, viewer, question], api_visibility="private")
+        # Cancel an answer still streaming, or it redraws the old conversation into the new one.
+        new_chat.click(ui.new_chat, outputs=[conversation, turns, viewer, question], cancels=asking, api_visibility="private")
 
         library_outputs = [status, articles, to_remove, library_message]
         app.load(ui.library, outputs=library_outputs, concurrency_id=QUEUE, api_visibility="private")

@@ -57,8 +57,10 @@ def answer_text_html(answer: Answer, turn: int) -> str:
     return "".join(out)
 
 
-def _byline(source: str, date: str) -> str:
-    return " · ".join(escape(x) for x in (source, date) if x)
+def _byline(source: str, date: str, doc_id: str) -> str:
+    # Without a known outlet, ``source`` is the file the article came from: noise next to its id.
+    outlet = "" if source.startswith(doc_id) else source
+    return " · ".join(escape(x) for x in (outlet, date) if x)
 
 
 def sources_html(answer: Answer, turn: int) -> str:
@@ -66,7 +68,7 @@ def sources_html(answer: Answer, turn: int) -> str:
         return ""
     items = []
     for c in answer.citations:
-        byline = _byline(c.source, c.date)
+        byline = _byline(c.source, c.date, c.doc_id)
         title = escape(c.title or c.doc_id)
         items.append(
             f"<li>{_cite_link(turn, c.n, f'[{c.n}]', c.title, 'cite source-link')} "
@@ -135,7 +137,7 @@ def article_html(article: Article | None, citation: Citation, question: str = ""
             f'<div class="article-body">{body}</div></article>'
         )
     url = _safe_url(article.url)
-    byline = _byline(article.source, article.date)
+    byline = _byline(article.source, article.date, article.doc_id)
     link = f' · <a href="{escape(url)}" target="_blank" rel="noopener noreferrer">link</a>' if url else ""
     body = (
         escape(article.text[: citation.start])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from assistant.answer import Answerer
-from assistant.cite import cite, lexical_support
+from assistant.cite import cite, cited_sentences, lexical_support
 from assistant.config import AnswerSettings
 from assistant.llm import ResolvedBackend
 from assistant.models import Passage
@@ -380,3 +380,14 @@ def test_refusals_are_detected(answerer, text, language):
 def test_answers_are_not_refusals(answerer, text):
     assert answerer._is_refusal(text, "ar") is False
     assert answerer._is_refusal(text, "en") is False
+
+
+def test_cited_sentences_pair_each_sentence_with_its_markers():
+    """What the faithfulness judge checks: a trailing marker belongs to the sentence before it,
+    lists and Arabic-Indic digits are read, stray markers between sentences are no sentence."""
+    answer = "تحدث العقيد كاغينز.[١] وقال إن العملية استمرت أربعة أيام [1, 2]؟ [3]\nLine without a marker"
+    assert cited_sentences(answer) == [
+        ("تحدث العقيد كاغينز.", [1]),
+        ("وقال إن العملية استمرت أربعة أيام؟", [1, 2, 3]),
+        ("Line without a marker", []),
+    ]

@@ -1,0 +1,155 @@
+"""The eval gate (``assistant eval``) on the seeded index: the committed thresholds pass with the
+committed configuration and fail with a broken retriever; the JSON report has DESIGN.md §5's
+keys; the faithfulness judge is an Ollama model (the fake server in helpers.py), checked before
+the run, or skipped with a notice."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from assistant.assistant import Assistant
+from assistant.evaluate import load_dataset, make_judge, run_eval
+
+from .helpers import CHAT_MODEL, FakeOllama, free_port, run_cli
+
+pytestmark = pytest.mark.slow  # loads the embedding model
+
+REPO = Path(__file__).resolve().parents[2]
+DATASET = REPO / "evals" / "qa.yaml"
+COMMITTED = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+RETRIEVAL_KEYS = {"hit_at_1", "hit_at_5", "mrr"}
+SECTION_KEYS = {
+    "retrieval": RETRIEVAL_KEYS,
+    "answer": {"accuracy", "f1", "language_match"},
+    "citations": {"precision", "coverage"},
+    "refusal": {"accuracy", "unanswerable_refused", "answerable_refused"},
+}
+# A few items of the project's dataset: both languages, answerable and not.
+SMALL_IDS = ["ar-spokesman", "ar-presser-place", "en-spokesman-name", "en-presser-town", "ar-un-capital", "en-un-capital"]
+
+
+def committed_config(**changes: dict) -> dict:
+    """config.yaml as committed (but the store, which the fixture puts under tmp_path), with the
+    sections' keys in ``changes`` replaced."""
+    config = copy.deepcopy({key: value for key, value in COMMITTED.items() if key != "store"})
+    config.setdefault("eval", {})["dataset"] = str(DATASET)
+    for section, values in changes.items():
+        config.setdefault(section, {}).update(values)
+    return config
+
+
+@pytest.fixture
+def small_dataset(tmp_path) -> Path:
+    items = [item for item in yaml.safe_load(DATASET.read_text(encoding="utf-8")) if item["id"] in SMALL_IDS]
+    assert len(items) == len(SMALL_IDS), "the small eval set's ids must exist in evals/qa.yaml"
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(items, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- the gate
+def test_a_broken_retriever_fails_the_committed_gate(seeded_settings_factory, tmp_path):
+    """BM25 alone finds nothing for the English questions: retrieval falls below its thresholds."""
+    seeded_settings_factory(**committed_config(retrieval={"mode": "bm25"}))
+
+    result = run_cli(tmp_path, "eval", "--retrieval-only", "--json", "out/eval.json")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "gate: retrieval.hit_at_1 = " in result.stderr and "is below its threshold" in result.stderr
+    report = json.loads((tmp_path / "out" / "eval.json").read_text(encoding="utf-8"))
+    assert report["gate"]["passed"] is False
+    assert report["config"]["retrieval"]["mode"] == "bm25"
+    assert "Gate: FAILED" in (tmp_path / "out" / "eval.md").read_text(encoding="utf-8")
+
+
+def test_the_committed_configuration_passes_and_reports_every_retrieval_key(seeded_settings_factory, tmp_path):
+    seeded_settings_factory(**committed_config())
+
+    result = run_cli(tmp_path, "eval", "--retrieval-only", "--json", "out/eval.json")
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "out" / "eval.json").read_text(encoding="utf-8"))
+    assert set(report["metrics"]["retrieval"]) == RETRIEVAL_KEYS
+    assert set(report["by_language"]) == {"ar", "en"}
+    assert all(set(m["retrieval"]) == RETRIEVAL_KEYS for m in report["by_language"].values())
+    assert len(report["items"]) == len(load_dataset(DATASET))
+    assert report["config"]["retrieval"] == {**report["config"]["retrieval"], **COMMITTED["retrieval"]}
+    assert report["config"]["embedding"]["provider"] == COMMITTED["embedding"]["provider"]
+    assert report["gate"] == {"thresholds": COMMITTED["eval"]["thresholds"], "failures": [], "passed": True}
+    for name, bound in COMMITTED["eval"]["thresholds"].items():
+        section, metric = name.split(".")
+        assert report["metrics"][section][metric] >= bound
+    assert (tmp_path / "out" / "eval.md").read_text(encoding="utf-8").startswith("# Eval report")
+    assert "faithfulness judge" not in result.stderr  # no answers, no judge, no notice
+
+
+def test_a_full_run_writes_every_design_key_and_notes_the_missing_judge(seeded_settings_factory, tmp_path, small_dataset):
+    """Answers by the extractive backend (no model), so that this runs in seconds."""
+    seeded_settings_factory(llm={"provider": "extractive"})
+
+    result = run_cli(tmp_path, "eval", "--dataset", small_dataset, "--json", "eval.json")
+
+    assert result.returncode == 0, result.stderr
+    assert "faithfulness judge not configured; set eval.judge" in result.stderr
+    report = json.loads((tmp_path / "eval.json").read_text(encoding="utf-8"))
+    assert {"metrics", "by_language", "items", "config"} <= set(report)
+    for metrics in [report["metrics"], *report["by_language"].values()]:
+        for section, keys in SECTION_KEYS.items():
+            assert keys <= set(metrics[section]), section
+        assert metrics["answer"]["faithfulness"] is None
+    assert report["judge"] is None and report["config"]["llm"]["provider"] == "extractive"
+    assert sorted(r["id"] for r in report["items"]) == sorted(SMALL_IDS)
+    assert all({"answer", "refused", "citations", "passed", "why"} <= set(r) for r in report["items"])
+    assert (tmp_path / "eval.md").exists()
+
+
+# --------------------------------------------------------------------------- the faithfulness judge
+@pytest.mark.parametrize(("reply", "faithfulness"), [("yes", 1.0), ("No.", 0.0)])
+def test_faithfulness_is_the_share_of_sentences_the_judge_supports(
+    seeded_settings_factory, fake_chat_ollama: FakeOllama, small_dataset, reply, faithfulness
+):
+    fake_chat_ollama.chat_reply = lambda body: reply
+    settings = seeded_settings_factory(
+        llm={"provider": "extractive"}, eval={"judge": {"provider": "ollama", "host": fake_chat_ollama.host, "model": CHAT_MODEL}}
+    )
+    judge = make_judge(settings)
+
+    report = run_eval(Assistant(settings), load_dataset(small_dataset), judge=judge)
+
+    answered = [r for r in report["items"] if not r["refused"]]
+    assert answered, "the extractive backend answers the answerable items"
+    assert report["judge"] == f"ollama:{CHAT_MODEL}"
+    assert report["metrics"]["answer"]["faithfulness"] == faithfulness
+    for language in {r["language"] for r in answered}:
+        assert report["by_language"][language]["answer"]["faithfulness"] == faithfulness
+    verdicts = [v for r in answered for v in r["judged"]]
+    assert {v["supported"] for v in verdicts} == {faithfulness == 1.0}
+    assert not any("judged" in r for r in report["items"] if r["refused"])
+    # one chat request per sentence, carrying the sentence and a non-empty passage
+    prompts = [body["messages"][-1]["content"] for body in fake_chat_ollama.chat_requests]
+    assert len(prompts) == len(verdicts)
+    for verdict, prompt in zip(verdicts, prompts):
+        assert f"Sentence:\n{verdict['sentence']}\n" in prompt
+        assert prompt.split("Passage:\n")[1].split("\n\nSentence:")[0].strip()
+
+
+@pytest.mark.parametrize("judge_server", ["unreachable", "without the model"])
+def test_an_unavailable_judge_stops_the_eval_before_it_runs(config_factory, tmp_path, small_dataset, judge_server):
+    with FakeOllama({"some-other-model"}) as other:
+        host = other.host if judge_server == "without the model" else f"http://127.0.0.1:{free_port()}"
+        config_factory(llm={"provider": "extractive"}, eval={"judge": {"provider": "ollama", "host": host, "model": CHAT_MODEL}})
+
+        result = run_cli(tmp_path, "eval", "--dataset", small_dataset, "--json", "eval.json", timeout=60)
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    expected = f"ollama pull {CHAT_MODEL}" if judge_server == "without the model" else "eval.judge.host"
+    assert expected in result.stderr
+    assert not (tmp_path / "eval.json").exists()
+    assert not (tmp_path / "chroma").exists(), "nothing was loaded or created before the check"

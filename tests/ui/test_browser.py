@@ -1,0 +1,294 @@
+"""The web UI in Debian's chromium: streamed, cited answers in both directions, the source viewer,
+the library (upload, remove), friendly errors and the safety of article text in the page.
+
+Screenshots of every step land in out/ui-screenshots/ (``<test>-<step>.png``), and
+out/ui-screenshots/arabic-answer.png shows a finished Arabic answer with its source open.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from assistant.arabic import detect_language
+from assistant.config import Settings
+from assistant.ui.app import EMPTY_QUESTION
+from tests.integration.helpers import free_port
+
+from .helpers import ANSWER_TIMEOUT_MS, SCREENSHOTS, SEEDS, SPOKESMAN_DOC, SPOKESMAN_Q, running_ui
+
+pytestmark = [pytest.mark.ui, pytest.mark.slow]
+
+SPOKESMAN_NAMES = ("كيغينز", "كاغينز")
+# Seeds that name the spokesman: the first citation may point at any of them.
+SPOKESMAN_DOCS = {SPOKESMAN_DOC, "001_85a3b68c139dd4d8", "003_e7f47d77941dc1b4"}
+DOC_ID_IN_VIEWER = re.compile(r"^\((.+)\)$")
+
+MUSEUM_TITLE = "افتتاح متحف الزعفران للخط العربي في مدينة تطوان"
+MUSEUM_TEXT = (
+    f"{MUSEUM_TITLE}\n"
+    "افتتحت بلدية مدينة تطوان المغربية يوم 14 آذار 2031 متحف الزعفران للخط العربي، وهو أول متحف في المدينة مخصص لفنون الخط.\n"
+    "وقالت مديرة المتحف سلمى البرقوقي إن المتحف يضم ثلاثمئة وأربعين مخطوطة نادرة جمعت من مكتبات العائلات القديمة في تطوان.\n"
+    "ويفتح متحف الزعفران أبوابه للزوار كل يوم من الساعة التاسعة صباحاً حتى الخامسة مساء، والدخول مجاني للطلاب.\n"
+)
+# A fact only the uploaded article holds. (Asked "when" — متى — the 1.5B model answered with a seed's
+# headline instead: it is confused by a date in another passage; "who" and "where" it answers right.)
+MUSEUM_Q = "من هي مديرة متحف الزعفران للخط العربي؟"
+MUSEUM_DIRECTOR = "البرقوقي"
+
+IMG_PAYLOAD = '<img src=x onerror="window.__pwned=1">'
+SCRIPT_PAYLOAD = "<script>window.__pwned=2</script>"
+HOSTILE_TITLE = 'نشرة مختبر القرنفل للبرمجيات <img src=y onerror="window.__pwned=4">'
+HOSTILE_TEXT = (
+    f"{HOSTILE_TITLE}\n"
+    f"أعلن مختبر القرنفل للبرمجيات في مدينة صلالة أن شعاره الجديد هو النص التالي: {IMG_PAYLOAD} "
+    f"وأنه يختبر أيضا {SCRIPT_PAYLOAD} في صفحاته.\n"
+    "وقال مدير مختبر القرنفل إن القوالب {{value}} و ${1+1} و ${window.__pwned=3} تظهر كما هي في تقارير المختبر منذ عام 2029.\n"
+)
+# A short answer (the city); the markup is in the cited passage. (Asked for the slogan itself, the model
+# copies the markup into its answer too, but takes over a minute on 2 busy cores.)
+HOSTILE_Q = "في أي مدينة يقع مختبر القرنفل للبرمجيات؟"
+
+
+def write_article(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def add_article(ui, added_articles: list[str], folder: Path, doc_id: str, text: str) -> None:
+    """Upload ``<doc_id>.txt`` through the library tab (removed after the test if still there)."""
+    added_articles.append(doc_id)
+    path = write_article(folder, f"{doc_id}.txt", text)
+    ui.open_library()
+    expect(ui.page.locator("#articles")).not_to_contain_text(doc_id)
+    ui.upload([path])
+
+
+def seed_text(doc_id: str) -> str:
+    return (SEEDS / f"{doc_id}.txt").read_text(encoding="utf-8")
+
+
+def viewer_doc_id(ui) -> str:
+    match = DOC_ID_IN_VIEWER.match(ui.page.locator("#source-viewer .doc-id").text_content().strip())
+    assert match, ui.page.locator("#source-viewer").inner_html()
+    return match.group(1)
+
+
+def assert_no_traceback(ui) -> None:
+    body = ui.body_text()
+    assert "Traceback" not in body and 'File "' not in body, body[-2000:]
+    assert ui.page_errors == [], ui.page_errors
+
+
+# --------------------------------------------------------------------------- a. the main flow
+def test_arabic_answer_streams_with_citation_then_english_follow_up_then_new_chat(ui, ui_server):
+    turn = ui.send(SPOKESMAN_Q)
+    expect(ui.bot(turn)).to_have_count(1)  # the bot message appears at once, before the model answers
+    ui.shot("asked")
+    answer = ui.finished(turn)
+    ui.shot("answered")
+
+    # Seen streaming: the recorder saw the placeholder or partial text before the final answer.
+    streamed = ui.stream_log(turn)
+    assert streamed, "the answer never showed in a streaming state"
+    partial = [t for t in streamed if t.strip("…").strip()]
+    assert all(a in b for a, b in zip(partial, partial[1:])), f"the partial text did not grow: {partial}"
+
+    expect(answer).to_have_attribute("dir", "rtl")
+    expect(answer).not_to_have_class(re.compile(r"\b(refusal|error)\b"))
+    text = answer.locator(".text").inner_text()
+    assert any(name in text for name in SPOKESMAN_NAMES), text
+    citations = answer.locator(".text a.cite")
+    assert citations.count() >= 1, answer.inner_html()
+    first = citations.first
+    expect(first).to_have_attribute("data-turn", str(turn))
+
+    passage = ui.open_citation(first)
+    viewer = ui.page.locator("#source-viewer")
+    doc_id = viewer_doc_id(ui)
+    assert doc_id in SPOKESMAN_DOCS
+    assert passage and passage in seed_text(doc_id), passage  # the exact passage, inside its article
+    titles = {d.doc_id: d.title for d in ui_server.assistant.documents()}
+    expect(viewer.locator("h3")).to_have_text(titles[doc_id])
+    assert titles[doc_id] in seed_text(doc_id)  # the article's headline, as in the seed file
+    expect(viewer.locator("article")).to_have_attribute("dir", "rtl")
+    expect(viewer.locator("mark#cited-passage")).to_be_visible()
+    ui.shot("source-open")
+    ui.shot("arabic-answer", path=SCREENSHOTS / "arabic-answer.png")
+
+    # An English follow-up about the same person: answered (or refused) in English, left to right.
+    follow = ui.send("What is his military rank?")
+    reply = ui.finished(follow)
+    ui.shot("follow-up")
+    expect(reply).to_have_attribute("dir", "ltr")
+    expect(reply).to_have_attribute("lang", "en")
+    expect(reply).not_to_have_class(re.compile(r"\berror\b"))
+    reply_text = reply.locator(".text").inner_text()
+    assert detect_language(re.sub(r"\[\d+\]", "", reply_text)) == "en", reply_text
+    refused = "refusal" in (reply.get_attribute("class") or "")
+    assert refused or reply.locator(".text a.cite").count() >= 1, reply.inner_html()
+    # The earlier turn is still there, unchanged.
+    expect(ui.turns()).to_have_count(2)
+    expect(ui.bot(turn)).to_have_attribute("dir", "rtl")
+
+    ui.page.click("#new-chat")
+    expect(ui.turns()).to_have_count(0)
+    expect(ui.page.locator("#conversation .empty-chat")).to_be_visible()
+    expect(ui.page.locator("#source-viewer mark")).to_have_count(0)
+    ui.shot("new-chat")
+    assert_no_traceback(ui)
+
+
+def test_new_chat_while_answer_streams_leaves_the_conversation_empty(ui):
+    turn = ui.send(SPOKESMAN_Q)
+    ui.page.locator(f'#conversation .turn[data-turn="{turn}"] .msg.bot.streaming').wait_for()
+    ui.page.click("#new-chat")
+    expect(ui.turns()).to_have_count(0)
+    # An empty question waits in the same queue behind the first answer; once its error shows,
+    # the first answer has finished (or been cancelled) and can no longer redraw the conversation.
+    ui.send("", press_enter=True)
+    ui.page.locator("#conversation .msg.bot.error").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    ui.shot("after-new-chat")
+    text = ui.page.locator("#conversation").inner_text()
+    assert SPOKESMAN_Q not in text, text
+    expect(ui.turns()).to_have_count(1)
+
+
+# --------------------------------------------------------------------------- b. empty question
+def test_empty_question_is_a_friendly_error_in_the_chat(ui):
+    turn = ui.send("")
+    error = ui.finished(turn)
+    expect(error).to_have_class(re.compile(r"\berror\b"))
+    expect(error).to_contain_text(EMPTY_QUESTION["en"])
+    expect(error).to_contain_text(EMPTY_QUESTION["ar"])
+    ui.shot("empty")
+    # Blank (whitespace only), sent with Enter, is empty too.
+    turn = ui.send("   ", press_enter=True)
+    expect(ui.finished(turn)).to_have_class(re.compile(r"\berror\b"))
+    ui.shot("blank")
+    assert_no_traceback(ui)
+
+
+# --------------------------------------------------------------------------- c. library
+def test_uploaded_article_is_listed_answerable_and_removable(ui, ui_server, added_articles, tmp_path):
+    doc_id = "zafaran_museum"
+    before = ui_server.assistant.status().documents
+    add_article(ui, added_articles, tmp_path, doc_id, MUSEUM_TEXT)
+    articles = ui.page.locator("#articles")
+    expect(ui.library_message()).to_have_value(re.compile(r"^Added 1, updated 0, unchanged 0 \(\d+ passages? written\)\.$"))
+    expect(articles).to_contain_text(doc_id)
+    expect(articles).to_contain_text(MUSEUM_TITLE)
+    expect(ui.page.locator("#index-status")).to_contain_text(str(before + 1))
+    ui.shot("added")
+
+    ui.open_tab("Chat")
+    answer = ui.ask(MUSEUM_Q)
+    ui.shot("answered")
+    expect(answer).to_have_attribute("dir", "rtl")
+    text = answer.locator(".text").inner_text()
+    assert MUSEUM_DIRECTOR in text, text
+    cites = answer.locator(f'.text a.cite[title="{MUSEUM_TITLE}"]')
+    assert cites.count() >= 1, answer.inner_html()
+    passage = ui.open_citation(cites.first)
+    assert viewer_doc_id(ui) == doc_id
+    assert passage in MUSEUM_TEXT, passage
+    expect(ui.page.locator("#source-viewer h3")).to_have_text(MUSEUM_TITLE)
+    ui.shot("source-open")
+
+    ui.open_library()
+    ui.remove(doc_id)
+    expect(ui.library_message()).to_have_value(re.compile(rf"^Removed {doc_id} \(\d+ passages\)\.$"))
+    expect(articles).not_to_contain_text(doc_id)
+    ui.shot("removed")
+    assert doc_id not in {d.doc_id for d in ui_server.assistant.documents()}
+    assert ui_server.assistant.status().documents == before
+
+    # The answer still cites it: the viewer now shows the cited passage alone, with a notice.
+    ui.open_tab("Chat")
+    cites.first.click()
+    expect(ui.page.locator("#source-viewer .notice")).to_contain_text("no longer in the index")
+    expect(ui.page.locator("#source-viewer mark#cited-passage")).to_have_text(passage)
+    expect(ui.page.locator("#source-viewer .article-body")).to_have_text(passage)
+    ui.shot("cited-after-removal")
+    assert_no_traceback(ui)
+
+
+# --------------------------------------------------------------------------- d. safety
+def test_markup_in_an_article_is_shown_as_text_and_never_runs(ui, ui_server, added_articles, tmp_path):
+    doc_id = "qaranful_lab"
+    add_article(ui, added_articles, tmp_path, doc_id, HOSTILE_TEXT)
+    expect(ui.library_message()).to_have_value(re.compile(r"^Added 1,"))
+
+    ui.open_tab("Chat")
+    answer = ui.ask(HOSTILE_Q)
+    assert "صلالة" in answer.locator(".text").inner_text()
+    cites = answer.locator(".text a.cite")
+    assert cites.count() >= 1, answer.inner_html()
+    expect(cites.first).to_have_attribute("title", HOSTILE_TITLE)
+    ui.open_citation(cites.first)
+    assert viewer_doc_id(ui) == doc_id
+    expect(ui.page.locator("#source-viewer h3")).to_have_text(HOSTILE_TITLE)
+    expect(answer.locator(".sources .source-title").first).to_have_text(HOSTILE_TITLE)
+    ui.shot("source-open")
+
+    viewer = ui.page.locator("#source-viewer .article-body")
+    viewer_text = viewer.inner_text()
+    for literal in (IMG_PAYLOAD, SCRIPT_PAYLOAD, "{{value}}", "${1+1}", "${window.__pwned=3}"):
+        assert literal in viewer_text, (literal, viewer_text)  # shown as text, not interpreted
+    expect(ui.page.get_by_text("<img src=x").first).to_be_visible()
+    assert ui.page.locator("#source-viewer img, #conversation img, #source-viewer script, #conversation script").count() == 0
+    assert ui.page.evaluate("window.__pwned") is None
+    ui.open_library()  # the title also reaches the library table and the remove list
+    expect(ui.page.locator("#articles")).to_contain_text(HOSTILE_TITLE)
+    ui.page.locator("#remove-choice input").click()
+    expect(ui.page.get_by_role("option", name=re.compile(doc_id))).to_have_text(re.compile(re.escape(HOSTILE_TITLE)))
+    ui.shot("library")
+    assert ui.page.locator("img[src=x], img[src=y]").count() == 0
+    assert ui.page.evaluate("window.__pwned") is None
+    assert_no_traceback(ui)
+
+
+# --------------------------------------------------------------------------- e. rejected uploads
+def test_disallowed_uploads_are_rejected_and_change_nothing(ui, ui_server, added_articles, tmp_path):
+    before = [d.doc_id for d in ui_server.assistant.documents()]
+    ui.open_library()
+    status = ui.page.locator("#index-status").inner_text()
+
+    # A type outside the accepted list: Gradio refuses it in the page (file_types) with a message.
+    exe = write_article(tmp_path, "setup.exe", "MZ\x90\x00 not an article")
+    ui.page.locator("#upload input[type=file]").set_input_files(str(exe))
+    expect(ui.page.get_by_text(re.compile(r"Invalid file type: setup\.exe"))).to_be_visible()
+    ui.shot("exe-refused")
+    ui.page.click("#add-articles")
+    expect(ui.library_message()).to_have_value(re.compile(r"^Choose one or more files first"))
+
+    # A binary file renamed .txt passes the type check and is skipped by the reader, with the reason.
+    added_articles.append("report")
+    fake = tmp_path / "report.txt"
+    fake.write_bytes(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\x00\x00\x00endobj\n" * 20)
+    ui.upload([fake])
+    expect(ui.library_message()).to_have_value(re.compile(r"^Added 0, updated 0, unchanged 0 \(0 passages written\)\.\nSkipped report\.txt: .+"))
+    ui.shot("binary-skipped")
+
+    assert [d.doc_id for d in ui_server.assistant.documents()] == before
+    assert ui.page.locator("#index-status").inner_text() == status
+    assert_no_traceback(ui)
+
+
+# --------------------------------------------------------------------------- f. Ollama down
+def test_unreachable_ollama_is_a_friendly_error_naming_the_host(open_ui, seeded_settings_factory):
+    host = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    settings: Settings = seeded_settings_factory(llm={"provider": "ollama", "ollama": {"host": host}}, ui={"port": free_port()})
+    with running_ui(settings) as server:
+        ui = open_ui(server.url)
+        error = ui.ask("Who is the coalition spokesman?")
+        ui.shot("ollama-down")
+        expect(error).to_have_class(re.compile(r"\berror\b"))
+        expect(error).to_have_attribute("dir", "ltr")
+        expect(error).to_contain_text(f"cannot reach Ollama at {host}")
+        assert_no_traceback(ui)
+

@@ -84,7 +84,8 @@ def test_the_committed_configuration_passes_and_reports_every_retrieval_key(seed
     assert report["gate"] == {"thresholds": COMMITTED["eval"]["thresholds"], "failures": [], "passed": True}
     for name, bound in COMMITTED["eval"]["thresholds"].items():
         section, metric = name.split(".")
-        assert report["metrics"][section][metric] >= bound
+        if section == "retrieval":  # answer metrics need the full run (make eval does it)
+            assert report["metrics"][section][metric] >= bound
     assert (tmp_path / "out" / "eval.md").read_text(encoding="utf-8").startswith("# Eval report")
     assert "faithfulness judge" not in result.stderr  # no answers, no judge, no notice
 

@@ -231,7 +231,7 @@ def cmd_bench_squad(args: argparse.Namespace) -> int:
     if args.json:
         _write_json(args.json, result)
         print(f"wrote {args.json}")
-    return EXIT_OK
+    return EXIT_ERROR if result.get("errors") else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from assistant.assistant import Assistant
 from assistant.config import Settings
-from assistant.errors import InputError
+from assistant.errors import BackendUnavailableError, InputError
 from assistant.evaluate import contains_answer, exact_match, squad_f1
 from assistant.ingest import ingest_articles
 from assistant.models import Article, Passage
@@ -194,20 +194,24 @@ def run_answer_bench(
             t0 = time.perf_counter()
             passages = assistant.retriever.search(q.text, top_k=PASSAGES_PER_QUERY)
             retrieval_ms.append((time.perf_counter() - t0) * 1000)
-            answer = assistant.ask(q.text)
+            row = {"id": q.qid, "question": q.text, "gold": q.answers, "paragraph_rank": _rank(passages, q.gold)}
+            try:
+                answer = assistant.ask(q.text)
+            except BackendUnavailableError as exc:
+                # One generation past its timeout on a busy machine must not lose an hour's run:
+                # the question scores 0 and the failure is reported.
+                rows.append({**row, "error": str(exc), "refused": False, "exact_match": 0.0, "f1": 0.0, "contains": False})
+                continue
             answered = not answer.refused
             rows.append(
                 {
-                    "id": q.qid,
-                    "question": q.text,
-                    "gold": q.answers,
+                    **row,
                     "answer": answer.text,
                     "refused": answer.refused,
                     # a refusal scores 0: every SQuAD question is answerable from its paragraph
                     "exact_match": exact_match(answer.text, q.answers) if answered else 0.0,
                     "f1": squad_f1(answer.text, q.answers) if answered else 0.0,
                     "contains": answered and contains_answer(answer.text, q.answers),
-                    "paragraph_rank": _rank(passages, q.gold),
                     "cited": [c.doc_id for c in answer.citations],
                     "model": answer.model,
                     "total_ms": answer.timings.total_ms,
@@ -230,10 +234,11 @@ def run_answer_bench(
         # query = the whole question → Answer; retrieval alone is also timed
         "timings": {
             "index_s": index_s,
-            **_latency("query", [r["total_ms"] for r in rows]),
+            **_latency("query", [r["total_ms"] for r in rows if "total_ms" in r]),
             **_latency("retrieval", retrieval_ms),
         },
-        "models": sorted({r["model"] for r in rows}),
+        "models": sorted({r["model"] for r in rows if "model" in r}),
+        "errors": [f"{r['id']}: {r['error']}" for r in rows if "error" in r],
         "items": rows,
         "config": _config(assistant, settings),
     }
@@ -282,12 +287,13 @@ def format_table(result: dict) -> str:
 
 def format_answer_table(result: dict) -> str:
     m, t = result["metrics"], result["timings"]
-    return "\n".join(
-        [
-            f"{_summary(result)}; answered by {', '.join(result['models'])}",
-            f"{'EM':>7}{'F1':>7}{'contains':>10}{'refused':>9}{'R@1':>7}{'R@5':>7}{'MRR':>7}{'p50 s':>8}{'p95 s':>8}",
-            f"{m['exact_match']:>7.3f}{m['f1']:>7.3f}{m['contains']:>10.3f}{m['refused']:>9.3f}"
-            f"{m['recall_at_1']:>7.3f}{m['recall_at_5']:>7.3f}{m['mrr']:>7.3f}"
-            f"{t['query_p50_ms'] / 1000:>8.1f}{t['query_p95_ms'] / 1000:>8.1f}",
-        ]
-    )
+    lines = [
+        f"{_summary(result)}; answered by {', '.join(result['models']) or 'nothing'}",
+        f"{'EM':>7}{'F1':>7}{'contains':>10}{'refused':>9}{'R@1':>7}{'R@5':>7}{'MRR':>7}{'p50 s':>8}{'p95 s':>8}",
+        f"{m['exact_match']:>7.3f}{m['f1']:>7.3f}{m['contains']:>10.3f}{m['refused']:>9.3f}"
+        f"{m['recall_at_1']:>7.3f}{m['recall_at_5']:>7.3f}{m['mrr']:>7.3f}"
+        f"{t['query_p50_ms'] / 1000:>8.1f}{t['query_p95_ms'] / 1000:>8.1f}",
+    ]
+    if result["errors"]:
+        lines.append(f"{len(result['errors'])} question(s) failed and scored 0; the first: {result['errors'][0]}")
+    return "\n".join(lines)

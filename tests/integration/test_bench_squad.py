@@ -1,5 +1,6 @@
 """``assistant bench squad`` without --retrieval-only: the answer benchmark, end to end through the
-CLI, on three XQuAD paragraphs (one question each) answered by the extractive backend (no model)."""
+CLI, on three XQuAD paragraphs (one question each) answered by the extractive backend (no model),
+or by a fake Ollama that never answers."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from assistant.evaluate import contains_answer, exact_match, squad_f1
 
-from .helpers import run_cli
+from .helpers import FakeOllama, ollama_llm_overrides, run_cli
 
 pytestmark = pytest.mark.slow  # loads the embedding model
 
@@ -83,3 +84,19 @@ def test_retriever_choice_is_for_retrieval_only_runs(bench_cwd):
     result = run_cli(bench_cwd, "bench", "squad", "--data", "ar.json", "--retriever", "bm25")
     assert result.returncode == 2
     assert "--retrieval-only" in result.stderr
+
+
+def test_questions_the_model_fails_on_score_zero_and_fail_the_run(bench_cwd, config_factory, fake_chat_ollama: FakeOllama):
+    """A model that times out costs its questions, not the whole run: the rows say why, the
+    table says how many, the exit code is 1."""
+    fake_chat_ollama.hang_chat = True
+    config_factory(**ollama_llm_overrides(fake_chat_ollama.host, request_timeout=1.5))
+
+    result = run_cli(bench_cwd, "bench", "squad", "--data", "ar.json", "--json", "bench.json")
+
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "3 question(s) failed and scored 0" in result.stdout and "did not answer within" in result.stdout
+    report = json.loads((bench_cwd / "bench.json").read_text(encoding="utf-8"))
+    assert len(report["errors"]) == 3 and all("error" in r and r["f1"] == 0.0 for r in report["items"])
+    assert report["metrics"]["contains"] == 0.0 and report["metrics"]["recall_at_1"] == 1.0

@@ -25,8 +25,8 @@ from tqdm import tqdm
 
 from assistant.arabic import detect_language, normalize
 from assistant.cite import cited_sentences, strip_markers
-from assistant.config import JudgeSettings, LLMSettings, OllamaLLMSettings, Settings
-from assistant.errors import BackendUnavailableError, InputError
+from assistant.config import LLMSettings, OllamaLLMSettings, Settings
+from assistant.errors import InputError
 from assistant.llm import Message
 from assistant.models import Answer
 from assistant.prompts import Prompts
@@ -151,34 +151,16 @@ def make_judge(settings: Settings) -> Judge | None:
     cfg = settings.eval.judge
     if cfg.provider == "none":
         return None
-    _probe_judge(cfg)
     from assistant.llm.ollama import make_ollama
 
     ollama_settings = OllamaLLMSettings(host=cfg.host, model=cfg.model, request_timeout=cfg.request_timeout, probe_timeout=cfg.probe_timeout)
-    backend = make_ollama(LLMSettings(provider="ollama", temperature=0.0, max_tokens=16, ollama=ollama_settings))
+    backend = make_ollama(
+        LLMSettings(provider="ollama", temperature=0.0, max_tokens=16, ollama=ollama_settings),
+        host_key="eval.judge.host",
+        without="run the eval without the faithfulness judge: set eval.judge.provider to none",
+    )
     prompts_dir = settings.answer.prompts_dir
     return Judge(backend, Prompts(settings.resolve(prompts_dir) if prompts_dir else None))
-
-
-def _probe_judge(cfg: JudgeSettings) -> None:
-    """Like the answer backend's probe, with messages that name the eval.judge keys."""
-    import httpx
-    import ollama
-
-    from assistant.llm.ollama import _has_model  # the same name matching as the answer backend
-
-    try:
-        listed = ollama.Client(host=cfg.host, timeout=cfg.probe_timeout).list()
-    except (ConnectionError, httpx.HTTPError, ollama.ResponseError) as exc:
-        raise BackendUnavailableError(
-            f"cannot reach the faithfulness judge, Ollama at {cfg.host} ({type(exc).__name__}). Start it with "
-            "`ollama serve` (or fix eval.judge.host), or run the eval without it: set eval.judge.provider to none."
-        ) from None
-    names = {m.model for m in listed.models if m.model}
-    if not _has_model(names, cfg.model):
-        raise BackendUnavailableError(
-            f"Ollama at {cfg.host} does not have the judge model '{cfg.model}' (eval.judge.model). Run: ollama pull {cfg.model}"
-        )
 
 
 # --- the run -----------------------------------------------------------------------------------

@@ -14,10 +14,16 @@ from assistant.errors import BackendUnavailableError
 from assistant.llm import ChatBackend
 
 
-def _unreachable(host: str, exc: Exception) -> BackendUnavailableError:
+# What the messages tell the user to change: the answer model's keys by default; the eval's
+# faithfulness judge passes its own.
+HOST_KEY = "llm.ollama.host"
+WITHOUT = "answer without it: set llm.provider to embedded or extractive"
+
+
+def _unreachable(host: str, exc: Exception, host_key: str = HOST_KEY, without: str = WITHOUT) -> BackendUnavailableError:
     return BackendUnavailableError(
         f"cannot reach Ollama at {host} ({type(exc).__name__}). Start it with `ollama serve` "
-        "(or fix llm.ollama.host), or answer without it: set llm.provider to embedded or extractive."
+        f"(or fix {host_key}), or {without}."
     )
 
 
@@ -29,14 +35,14 @@ def _has_model(names: set[str], model: str) -> bool:
     return model in names or (":" not in model and f"{model}:latest" in names)
 
 
-def probe(settings: LLMSettings) -> None:
+def probe(settings: LLMSettings, host_key: str = HOST_KEY, without: str = WITHOUT) -> None:
     """Raise BackendUnavailableError unless the server answers and has the model."""
     cfg = settings.ollama
     client = ollama.Client(host=cfg.host, timeout=cfg.probe_timeout)
     try:
         listed = client.list()
     except (ConnectionError, httpx.HTTPError) as exc:
-        raise _unreachable(cfg.host, exc) from None
+        raise _unreachable(cfg.host, exc, host_key, without) from None
     except ollama.ResponseError as exc:
         raise BackendUnavailableError(f"Ollama at {cfg.host} answered with an error: {exc.error}") from None
     names = {m.model for m in listed.models if m.model}
@@ -44,10 +50,10 @@ def probe(settings: LLMSettings) -> None:
         raise _missing_model(cfg.host, cfg.model)
 
 
-def make_ollama(settings: LLMSettings) -> ChatBackend:
+def make_ollama(settings: LLMSettings, host_key: str = HOST_KEY, without: str = WITHOUT) -> ChatBackend:
     from llama_index.llms.ollama import Ollama
 
-    probe(settings)
+    probe(settings, host_key, without)
     cfg = settings.ollama
     llm = Ollama(
         model=cfg.model,

@@ -172,10 +172,20 @@ class UIPage:
         return self.page.locator("#library-message textarea")
 
     def upload(self, paths: list[Path]) -> None:
-        """Choose files in #upload (waiting until each shows as uploaded) and add them."""
-        self.page.locator("#upload input[type=file]").set_input_files([str(p) for p in paths])
+        """Choose files in #upload as a user does (click the drop zone, answer the file chooser),
+        wait until Gradio has uploaded them and lists each, then add them.
+
+        Setting the hidden ``<input type=file>`` directly raced the component's mount right after
+        the tab opened. The listed name is matched by its aria-label: Gradio renders it as
+        ``stem .ext`` in two spans, so the visible text is not the file name."""
+        upload = self.page.locator("#upload")
+        with self.page.expect_response(lambda r: "/upload" in r.url and r.request.method == "POST") as response:
+            with self.page.expect_file_chooser() as chooser:
+                upload.locator("button").first.click()
+            chooser.value.set_files([str(p) for p in paths])
+        assert response.value.ok, f"Gradio's upload answered HTTP {response.value.status}"
         for path in paths:
-            self.page.locator("#upload").get_by_text(path.name).first.wait_for()
+            upload.get_by_label(path.name, exact=True).first.wait_for()
         self.page.click("#add-articles")
 
     def remove(self, doc_id: str) -> None:

@@ -7,7 +7,8 @@ three decisions are made in code, not left to the model:
   per language: cross-lingual similarities run lower); then an evidence check asks the model
   whether the passages state the answer and refuses when P(yes) < ``answer.min_answerable``
   (the prompt prefix is shared with the answer prompt, so the model server's cache makes the
-  answer call cheap afterwards); finally an answer that no shown passage supports is refused;
+  answer call cheap afterwards); finally an answer that no shown passage supports is refused
+  (with ``answer.strict_support``, only what the answer adds to the question counts as support);
 - language: an answer in the wrong language is translated back by the model;
 - citations: markers are validated and, when missing, attached by matching (see cite.py).
 The streamed deltas are the model's raw text; the final ``Answer.text`` is authoritative.
@@ -23,7 +24,7 @@ import numpy as np
 
 from assistant.arabic import detect_language, lexical_tokens, normalize
 from assistant.chunk import sentence_spans
-from assistant.cite import cite, lexical_support, strip_markers, to_citation
+from assistant.cite import answer_support, cite, strip_markers, to_citation
 from assistant.config import AnswerSettings
 from assistant.embed import Embedder
 from assistant.llm import ChatBackend, Message, ResolvedBackend
@@ -32,7 +33,6 @@ from assistant.prompts import LANGUAGE_NAMES, Prompts
 from assistant.retrieve import Retriever, check_question
 
 History = list[dict] | list[tuple[str, str]] | None
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 
 
 class Answerer:
@@ -112,7 +112,9 @@ class Answerer:
         if raw and detect_language(strip_markers(raw)) != language:
             notes.append(f"the model answered in {LANGUAGE_NAMES[detect_language(strip_markers(raw))]}; translated")
             raw = self._translate_answer(raw, language)
-        cited = cite(raw, passages, self.support, self.settings.min_support)
+        # Strict: what the answer adds to the question must be in the passage it cites.
+        asked = standalone if self.settings.strict_support else ""
+        cited = cite(raw, passages, lambda sentence, p: answer_support(sentence, p, asked), self.settings.min_support)
         if not cited.citations:
             notes.append("no passage supports the generated answer; refused")
             yield finish(refusal, refused=True, first_token_ms=first_token_ms)
@@ -128,22 +130,6 @@ class Answerer:
         raise RuntimeError("the answer stream ended without an Answer")  # a bug, not a user error
 
     # --- pieces -------------------------------------------------------------------------------
-    def support(self, sentence: str, passage: Passage) -> float:
-        """How well a passage supports an answer sentence (0..1).
-
-        Arabic sentences: the share of their content terms found in the passage. Other sentences
-        cannot be matched word for word against Arabic text, and multilingual embeddings proved
-        useless at sentence level (an unrelated sentence scored above the right one), so only
-        what crosses scripts unchanged is checked: every number in the sentence must occur in
-        the passage."""
-        if detect_language(strip_markers(sentence)) == "ar":
-            return lexical_support(sentence, passage)
-        numbers = set(_NUMBER.findall(normalize(strip_markers(sentence))))
-        if not numbers:
-            return 1.0
-        found = set(_NUMBER.findall(normalize(passage.text)))
-        return len(numbers & found) / len(numbers)
-
     def condense(self, question: str, history: list[Message]) -> str:
         """A standalone question: the model's rewrite, or, when it only repeats the question (the
         1.5B model often does), the previous question followed by this one."""

@@ -12,16 +12,17 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from assistant.arabic import lexical_tokens, normalize
+from assistant.arabic import detect_language, lexical_tokens, normalize
 from assistant.models import Citation, Passage
 
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _MARKER = re.compile(r"[\[【]\s*([0-9٠-٩۰-۹]+(?:\s*[,،;؛-]\s*[0-9٠-٩۰-۹]+)*)\s*[\]】]")
 _SENTENCE = re.compile(r"[^.!?؟۔\n]+(?:[.!?؟۔]+|\n|$)")
 # Markers written after the sentence's final punctuation ("… النفط.[2]") belong to that sentence.
 _TRAILING = re.compile(r"([.!?؟۔]+)((?:[ \t]*" + _MARKER.pattern + r")+)")
 
 
-# support(sentence, passage) -> 0..1; lexical by default, cross-lingual when given by the caller.
+# support(sentence, passage) -> 0..1; lexical by default, cross-lingual (``answer_support``) when given.
 Support = Callable[[str, Passage], float]
 
 
@@ -33,13 +34,36 @@ def strip_markers(text: str) -> str:
     return re.sub(r"\s+([.،,؟?!])", r"\1", _MARKER.sub("", text)).strip()
 
 
-def lexical_support(sentence: str, passage: Passage) -> float:
-    """Share of the sentence's content terms (stems) that occur in the passage."""
-    terms = set(lexical_tokens(strip_markers(sentence)))
+def lexical_support(sentence: str, passage: Passage, asked: str = "") -> float:
+    """Share of the sentence's content terms (stems) that occur in the passage. Terms of ``asked``
+    (the question) do not count: an answer that restates the question is supported by any
+    passage on the topic, so only what it adds is evidence (0.0 when it adds nothing)."""
+    terms = set(lexical_tokens(strip_markers(sentence))) - set(lexical_tokens(asked))
     if not terms:
         return 0.0
     found = set(lexical_tokens(f"{passage.title}\n{passage.text}"))
     return len(terms & found) / len(terms)
+
+
+def answer_support(sentence: str, passage: Passage, asked: str = "") -> float:
+    """How well a passage supports an answer sentence (0..1), in either language.
+
+    Arabic sentences: ``lexical_support``. Other sentences cannot be matched word for word
+    against Arabic text, and multilingual embeddings proved useless at sentence level (an
+    unrelated sentence scored above the right one), so only what crosses scripts unchanged is
+    checked: the share of the sentence's numbers found in the passage (1.0 with no numbers).
+    With ``asked`` (the question), numbers the question already has are not evidence, and a
+    sentence that adds no term to the question gets 0.0."""
+    text = strip_markers(sentence)
+    if detect_language(text) == "ar":
+        return lexical_support(text, passage, asked)
+    if asked and not set(lexical_tokens(text)) - set(lexical_tokens(asked)):
+        return 0.0
+    numbers = set(_NUMBER.findall(normalize(text))) - set(_NUMBER.findall(normalize(asked)))
+    if not numbers:
+        return 1.0
+    found = set(_NUMBER.findall(normalize(passage.text)))
+    return len(numbers & found) / len(numbers)
 
 
 @dataclass

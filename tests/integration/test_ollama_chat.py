@@ -192,6 +192,25 @@ def test_refusal_from_the_model_becomes_the_refusal_sentence(fake_chat_ollama, s
     assert answer.model == f"ollama:{CHAT_MODEL}"
 
 
+@pytest.mark.parametrize("strict", [False, True])
+def test_strict_support_refuses_an_answer_that_restates_the_question(fake_chat_ollama, seeded_settings_factory, strict):
+    """The model "answers" with the question's own words, citing the spokesman's passage: every word
+    is in that passage, so the default support keeps it; strict support counts only what the
+    answer adds to the question (nothing) and refuses."""
+    fake = fake_chat_ollama
+    fake.chat_reply = lambda body: ["المتحدث الرسمي باسم التحالف الدولي ", f"هو المتحدث الرسمي [{kiggins_number(body)}]."]
+    assistant = Assistant(seeded_settings_factory(**ollama_llm_overrides(fake.host), answer={"strict_support": strict}))
+
+    answer = assistant.ask(SPOKESMAN_Q)
+
+    assert answer.refused is strict, answer
+    if strict:
+        assert answer.text == REFUSAL_AR and answer.citations == []
+        assert "no passage supports the generated answer; refused" in answer.notes
+    else:
+        assert [c.doc_id for c in answer.citations] and {c.doc_id for c in answer.citations} <= KIGGINS_DOCS
+
+
 def test_english_question_answered_in_arabic_is_translated(fake_chat_ollama, seeded_settings_factory):
     """With the default answer settings: the model answers in Arabic, the assistant has it translate."""
     fake = fake_chat_ollama

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from assistant.answer import Answerer
-from assistant.cite import cite, cited_sentences, lexical_support
+from assistant.cite import answer_support, cite, cited_sentences, lexical_support
 from assistant.config import AnswerSettings
 from assistant.llm import ResolvedBackend
 from assistant.models import Passage
@@ -391,3 +391,50 @@ def test_cited_sentences_pair_each_sentence_with_its_markers():
         ("وقال إن العملية استمرت أربعة أيام؟", [1, 2, 3]),
         ("Line without a marker", []),
     ]
+
+
+# --------------------------------------------------------------------------- strict support
+SPOKESMAN_Q = "من هو المتحدث الرسمي باسم التحالف الدولي؟"
+
+
+def test_strict_support_counts_only_what_the_answer_adds_to_the_question():
+    restated = "المتحدث الرسمي باسم التحالف الدولي هو المتحدث الرسمي."
+    assert answer_support(restated, SPOKESMAN) >= 0.3  # every word is in the passage...
+    assert answer_support(restated, SPOKESMAN, asked=SPOKESMAN_Q) == 0.0  # ...but it only restates the question
+    assert answer_support(f"{SPOKESMAN_ANSWER}.", SPOKESMAN, asked=SPOKESMAN_Q) == 1.0  # the name is the new part
+    assert answer_support(f"{SPOKESMAN_ANSWER}.", TRUCKS, asked=SPOKESMAN_Q) == 0.0
+
+
+def test_strict_support_wants_an_added_number_in_the_passage():
+    question = "كم شاحنة أدخل التحالف منذ 23 ديسمبر 2019؟"
+    assert "500" not in TRUCKS.text and "23" in TRUCKS.text
+    invented = "أدخل التحالف منذ 23 ديسمبر 2019 نحو 500 شاحنة."
+    assert answer_support(invented, TRUCKS) >= 0.3  # the question's words carry it
+    assert answer_support(invented, TRUCKS, asked=question) < 0.3
+
+
+@pytest.mark.parametrize(
+    ("sentence", "without", "strict"),
+    [
+        # A number the question gives is no evidence; one the passage lacks is unsupported.
+        ("Since 23 December 2019 the coalition brought 500 trucks.", 2 / 3, 0.0),
+        # A sentence without numbers cannot be checked across scripts: supported...
+        ("The coalition brought hundreds of trucks since 23 December 2019.", 1.0, 1.0),
+        # ...unless it only restates the question.
+        ("The coalition did bring trucks into Syria since 23 December 2019.", 1.0, 0.0),
+    ],
+)
+def test_strict_support_of_english_sentences(sentence, without, strict):
+    question = "How many trucks did the coalition bring into Syria since 23 December 2019?"
+    assert answer_support(sentence, TRUCKS) == pytest.approx(without)
+    assert answer_support(sentence, TRUCKS, asked=question) == strict
+
+
+def test_strict_support_refuses_citations_to_a_restated_question():
+    restated = "المتحدث الرسمي باسم التحالف الدولي هو المتحدث الرسمي [1]."
+
+    def strict(sentence, passage):
+        return answer_support(sentence, passage, asked=SPOKESMAN_Q)
+
+    assert numbers(cite(restated, [SPOKESMAN, TRUCKS], support=answer_support)) == [1]
+    assert cite(restated, [SPOKESMAN, TRUCKS], support=strict).citations == []

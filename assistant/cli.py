@@ -197,7 +197,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"wrote {out} and {out.with_suffix('.md')}", file=sys.stderr)
     for failure in failures:
         print(f"gate: {failure}", file=sys.stderr)
-    return EXIT_ERROR if failures else EXIT_OK
+    for error in report.get("errors", []):
+        print(f"model error: {error}", file=sys.stderr)
+    return EXIT_ERROR if failures or report.get("errors") else EXIT_OK
 
 
 def cmd_bench_squad(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from assistant.arabic import detect_language, normalize
 from assistant.cite import cited_sentences, strip_markers
 from assistant.config import LLMSettings, OllamaLLMSettings, Settings
-from assistant.errors import InputError
+from assistant.errors import BackendUnavailableError, InputError
 from assistant.llm import Message
 from assistant.models import Answer
 from assistant.prompts import Prompts
@@ -164,10 +164,17 @@ def make_judge(settings: Settings) -> Judge | None:
 
 
 # --- the run -----------------------------------------------------------------------------------
+MAX_ERRORS_IN_A_ROW = 3
+# An item whose answer failed: not refused, wrong, uncited, in no language.
+_FAILED_ANSWER = dict(
+    answer="", refused=False, answer_language=None, citations=[], correct=False, f1=0.0, citation_hits=0, model=None, notes=[], timings=None
+)
+
+
 def run_eval(
     assistant, items: list[EvalItem], retrieval_only: bool = False, progress: bool = False, judge: Judge | None = None
 ) -> dict[str, Any]:
-    rows = []
+    rows, errors, in_a_row = [], [], 0
     for item in tqdm(items, desc="eval", unit="q", disable=not progress):
         passages = assistant.search(item.question, top_k=max(5, assistant.settings.retrieval.top_k))
         ranks = [i for i, p in enumerate(passages, start=1) if p.doc_id in item.sources]
@@ -182,7 +189,19 @@ def run_eval(
             "first_hit_rank": ranks[0] if ranks else None,
         }
         if not retrieval_only:
-            answer = assistant.ask(item.question)
+            try:
+                answer = assistant.ask(item.question)
+            except BackendUnavailableError as exc:
+                # One generation past its timeout must not lose the run: the item fails and the run
+                # goes on. Several failures in a row mean the model is gone: stop, report what ran.
+                errors.append(f"{item.id}: {exc}")
+                rows.append({**row, **_FAILED_ANSWER, "error": str(exc), "passed": False, "why": f"model error: {exc}"})
+                in_a_row += 1
+                if in_a_row >= MAX_ERRORS_IN_A_ROW:
+                    errors.append(f"stopped after {in_a_row} model errors in a row; {len(items) - len(rows)} item(s) not run")
+                    break
+                continue
+            in_a_row = 0
             cited_docs = [c.doc_id for c in answer.citations]
             row.update(
                 answer=answer.text,
@@ -204,6 +223,7 @@ def run_eval(
         "metrics": metrics(rows, retrieval_only),
         "by_language": {lang: metrics([r for r in rows if r["language"] == lang], retrieval_only) for lang in sorted({r["language"] for r in rows})},
         "items": rows,
+        "errors": errors,  # items whose answer failed (model unreachable, timed out): they count as wrong
         "judge": judge.name if judge else None,
         "config": assistant.settings.model_dump(mode="json"),  # enough to reproduce the run
     }
@@ -270,8 +290,8 @@ def metrics(rows: list[dict], retrieval_only: bool = False) -> dict[str, Any]:
         "answerable_refused": _share([r["refused"] for r in answerable]),
     }
     out["timings"] = {
-        "median_total_ms": _median([r["timings"]["total_ms"] for r in rows]),
-        "median_first_token_ms": _median([r["timings"]["first_token_ms"] for r in rows if r["timings"]["first_token_ms"]]),
+        "median_total_ms": _median([r["timings"]["total_ms"] for r in rows if r["timings"]]),
+        "median_first_token_ms": _median([r["timings"]["first_token_ms"] for r in rows if r["timings"] and r["timings"]["first_token_ms"]]),
     }
     return out
 
@@ -323,6 +343,8 @@ def markdown_report(report: dict) -> str:
         for metric in report["metrics"].get(section, {}):
             lines.append(f"| {section}.{metric} | " + " | ".join(_fmt(m.get(section, {}).get(metric)) for _, m in columns) + " |")
     lines.append("| items | " + " | ".join(str(m["n_items"]) for _, m in columns) + " |")
+    if report.get("errors"):
+        lines += ["", f"Model errors ({len(report['errors'])}): " + "; ".join(report["errors"])]
     gate = report.get("gate")
     if gate:
         lines += ["", "Gate: " + ("passed" if gate["passed"] else "FAILED: " + "; ".join(gate["failures"]))]

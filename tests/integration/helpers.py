@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -43,7 +44,8 @@ class FakeOllama:
     - ``GET /api/tags``: the models it "has"; ``POST /api/show``: model info, 404 for others;
     - ``POST /api/chat``: ``chat_reply(body)`` (a str, or a list of pieces) streamed as NDJSON when
       ``"stream"`` is true (the client's default), else one JSON object; 404 for an unknown model.
-      With ``hang_chat`` set, /api/chat reads the request and never answers (until the server stops).
+      With ``hang_chat`` set (True, or a predicate of the request body), /api/chat reads the
+      request and never answers (until the server stops).
       The assistant's evidence check (its prompt ends with prompts/verify_instruction.txt) gets
       ``verify_reply`` ("yes" unless a test says otherwise) instead of ``chat_reply``.
 
@@ -61,7 +63,7 @@ class FakeOllama:
         # body -> reply text (one piece) or a list of pieces; replaceable by a test.
         self.chat_reply = chat_reply or (lambda body: ["OK"])
         self.verify_reply = "yes"
-        self.hang_chat = False
+        self.hang_chat: bool | Callable[[dict], bool] = False
         self.hanging = 0  # /api/chat handlers currently hanging
         self._release = threading.Event()  # set when the server stops: hanging handlers return
         self._lock = threading.Lock()
@@ -149,7 +151,7 @@ class FakeOllama:
                 if not fake.has(model):
                     self._not_found(model)
                     return
-                if fake.hang_chat:
+                if fake.hang_chat is True or (callable(fake.hang_chat) and fake.hang_chat(body)):
                     with fake._lock:
                         fake.hanging += 1
                     try:

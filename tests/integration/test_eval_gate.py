@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from assistant.assistant import Assistant
-from assistant.evaluate import load_dataset, make_judge, run_eval
+from assistant.evaluate import MAX_ERRORS_IN_A_ROW, load_dataset, make_judge, run_eval
 
 from .helpers import CHAT_MODEL, FakeOllama, free_port, run_cli
 
@@ -154,3 +154,42 @@ def test_an_unavailable_judge_stops_the_eval_before_it_runs(config_factory, tmp_
     assert expected in result.stderr
     assert not (tmp_path / "eval.json").exists()
     assert not (tmp_path / "chroma").exists(), "nothing was loaded or created before the check"
+
+
+# --------------------------------------------------------------------------- a model that fails mid-run
+def test_a_model_timeout_fails_its_item_and_the_run_goes_on(fake_chat_ollama: FakeOllama, seeded_settings_factory, tmp_path, small_dataset):
+    """Ollama never answers the English questions (each times out after 1 s): those items fail
+    with the reason, the others are answered, the report is written, and the exit code is 1."""
+    english = [item.question for item in load_dataset(small_dataset) if item.language == "en"]
+    fake_chat_ollama.hang_chat = lambda body: any(q in body["messages"][-1]["content"] for q in english)
+    fake_chat_ollama.chat_reply = lambda body: "المتحدث الرسمي باسم التحالف الدولي هو العقيد مايلز كيغينز [1]."
+    seeded_settings_factory(llm={"provider": "ollama", "ollama": {"host": fake_chat_ollama.host, "model": CHAT_MODEL, "request_timeout": 1}})
+
+    result = run_cli(tmp_path, "eval", "--dataset", small_dataset, "--json", "eval.json", timeout=300)
+
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    report = json.loads((tmp_path / "eval.json").read_text(encoding="utf-8"))
+    assert sorted(r["id"] for r in report["items"]) == sorted(SMALL_IDS), "every item ran"
+    failed = {r["id"] for r in report["items"] if r.get("error")}
+    reached_model = {r["id"] for r in report["items"] if r["language"] == "en" and r["answerable"]}
+    assert failed == reached_model and failed, report["errors"]
+    assert all(r["why"].startswith("model error: ") and not r["passed"] for r in report["items"] if r["id"] in failed)
+    assert [e.split(":")[0] for e in report["errors"]] == [r["id"] for r in report["items"] if r["id"] in failed]
+    assert any(r["answer"] and not r["refused"] for r in report["items"] if r["language"] == "ar"), "Arabic items answered"
+    assert f"model error: {report['errors'][0]}" in result.stderr
+    assert "Model errors (2)" in (tmp_path / "eval.md").read_text(encoding="utf-8")
+
+
+def test_model_errors_in_a_row_stop_the_run(fake_chat_ollama: FakeOllama, seeded_settings_factory, small_dataset):
+    fake_chat_ollama.hang_chat = True
+    settings = seeded_settings_factory(llm={"provider": "ollama", "ollama": {"host": fake_chat_ollama.host, "model": CHAT_MODEL, "request_timeout": 1}})
+    answerable = [item for item in load_dataset(small_dataset) if item.answerable]  # all reach the model
+    assert len(answerable) > MAX_ERRORS_IN_A_ROW
+
+    report = run_eval(Assistant(settings), answerable)
+
+    assert [r["id"] for r in report["items"]] == [item.id for item in answerable[:MAX_ERRORS_IN_A_ROW]]
+    left = len(answerable) - MAX_ERRORS_IN_A_ROW
+    assert report["errors"][-1] == f"stopped after {MAX_ERRORS_IN_A_ROW} model errors in a row; {left} item(s) not run"
+    assert report["metrics"]["answer"]["accuracy"] == 0.0

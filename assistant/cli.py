@@ -208,6 +208,9 @@ def cmd_bench_squad(args: argparse.Namespace) -> int:
     data = Path(args.data)
     questions = Path(args.questions) if args.questions else None
     store_dir = Path(args.store) if args.store else None
+    if args.retrieval_only and args.unanswerable:
+        print("--unanswerable asks the questions: it cannot be combined with --retrieval-only", file=sys.stderr)
+        return EXIT_USAGE
     if args.retrieval_only:
         result = run_retrieval_bench(
             _settings(args),
@@ -227,7 +230,9 @@ def cmd_bench_squad(args: argparse.Namespace) -> int:
         settings = _settings(args, check_llm=True)
         if args.translate_queries:
             settings.answer.translate_queries = True
-        result = run_answer_bench(settings, data, questions, limit=args.limit, store_dir=store_dir, progress=sys.stderr.isatty())
+        result = run_answer_bench(
+            settings, data, questions, limit=args.limit, store_dir=store_dir, progress=sys.stderr.isatty(), unanswerable=args.unanswerable
+        )
         table = format_answer_table(result)
     print(table)
     if args.json:
@@ -293,6 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--retriever", action="append", choices=["dense", "bm25", "hybrid"], help="with --retrieval-only; repeatable; default: all three")
     b.add_argument("--limit", type=int, help="first N questions only (answering takes seconds per question)")
     b.add_argument("--store", help="keep the benchmark index in this folder (reused when run again)")
+    b.add_argument(
+        "--unanswerable",
+        action="store_true",
+        help="leave every second paragraph of each article out of the index and ask only its questions (all unanswerable): measures refusal",
+    )
     b.add_argument("--translate-queries", action="store_true", help="translate non-Arabic questions with the LLM for BM25 (answer.translate_queries)")
     b.add_argument("--json", metavar="OUT", help="write the results as JSON")
     b.set_defaults(func=cmd_bench_squad)

@@ -180,10 +180,21 @@ def run_answer_bench(
     limit: int | None = None,
     store_dir: Path | None = None,
     progress: bool = True,
+    unanswerable: bool = False,
 ) -> dict:
     """Ask the assistant the first ``limit`` questions; SQuAD EM/F1, contains, refusals, and the
-    configured retriever's paragraph recall, with one row per question."""
+    configured retriever's paragraph recall, with one row per question.
+
+    ``unanswerable``: every second paragraph of each article is left out of the index and only
+    its questions are asked, so none can be answered while the same article's other paragraphs
+    (the same topic, often the same names) are indexed, as in SQuAD 2.0. ``refused`` is then the
+    share of unanswerable questions refused: a held-out check of the refusal calibration."""
     contexts, items = load_squad(data, questions)
+    if unanswerable:
+        held_out = {doc_id for doc_id in contexts if int(doc_id.rsplit("#", 1)[1]) % 2 == 1}
+        contexts = {doc_id: text for doc_id, text in contexts.items() if doc_id not in held_out}
+        items = [q for q in items if q.gold in held_out]
+        store_dir = store_dir / "held-out" if store_dir else None  # never reuse a full index
     if limit:
         items = items[:limit]
     with _bench_assistant(settings, data, contexts, store_dir, progress) as (assistant, index_s):
@@ -224,6 +235,7 @@ def run_answer_bench(
         "n_questions": n,
         "n_contexts": len(contexts),
         "n_chunks": n_chunks,
+        "unanswerable": unanswerable,
         "metrics": {
             "exact_match": sum(r["exact_match"] for r in rows) / n,
             "f1": sum(r["f1"] for r in rows) / n,
@@ -294,6 +306,8 @@ def format_answer_table(result: dict) -> str:
         f"{m['recall_at_1']:>7.3f}{m['recall_at_5']:>7.3f}{m['mrr']:>7.3f}"
         f"{t['query_p50_ms'] / 1000:>8.1f}{t['query_p95_ms'] / 1000:>8.1f}",
     ]
+    if result.get("unanswerable"):
+        lines.append("every question's paragraph was left out of the index: refused = unanswerable questions refused")
     if result["errors"]:
         lines.append(f"{len(result['errors'])} question(s) failed and scored 0; the first: {result['errors'][0]}")
     return "\n".join(lines)

@@ -100,3 +100,26 @@ def test_questions_the_model_fails_on_score_zero_and_fail_the_run(bench_cwd, con
     report = json.loads((bench_cwd / "bench.json").read_text(encoding="utf-8"))
     assert len(report["errors"]) == 3 and all("error" in r and r["f1"] == 0.0 for r in report["items"])
     assert report["metrics"]["contains"] == 0.0 and report["metrics"]["recall_at_1"] == 1.0
+
+
+def test_unanswerable_mode_leaves_the_asked_paragraphs_out_of_the_index(bench_cwd):
+    """Of the three paragraphs, the second (#1) is held out and only its question is asked: the
+    index has the other two, and the gold paragraph is never retrieved."""
+    data = json.loads((bench_cwd / "ar.json").read_text(encoding="utf-8"))
+    held_out = data["data"][0]["paragraphs"][1]
+
+    result = run_cli(bench_cwd, "bench", "squad", "--data", "ar.json", "--unanswerable", "--json", "bench.json")
+
+    assert result.returncode == 0, result.stderr
+    assert "1 questions over 2 paragraphs" in result.stdout and "unanswerable questions refused" in result.stdout
+    report = json.loads((bench_cwd / "bench.json").read_text(encoding="utf-8"))
+    assert report["unanswerable"] is True
+    assert [r["id"] for r in report["items"]] == [held_out["qas"][0]["id"]]
+    assert report["items"][0]["paragraph_rank"] is None and report["metrics"]["recall_at_5"] == 0.0
+    assert report["metrics"]["refused"] == float(report["items"][0]["refused"])
+
+
+def test_unanswerable_mode_needs_answers(bench_cwd):
+    result = run_cli(bench_cwd, "bench", "squad", "--data", "ar.json", "--unanswerable", "--retrieval-only")
+    assert result.returncode == 2
+    assert "--unanswerable" in result.stderr and "Traceback" not in result.stderr

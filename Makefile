@@ -7,7 +7,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install run chat seed-index test eval bench-xquad bench-xquad-answers constraints clean
+.PHONY: install run chat seed-index test eval bench-xquad bench-xquad-answers bench-xquad-unanswerable constraints clean
 
 $(BIN)/assistant: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,13 @@ bench-xquad-answers: install
 	$(BIN)/assistant bench squad --data evals/xquad/xquad.ar.json --limit 100 --json out/bench-xquad-answers-ar.json
 	$(BIN)/assistant bench squad --data evals/xquad/xquad.ar.json --questions evals/xquad/xquad.en.json \
 		--limit 100 --json out/bench-xquad-answers-en.json
+
+# Refusal on held-out, close-topic unanswerable questions: every second XQuAD paragraph of each
+# article is left out of the index and its questions asked (first 60; Arabic, then English).
+bench-xquad-unanswerable: install
+	$(BIN)/assistant bench squad --unanswerable --data evals/xquad/xquad.ar.json --limit 60 --json out/bench-xquad-unanswerable-ar.json
+	$(BIN)/assistant bench squad --unanswerable --data evals/xquad/xquad.ar.json --questions evals/xquad/xquad.en.json \
+		--limit 60 --json out/bench-xquad-unanswerable-en.json
 
 constraints: install
 	(echo "# Exact versions used by make and CI (pip install -c constraints.txt). Regenerate with"; \

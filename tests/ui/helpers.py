@@ -175,9 +175,8 @@ class UIPage:
         """Choose files in #upload as a user does (click the drop zone, answer the file chooser),
         wait until Gradio has uploaded them and lists each, then add them.
 
-        Setting the hidden ``<input type=file>`` directly raced the component's mount right after
-        the tab opened. The listed name is matched by its aria-label: Gradio renders it as
-        ``stem .ext`` in two spans, so the visible text is not the file name."""
+        The listed name is matched by its aria-label: Gradio renders it as ``stem .ext`` in two
+        spans, so the visible text is not the file name (matching the text failed in CI)."""
         upload = self.page.locator("#upload")
         with self.page.expect_response(lambda r: "/upload" in r.url and r.request.method == "POST") as response:
             with self.page.expect_file_chooser() as chooser:

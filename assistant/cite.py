@@ -20,6 +20,20 @@ _MARKER = re.compile(r"[\[【]\s*([0-9٠-٩۰-۹]+(?:\s*[,،;؛-]\s*[0-9٠-٩۰-
 _SENTENCE = re.compile(r"[^.!?؟۔\n]+(?:[.!?؟۔]+|\n|$)")
 # Markers written after the sentence's final punctuation ("… النفط.[2]") belong to that sentence.
 _TRAILING = re.compile(r"([.!?؟۔]+)((?:[ \t]*" + _MARKER.pattern + r")+)")
+# Attributions the model writes in words instead of markers (English answers, about one in five on
+# the eval set): "According to passage [1], …", "…, as stated in passage [2].", "This is stated in
+# passage [2]." They become markers on the sentence they attribute.
+_PASSAGES = (
+    r"(?:the\s+)?passages?(?P<n>\s*(?:\[\s*\d+\s*\]|\d+\b(?![.,]\d))"
+    r"(?:\s*(?:,|and|&)?\s*\[\s*\d+\s*\]|\s*,?\s*(?:and|&)\s+\d+\b)*)?"
+)
+_LEADING_ATTRIBUTION = re.compile(r"^(\s*)(?:according\s+to|as\s+(?:stated|mentioned|reported)\s+in|based\s+on)\s+" + _PASSAGES + r"\s*,\s*", re.I)
+_INLINE_ATTRIBUTION = re.compile(r",?\s*(?:as\s+(?:stated|mentioned|reported|noted|given|shown)\s+in|according\s+to)\s+" + _PASSAGES, re.I)
+_ATTRIBUTION_SENTENCE = re.compile(
+    r"\s*(?:this|that|the\s+answer|this\s+information|the\s+information)\s+(?:is|was|can\s+be)\s+"
+    r"(?:stated|found|mentioned|given|reported|provided)\s+in\s+" + _PASSAGES + r"\s*[.!]?\s*",
+    re.I,
+)
 
 
 # support(sentence, passage) -> 0..1; lexical by default, cross-lingual (``answer_support``) when given.
@@ -91,6 +105,42 @@ def _markers_inside(text: str) -> str:
     return _TRAILING.sub(lambda m: f" {m.group(2).strip()}{m.group(1)}", text)
 
 
+def _with_marker(sentence: str, numbers: list[str]) -> str:
+    """``sentence`` with ``[n]`` markers before its final punctuation (trailing space kept)."""
+    body = sentence.rstrip()
+    tail = sentence[len(body):]
+    ends = re.search(r"[.!?؟۔]+$", body)
+    head, stop = (body[: ends.start()], ends.group(0)) if ends else (body, "")
+    head = head.rstrip()
+    markers = ("" if head.endswith("]") else " ") + "".join(f"[{n}]" for n in numbers)
+    return head + markers + stop + tail
+
+
+def attributions_as_markers(answer: str) -> str:
+    """Attributions in words become markers: "According to passage [1], X." -> "X [1].",
+    "X. This is stated in passage [2]." -> "X [2]." (English; the model's Arabic never does this)."""
+    out: list[str] = []
+    for piece in _pieces(answer):
+        if _ATTRIBUTION_SENTENCE.fullmatch(piece) and out:
+            numbers = re.findall(r"\d+", _ATTRIBUTION_SENTENCE.fullmatch(piece).group("n") or "")
+            out[-1] = _with_marker(out[-1], numbers) if numbers else out[-1]
+            out.append(piece[len(piece.rstrip()) :] if "\n" in piece else "")  # keep a line break
+            continue
+        numbers: list[str] = []
+
+        def take(match: re.Match) -> str:
+            numbers.extend(re.findall(r"\d+", match.group("n") or ""))
+            return match.group(1) if match.re is _LEADING_ATTRIBUTION else ""
+
+        body = piece
+        lead = _LEADING_ATTRIBUTION.match(body)
+        if lead:
+            body = take(lead) + body[lead.end() :][:1].upper() + body[lead.end() + 1 :]
+        body = _INLINE_ATTRIBUTION.sub(take, body)
+        out.append(_with_marker(body, numbers) if numbers else body)
+    return re.sub(r"[ \t]+(?=\n|$)", "", "".join(out))
+
+
 def cited_sentences(answer: str) -> list[tuple[str, list[int]]]:
     """Each sentence of an answer, markers removed, with the passage numbers it cites."""
     out = []
@@ -103,7 +153,7 @@ def cited_sentences(answer: str) -> list[tuple[str, list[int]]]:
 
 
 def cite(answer: str, passages: list[Passage], support: Support = lexical_support, min_support: float = 0.3) -> Cited:
-    sentences = _pieces(_markers_inside(answer))
+    sentences = _pieces(_markers_inside(attributions_as_markers(answer)))
     used: list[int] = []
     dropped: list[int] = []
     out: list[str] = []

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from assistant.answer import Answerer
-from assistant.cite import answer_support, cite, cited_sentences, lexical_support
+from assistant.cite import answer_support, attributions_as_markers, cite, cited_sentences, lexical_support
 from assistant.config import AnswerSettings
 from assistant.llm import ResolvedBackend
 from assistant.models import Passage
@@ -438,3 +438,58 @@ def test_strict_support_refuses_citations_to_a_restated_question():
 
     assert numbers(cite(restated, [SPOKESMAN, TRUCKS], support=answer_support)) == [1]
     assert cite(restated, [SPOKESMAN, TRUCKS], support=strict).citations == []
+
+
+# --------------------------------------------------------------------------- attributions in words
+TRUCKS_EN = "The coalition brought hundreds of trucks into Syria from 23 December 2019"
+TRUCKS_EN_LOWER = "t" + TRUCKS_EN[1:]  # after "According to …, "
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        f"According to passage [2], {TRUCKS_EN_LOWER}.",
+        f"According to passage 2, {TRUCKS_EN_LOWER}.",
+        f"{TRUCKS_EN}, as stated in passage [2].",
+        f"{TRUCKS_EN}, according to passage [2].",
+        f"{TRUCKS_EN}. This is stated in passage [2].",
+        f"{TRUCKS_EN}. This information can be found in passage 2.",
+    ],
+    ids=["leading", "leading-bare-number", "as-stated", "according-to", "sentence", "sentence-bare-number"],
+)
+def test_attributions_in_words_become_markers(answer):
+    """The embedded model writes "According to passage [1], …" in about one English answer in five."""
+    cited = cite(answer, [SPOKESMAN, TRUCKS], support=answer_support)
+
+    assert cited.text == f"{TRUCKS_EN} [2]."
+    assert numbers(cited) == [2]
+    assert cited.dropped == []
+
+
+def test_an_attribution_is_checked_like_a_marker():
+    """Attributed to the wrong passage: the marker is dropped, the right one attached by matching."""
+    cited = cite(f"According to passage [1], {TRUCKS_EN_LOWER}.", [SPOKESMAN, TRUCKS], support=answer_support)
+
+    assert cited.dropped == [1]
+    assert numbers(cited) == [2]
+    assert cited.text.endswith("2019 [2].") and "passage" not in cited.text
+
+
+def test_an_attribution_without_a_number_is_removed_and_the_marker_attached():
+    cited = cite(f"According to the passages, {TRUCKS_EN_LOWER}.", [SPOKESMAN, TRUCKS], support=answer_support)
+
+    assert cited.text == f"{TRUCKS_EN} [2]."
+    assert numbers(cited) == [2]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        f"{SPOKESMAN_ANSWER} [1].",
+        "He spoke in passage 3 of the speech, according to Reuters.",
+        "According to officials, 100 trucks crossed.",
+        "The passage of 2 convoys was reported.",
+    ],
+)
+def test_text_that_is_not_an_attribution_is_left_alone(answer):
+    assert attributions_as_markers(answer) == answer

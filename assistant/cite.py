@@ -105,15 +105,18 @@ def _markers_inside(text: str) -> str:
     return _TRAILING.sub(lambda m: f" {m.group(2).strip()}{m.group(1)}", text)
 
 
-def _with_marker(sentence: str, numbers: list[str]) -> str:
+def _with_marker(sentence: str, numbers: list) -> str:
     """``sentence`` with ``[n]`` markers before its final punctuation (trailing space kept)."""
     body = sentence.rstrip()
-    tail = sentence[len(body):]
+    tail = sentence[len(body) :]
     ends = re.search(r"[.!?؟۔]+$", body)
-    head, stop = (body[: ends.start()], ends.group(0)) if ends else (body, "")
-    head = head.rstrip()
+    head, stop = (body[: ends.start()].rstrip(), ends.group(0)) if ends else (body, "")
     markers = ("" if head.endswith("]") else " ") + "".join(f"[{n}]" for n in numbers)
     return head + markers + stop + tail
+
+
+def _passage_numbers(attribution: re.Match) -> list[str]:
+    return re.findall(r"\d+", attribution.group("n") or "")
 
 
 def attributions_as_markers(answer: str) -> str:
@@ -121,23 +124,21 @@ def attributions_as_markers(answer: str) -> str:
     "X. This is stated in passage [2]." -> "X [2]." (English; the model's Arabic never does this)."""
     out: list[str] = []
     for piece in _pieces(answer):
-        if _ATTRIBUTION_SENTENCE.fullmatch(piece) and out:
-            numbers = re.findall(r"\d+", _ATTRIBUTION_SENTENCE.fullmatch(piece).group("n") or "")
-            out[-1] = _with_marker(out[-1], numbers) if numbers else out[-1]
+        if out and (whole := _ATTRIBUTION_SENTENCE.fullmatch(piece)):
+            # The sentence only attributes the one before it: its markers go there.
+            if numbers := _passage_numbers(whole):
+                out[-1] = _with_marker(out[-1], numbers)
             out.append(piece[len(piece.rstrip()) :] if "\n" in piece else "")  # keep a line break
             continue
-        numbers: list[str] = []
-
-        def take(match: re.Match) -> str:
-            numbers.extend(re.findall(r"\d+", match.group("n") or ""))
-            return match.group(1) if match.re is _LEADING_ATTRIBUTION else ""
-
-        body = piece
-        lead = _LEADING_ATTRIBUTION.match(body)
-        if lead:
-            body = take(lead) + body[lead.end() :][:1].upper() + body[lead.end() + 1 :]
-        body = _INLINE_ATTRIBUTION.sub(take, body)
-        out.append(_with_marker(body, numbers) if numbers else body)
+        numbers = []
+        if lead := _LEADING_ATTRIBUTION.match(piece):
+            numbers += _passage_numbers(lead)
+            rest = piece[lead.end() :]
+            piece = lead.group(1) + rest[:1].upper() + rest[1:]
+        for inline in _INLINE_ATTRIBUTION.finditer(piece):
+            numbers += _passage_numbers(inline)
+        piece = _INLINE_ATTRIBUTION.sub("", piece)
+        out.append(_with_marker(piece, numbers) if numbers else piece)
     return re.sub(r"[ \t]+(?=\n|$)", "", "".join(out))
 
 
@@ -190,10 +191,8 @@ def _attach(text: str, passages: list[Passage], support: Support, min_support: f
         scores = [support(body, p) for p in passages]
         best = max(range(len(passages)), key=scores.__getitem__)
         if scores[best] >= min_support:
-            n = best + 1
-            used.append(n)
-            ends = re.search(r"[.!?؟۔]+$", body)
-            body = f"{body[: ends.start()]} [{n}]{ends.group(0)}" if ends else f"{body} [{n}]"
+            used.append(best + 1)
+            body = _with_marker(body, [best + 1])
         out.append(body + tail)
     return _tidy("".join(out)), used
 

@@ -493,3 +493,10 @@ def test_an_attribution_without_a_number_is_removed_and_the_marker_attached():
 )
 def test_text_that_is_not_an_attribution_is_left_alone(answer):
     assert attributions_as_markers(answer) == answer
+
+
+def test_an_attribution_sentence_between_lines_keeps_the_line_break():
+    answer = f"{SPOKESMAN_ANSWER}. This is stated in passage [1].\n{TRUCKS_ANSWER} [2]."
+
+    assert attributions_as_markers(answer) == f"{SPOKESMAN_ANSWER} [1].\n{TRUCKS_ANSWER} [2]."
+    assert numbers(cite(answer, [SPOKESMAN, TRUCKS])) == [1, 2]

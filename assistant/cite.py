@@ -131,13 +131,16 @@ def attributions_as_markers(answer: str) -> str:
             out.append(piece[len(piece.rstrip()) :] if "\n" in piece else "")  # keep a line break
             continue
         numbers = []
+
+        def drop(attribution: re.Match) -> str:
+            numbers.extend(_passage_numbers(attribution))
+            return ""
+
         if lead := _LEADING_ATTRIBUTION.match(piece):
             numbers += _passage_numbers(lead)
             rest = piece[lead.end() :]
             piece = lead.group(1) + rest[:1].upper() + rest[1:]
-        for inline in _INLINE_ATTRIBUTION.finditer(piece):
-            numbers += _passage_numbers(inline)
-        piece = _INLINE_ATTRIBUTION.sub("", piece)
+        piece = _INLINE_ATTRIBUTION.sub(drop, piece)
         out.append(_with_marker(piece, numbers) if numbers else piece)
     return re.sub(r"[ \t]+(?=\n|$)", "", "".join(out))
 

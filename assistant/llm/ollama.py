@@ -2,6 +2,7 @@
 
 Before the first question the server is probed with a short timeout (``/api/tags``), so a missing
 server or model is reported at once, with the command that fixes it, instead of mid-answer.
+The evidence check asks for token log-probabilities (Ollama >= 0.12.11) for a calibrated P(yes).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import ollama
 
 from assistant.config import LLMSettings
 from assistant.errors import BackendUnavailableError
-from assistant.llm import ChatBackend
+from assistant.llm import ChatBackend, Message, YesNoReply
 
 
 # What the messages tell the user to change: the answer model's keys by default; the eval's
@@ -79,4 +80,20 @@ def make_ollama(settings: LLMSettings, host_key: str = HOST_KEY, without: str = 
             return BackendUnavailableError(f"Ollama at {cfg.host} answered with an error: {exc.error}")
         return None
 
-    return ChatBackend(f"ollama:{cfg.model}", llm, explain)
+    def yes_no(messages: list[Message]) -> YesNoReply:
+        # llama-index's Ollama drops logprobs, so the official client asks directly, with the
+        # answer's options (another num_ctx would make Ollama reload the model).
+        response = llm.client.chat(
+            model=cfg.model,
+            messages=[{"role": m.role, "content": m.content} for m in messages],
+            stream=False,
+            options={"temperature": settings.temperature, "num_ctx": llm.get_context_window(), "num_predict": 1},
+            keep_alive=cfg.keep_alive,
+            logprobs=True,
+            top_logprobs=10,
+        )
+        first = response.logprobs[0] if response.logprobs else None  # None from servers before 0.12.11
+        alternatives = (first.top_logprobs or [first]) if first else []
+        return YesNoReply(response.message.content or "", [(t.token, t.logprob) for t in alternatives])
+
+    return ChatBackend(f"ollama:{cfg.model}", llm, explain, yes_no=yes_no)

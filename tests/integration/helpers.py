@@ -47,7 +47,10 @@ class FakeOllama:
       With ``hang_chat`` set (True, or a predicate of the request body), /api/chat reads the
       request and never answers (until the server stops).
       The assistant's evidence check (its prompt ends with prompts/verify_instruction.txt) gets
-      ``verify_reply`` ("yes" unless a test says otherwise) instead of ``chat_reply``.
+      ``verify_reply`` ("yes" unless a test says otherwise) instead of ``chat_reply``. With
+      ``verify_top_logprobs`` set ({token: log-probability}), an evidence check that asks for
+      ``logprobs`` gets them as Ollama >= 0.12.11 sends them, and the most likely token as the
+      reply; unset, the fake ignores ``logprobs`` as older servers do.
 
     Every request body is recorded: ``requests`` (embed), ``chat_requests``, ``show_requests``;
     ``tags_calls`` counts the model listings.
@@ -63,6 +66,7 @@ class FakeOllama:
         # body -> reply text (one piece) or a list of pieces; replaceable by a test.
         self.chat_reply = chat_reply or (lambda body: ["OK"])
         self.verify_reply = "yes"
+        self.verify_top_logprobs: dict[str, float] | None = None
         self.hang_chat: bool | Callable[[dict], bool] = False
         self.hanging = 0  # /api/chat handlers currently hanging
         self._release = threading.Event()  # set when the server stops: hanging handlers return
@@ -162,6 +166,10 @@ class FakeOllama:
                     self.close_connection = True
                     return
                 reply = fake.verify_reply if _is_evidence_check(body) else fake.chat_reply(body)
+                logprobs = None
+                if _is_evidence_check(body) and fake.verify_top_logprobs and body.get("logprobs"):
+                    logprobs = _logprobs(fake.verify_top_logprobs, int(body.get("top_logprobs") or 0))
+                    reply = logprobs[0]["token"]
                 pieces = [reply] if isinstance(reply, str) else list(reply)
                 prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
                 final = {
@@ -176,6 +184,8 @@ class FakeOllama:
                     "eval_count": len(pieces),
                     "eval_duration": 1,
                 }
+                if logprobs:
+                    final["logprobs"] = logprobs
                 if body.get("stream", True) is False:
                     self._reply(200, {**final, "message": {"role": "assistant", "content": "".join(pieces)}})
                     return
@@ -252,6 +262,16 @@ VERIFY_INSTRUCTION = (Path(__file__).resolve().parents[2] / "prompts" / "verify_
 def _is_evidence_check(body: dict) -> bool:
     users = [m for m in body.get("messages", []) if m.get("role") == "user"]
     return bool(users) and str(users[-1].get("content", "")).rstrip().endswith(VERIFY_INSTRUCTION)
+
+
+def _logprobs(top: dict[str, float], n: int) -> list[dict]:
+    """Ollama's ``logprobs`` for a one-token reply: the most likely token, and the ``n`` best."""
+    ranked = sorted(top.items(), key=lambda item: -item[1])
+
+    def entry(token: str, logprob: float) -> dict:
+        return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
+
+    return [{**entry(*ranked[0]), "top_logprobs": [entry(*item) for item in ranked[:n]]}]
 
 
 def _now() -> str:

@@ -7,6 +7,7 @@ decides what the "model" says from the request it receives, and records every re
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 from pathlib import Path
@@ -297,6 +298,40 @@ def test_evidence_check_no_means_refusal_without_generation(fake_chat_ollama, se
     assert answer.refused and answer.text == REFUSAL_AR and answer.citations == []
     assert len(fake.evidence_requests) == 1 and fake.chat_requests == []
     assert any("P(passages answer the question)" in note for note in answer.notes), answer.notes
+
+
+@pytest.mark.parametrize(
+    "top, min_answerable, refused",
+    [
+        # The most likely single token is "no", but "yes"/"Yes" together are likelier: answered.
+        ({"no": math.log(0.40), "yes": math.log(0.35), "Yes": math.log(0.25)}, 0.45, False),
+        # The reply would be "yes", but P(yes) = 0.55 / 0.85 = 0.65 is under the bar: refused.
+        ({"yes": math.log(0.55), "no": math.log(0.30), "No": math.log(0.15)}, 0.7, True),
+    ],
+)
+def test_evidence_check_uses_token_probabilities(fake_chat_ollama, seeded_settings_factory, top, min_answerable, refused):
+    """A server that reports log-probabilities (Ollama >= 0.12.11) gives the evidence check a
+    calibrated P(yes) instead of the reply's first word, asked with the answer's own options."""
+    fake = fake_chat_ollama
+    fake.chat_reply = spokesman_reply
+    fake.verify_top_logprobs = top
+    settings = seeded_settings_factory(
+        **ollama_llm_overrides(fake.host, context_window=4096, keep_alive="7m"), answer={"min_answerable": min_answerable}
+    )
+
+    answer = Assistant(settings).ask(SPOKESMAN_Q)
+
+    yes = sum(math.exp(v) for k, v in top.items() if k.lower() == "yes")
+    no = sum(math.exp(v) for k, v in top.items() if k.lower() == "no")
+    assert f"= {yes / (yes + no):.2f}" in " ".join(answer.notes), answer.notes
+    assert answer.refused is refused
+    assert len(fake.chat_requests) == (0 if refused else 1)
+    [check] = fake.evidence_requests
+    assert check["stream"] is False and check["logprobs"] is True and check["top_logprobs"] == 10
+    assert check["options"] == {"temperature": settings.llm.temperature, "num_ctx": 4096, "num_predict": 1}
+    assert check["keep_alive"] == "7m"
+    if not refused:
+        assert check["options"]["num_ctx"] == fake.chat_requests[0]["options"]["num_ctx"], "no model reload"
 
 
 def test_unknown_model_cli_fails_without_traceback(fake_chat_ollama, config_factory, tmp_path):

@@ -60,6 +60,8 @@ class Answerer:
         )
         retrieval_ms = _ms(started)
 
+        evidence = None  # the evidence check's P(yes), once asked
+
         def finish(text: str, citations=(), refused=False, first_token_ms=None) -> Answer:
             return Answer(
                 text=text,
@@ -70,6 +72,7 @@ class Answerer:
                 model=self.resolved.label,
                 notes=notes,
                 question=standalone,
+                evidence=evidence,
             )
 
         refusal = self.prompts.localized("refusal", language)
@@ -88,10 +91,10 @@ class Answerer:
             return
 
         if self.settings.min_answerable > 0:
-            p_yes = self.llm.yes_probability(self._messages(standalone, passages, self.prompts.text("verify_instruction"), language))
-            notes.append(f"evidence check: P(the passages answer the question) = {p_yes:.2f}")
-            if p_yes < self.settings.min_answerable:
-                notes.append(f"refused: the model's P(passages answer the question) = {p_yes:.2f} < {self.settings.min_answerable:.2f}")
+            evidence = self.llm.yes_probability(self._messages(standalone, passages, self.prompts.text("verify_instruction"), language))
+            notes.append(f"evidence check: P(the passages answer the question) = {evidence:.2f}")
+            if evidence < self.settings.min_answerable:
+                notes.append(f"refused: the model's P(passages answer the question) = {evidence:.2f} < {self.settings.min_answerable:.2f}")
                 yield refusal
                 yield finish(refusal, refused=True)
                 return

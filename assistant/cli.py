@@ -175,9 +175,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from assistant.evaluate import check_thresholds, load_dataset, make_judge, markdown_report, run_eval
+    from assistant.assistant import Assistant
+    from assistant.evaluate import CALIBRATION_RUN_THRESHOLD, calibrate, calibration_markdown, check_thresholds, load_dataset, make_judge, markdown_report, run_eval
 
-    assistant = _assistant(args, check_llm=not args.retrieval_only)
+    if args.calibrate and args.retrieval_only:
+        print("--calibrate needs the answers: it cannot be combined with --retrieval-only", file=sys.stderr)
+        return EXIT_ERROR
+    settings = _settings(args, check_llm=not args.retrieval_only)
+    if args.calibrate:
+        settings.answer.min_answerable = CALIBRATION_RUN_THRESHOLD  # the check runs and refuses nothing
+    assistant = Assistant(settings)
     dataset = Path(args.dataset or assistant.settings.resolve(assistant.settings.eval.dataset))
     items = load_dataset(dataset)
     judge = None
@@ -187,6 +194,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print("faithfulness judge not configured; set eval.judge.provider: ollama (and eval.judge.model) to score it", file=sys.stderr)
     report = run_eval(assistant, items, retrieval_only=args.retrieval_only, progress=sys.stderr.isatty(), judge=judge)
     report["dataset"] = str(dataset)
+    if args.calibrate:
+        # Not a gate: the run's own metrics are those of a threshold that refuses nothing.
+        report["calibration"] = calibrate(report["items"], args.max_wrongly_refused)
+        print(calibration_markdown(report["calibration"]))
+        if args.json:
+            _write_json(args.json, report)
+            print(f"wrote {args.json}", file=sys.stderr)
+        for error in report.get("errors", []):
+            print(f"model error: {error}", file=sys.stderr)
+        return EXIT_ERROR if report.get("errors") else EXIT_OK
     failures = check_thresholds(report, assistant.settings.eval.thresholds, args.retrieval_only)
     report["gate"] = {"thresholds": assistant.settings.eval.thresholds, "failures": failures, "passed": not failures}
     markdown = markdown_report(report)
@@ -286,6 +303,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="run the eval suite; exits 1 when a metric misses its threshold")
     p.add_argument("--dataset", help="YAML dataset (default: eval.dataset in the config)")
     p.add_argument("--retrieval-only", action="store_true", help="score retrieval only (no model)")
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="answer every question past the evidence check and report what each answer.min_answerable would give (no gate)",
+    )
+    p.add_argument(
+        "--max-wrongly-refused", type=float, default=0.10, help="with --calibrate: the share of answerable questions that may be refused (default 0.10)"
+    )
     p.add_argument("--json", metavar="OUT", help="write the JSON report here and the Markdown report beside it")
     p.set_defaults(func=cmd_eval)
 

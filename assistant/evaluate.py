@@ -213,6 +213,7 @@ def run_eval(
                 citation_hits=sum(d in item.sources for d in cited_docs),
                 model=answer.model,
                 notes=answer.notes,
+                evidence=answer.evidence,
                 timings=answer.timings.model_dump(),
             )
             if judge is not None and not answer.refused:
@@ -302,6 +303,58 @@ def _median(values: list[float]) -> float | None:
         return None
     mid = len(values) // 2
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+# --- calibration of answer.min_answerable -------------------------------------------------------
+# Run with a threshold that refuses nothing (every answer is generated and its P(yes) recorded),
+# each threshold's refusals follow from one run: refused at t = refused anyway, or P(yes) < t.
+CALIBRATION_RUN_THRESHOLD = 1e-6
+CALIBRATION_GRID = [round(0.05 * i, 2) for i in range(1, 20)]
+
+
+def calibrate(rows: list[dict], max_wrongly_refused: float = 0.10) -> dict[str, Any]:
+    """What each ``answer.min_answerable`` would give on a calibration run's rows, and the highest
+    threshold that keeps wrongly refused answerable questions at or under ``max_wrongly_refused``."""
+    rows = [r for r in rows if not r.get("error")]
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    table = []
+    for t in CALIBRATION_GRID:
+
+        def refused(r: dict) -> bool:
+            return r["refused"] or (r.get("evidence") is not None and r["evidence"] < t)
+
+        table.append(
+            {
+                "min_answerable": t,
+                "unanswerable_refused": _share([refused(r) for r in unanswerable]),
+                "answerable_refused": _share([refused(r) for r in answerable]),
+                "accuracy": _share([r["correct"] and not refused(r) for r in answerable]),
+                "refusal_accuracy": _share([refused(r) != r["answerable"] for r in rows]),
+            }
+        )
+    fitting = [row for row in table if row["answerable_refused"] is not None and row["answerable_refused"] <= max_wrongly_refused]
+    return {
+        "max_wrongly_refused": max_wrongly_refused,
+        "recommended": fitting[-1]["min_answerable"] if fitting else None,
+        "table": table,
+        "without_evidence": sum(r.get("evidence") is None for r in rows),  # refused before the check, or no check
+    }
+
+
+def calibration_markdown(calibration: dict) -> str:
+    columns = ["min_answerable", "unanswerable_refused", "answerable_refused", "accuracy", "refusal_accuracy"]
+    lines = ["# answer.min_answerable calibration", "", "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+    lines += ["| " + " | ".join(_fmt(row[c]) for c in columns) + " |" for row in calibration["table"]]
+    recommended = calibration["recommended"]
+    bound = calibration["max_wrongly_refused"]
+    lines += [
+        "",
+        f"Items refused before the evidence check ran: {calibration['without_evidence']}.",
+        f"Highest threshold with answerable questions wrongly refused <= {bound:g}: "
+        + (f"{recommended:g} (set answer.min_answerable: {recommended:g})" if recommended is not None else "none"),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 # --- gate and report ---------------------------------------------------------------------------

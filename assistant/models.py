@@ -126,3 +126,5 @@ class Answer(BaseModel):
     model: str = ""  # which backend answered: "ollama:…", "embedded:…" or "extractive"
     notes: list[str] = Field(default_factory=list)  # e.g. why a fallback was used
     question: str = ""  # the standalone question actually answered (after condensing a follow-up)
+    # The evidence check's P(the passages state the answer), when it ran (see answer.min_answerable).
+    evidence: float | None = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import yaml
 from assistant.assistant import Assistant
 from assistant.evaluate import MAX_ERRORS_IN_A_ROW, load_dataset, make_judge, run_eval
 
-from .helpers import CHAT_MODEL, FakeOllama, free_port, run_cli
+from .helpers import CHAT_MODEL, FakeOllama, free_port, ollama_llm_overrides, run_cli
 
 pytestmark = pytest.mark.slow  # loads the embedding model
 
@@ -108,6 +109,45 @@ def test_a_full_run_writes_every_design_key_and_notes_the_missing_judge(seeded_s
     assert sorted(r["id"] for r in report["items"]) == sorted(SMALL_IDS)
     assert all({"answer", "refused", "citations", "passed", "why"} <= set(r) for r in report["items"])
     assert (tmp_path / "eval.md").exists()
+
+
+# --------------------------------------------------------------------------- calibration
+def test_calibrate_answers_past_the_evidence_check_and_tabulates_thresholds(
+    fake_chat_ollama: FakeOllama, seeded_settings_factory, tmp_path, small_dataset
+):
+    """The model gives every question P(yes) = 0.3, below the default min_answerable (0.45): a
+    normal run would refuse them all at the evidence check; --calibrate answers them and reports
+    that any threshold above 0.3 refuses every question that reached the check."""
+    fake_chat_ollama.verify_top_logprobs = {"no": math.log(0.7), "yes": math.log(0.3)}
+    fake_chat_ollama.chat_reply = lambda body: "المتحدث الرسمي باسم التحالف الدولي هو العقيد مايلز كيغينز [1]."
+    settings = seeded_settings_factory(**ollama_llm_overrides(fake_chat_ollama.host))
+    assert settings.answer.min_answerable == 0.45
+
+    result = run_cli(tmp_path, "eval", "--calibrate", "--dataset", small_dataset, "--json", "calibration.json", timeout=300)
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "calibration.json").read_text(encoding="utf-8"))
+    checked = [r for r in report["items"] if r["evidence"] is not None]
+    assert checked and all(r["evidence"] == pytest.approx(0.3) for r in checked)
+    answer_requests = [b for b in fake_chat_ollama.chat_requests if "Passages:" in b["messages"][-1]["content"]]  # not translations
+    assert len(answer_requests) == len(fake_chat_ollama.evidence_requests) == len(checked), "every checked question was answered"
+    assert all(not r["refused"] for r in checked if r["answerable"]), "the check refused nothing"
+    table = {row["min_answerable"]: row for row in report["calibration"]["table"]}
+    answerable = [r for r in report["items"] if r["answerable"]]
+    assert table[0.25]["answerable_refused"] == sum(r["refused"] for r in answerable) / len(answerable)
+    assert table[0.35]["answerable_refused"] == sum(r["refused"] or r["evidence"] is not None for r in answerable) / len(answerable)
+    assert table[0.35]["accuracy"] == 0.0
+    assert "# answer.min_answerable calibration" in result.stdout and "| 0.350 |" in result.stdout
+    assert "gate" not in report, "a calibration run is not gated"
+
+
+def test_calibrate_needs_answers(seeded_settings_factory, tmp_path):
+    seeded_settings_factory()
+
+    result = run_cli(tmp_path, "eval", "--calibrate", "--retrieval-only")
+
+    assert result.returncode == 1 and "--calibrate needs the answers" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 # --------------------------------------------------------------------------- the faithfulness judge

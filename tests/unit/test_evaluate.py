@@ -9,6 +9,8 @@ import pytest
 
 from assistant.errors import InputError
 from assistant.evaluate import (
+    calibrate,
+    calibration_markdown,
     check_thresholds,
     contains_answer,
     exact_match,
@@ -152,3 +154,39 @@ def test_contains_answer_finds_a_gold_answer_inside_a_sentence():
     assert contains_answer("تحدث العقيد مايلز كاغينز [1].", ["Caggins", "كاغينز"])
     assert contains_answer("He was 39 years old [2].", ["٣٩"])
     assert not contains_answer("He was 38 [2].", ["39"])
+
+
+# --------------------------------------------------------------------------- min_answerable calibration
+def row(answerable: bool, evidence: float | None, refused: bool = False, correct: bool = False) -> dict:
+    return {"answerable": answerable, "evidence": evidence, "refused": refused, "correct": correct}
+
+
+def test_calibration_counts_what_each_threshold_would_refuse():
+    rows = [
+        row(True, 0.80, correct=True),
+        row(True, 0.62, correct=True),
+        row(True, 0.41),
+        row(True, None, refused=True),  # refused before the check (similarity floor): at every threshold
+        row(False, 0.52),
+        row(False, 0.30),
+        {**row(True, None), "error": "timed out"},  # a failed item says nothing about thresholds
+    ]
+
+    result = calibrate(rows, max_wrongly_refused=0.5)
+
+    by_t = {r["min_answerable"]: r for r in result["table"]}
+    assert by_t[0.05] == {"min_answerable": 0.05, "unanswerable_refused": 0.0, "answerable_refused": 0.25, "accuracy": 0.5, "refusal_accuracy": 0.5}
+    assert by_t[0.35]["unanswerable_refused"] == 0.5 and by_t[0.35]["answerable_refused"] == 0.25
+    assert by_t[0.45]["answerable_refused"] == 0.5 and by_t[0.45]["accuracy"] == 0.5
+    assert by_t[0.55] == {"min_answerable": 0.55, "unanswerable_refused": 1.0, "answerable_refused": 0.5, "accuracy": 0.5, "refusal_accuracy": 4 / 6}
+    assert by_t[0.65]["answerable_refused"] == 0.75 and by_t[0.65]["accuracy"] == 0.25
+    assert result["recommended"] == 0.6, "the highest threshold with at most half the answerable questions refused"
+    assert result["without_evidence"] == 1
+    assert "set answer.min_answerable: 0.6" in calibration_markdown(result)
+
+
+def test_calibration_without_a_fitting_threshold_says_so():
+    result = calibrate([row(True, None, refused=True), row(False, 0.9)], max_wrongly_refused=0.1)
+
+    assert result["recommended"] is None
+    assert calibration_markdown(result).rstrip().endswith("<= 0.1: none")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import codecs
 import gzip
 import json
-import zlib
 from pathlib import Path
 
 import pytest

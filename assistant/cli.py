@@ -188,7 +188,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     dataset = Path(args.dataset or assistant.settings.resolve(assistant.settings.eval.dataset))
     items = load_dataset(dataset)
     judge = None
-    if not args.retrieval_only:
+    if not (args.retrieval_only or args.calibrate):
         judge = make_judge(assistant.settings)  # an unreachable judge stops the eval here, before the run
         if judge is None:
             print("faithfulness judge not configured; set eval.judge.provider: ollama (and eval.judge.model) to score it", file=sys.stderr)

@@ -21,7 +21,7 @@ from assistant.errors import BackendUnavailableError
 from assistant.models import Answer
 from assistant.prompts import Prompts
 
-from .helpers import CHAT_MODEL, FakeOllama, free_port, ollama_llm_overrides, run_cli
+from .helpers import CHAT_MODEL, free_port, ollama_llm_overrides, run_cli
 
 pytestmark = pytest.mark.slow  # starts a (fake) server and loads the embedding model
 

@@ -316,21 +316,21 @@ def calibrate(rows: list[dict], max_wrongly_refused: float = 0.10) -> dict[str, 
     """What each ``answer.min_answerable`` would give on a calibration run's rows, and the highest
     threshold that keeps wrongly refused answerable questions at or under ``max_wrongly_refused``."""
     rows = [r for r in rows if not r.get("error")]
-    answerable = [r for r in rows if r["answerable"]]
-    unanswerable = [r for r in rows if not r["answerable"]]
     table = []
     for t in CALIBRATION_GRID:
-
-        def refused(r: dict) -> bool:
-            return r["refused"] or (r.get("evidence") is not None and r["evidence"] < t)
-
+        # The rows as a run at threshold t would have them, scored by the eval's own metrics.
+        at_t = []
+        for r in rows:
+            refused = r["refused"] or (r.get("evidence") is not None and r["evidence"] < t)
+            at_t.append({**r, "refused": refused, "correct": r["correct"] and not refused})
+        scored = metrics(at_t)
         table.append(
             {
                 "min_answerable": t,
-                "unanswerable_refused": _share([refused(r) for r in unanswerable]),
-                "answerable_refused": _share([refused(r) for r in answerable]),
-                "accuracy": _share([r["correct"] and not refused(r) for r in answerable]),
-                "refusal_accuracy": _share([refused(r) != r["answerable"] for r in rows]),
+                "unanswerable_refused": scored["refusal"]["unanswerable_refused"],
+                "answerable_refused": scored["refusal"]["answerable_refused"],
+                "accuracy": scored["answer"]["accuracy"],
+                "refusal_accuracy": scored["refusal"]["accuracy"],
             }
         )
     fitting = [row for row in table if row["answerable_refused"] is not None and row["answerable_refused"] <= max_wrongly_refused]

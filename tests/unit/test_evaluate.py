@@ -158,7 +158,20 @@ def test_contains_answer_finds_a_gold_answer_inside_a_sentence():
 
 # --------------------------------------------------------------------------- min_answerable calibration
 def row(answerable: bool, evidence: float | None, refused: bool = False, correct: bool = False) -> dict:
-    return {"answerable": answerable, "evidence": evidence, "refused": refused, "correct": correct}
+    """An eval row with what the calibration reads (the rest as a refused-or-answered row has it)."""
+    return {
+        "answerable": answerable,
+        "evidence": evidence,
+        "refused": refused,
+        "correct": correct,
+        "language": "ar",
+        "answer_language": "ar",
+        "first_hit_rank": 1,
+        "f1": 0.0,
+        "citations": [],
+        "citation_hits": 0,
+        "timings": None,
+    }
 
 
 def test_calibration_counts_what_each_threshold_would_refuse():

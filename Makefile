@@ -7,7 +7,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install run chat seed-index test eval eval-index calibrate bench-xquad bench-xquad-answers bench-xquad-unanswerable constraints clean
+.PHONY: install run chat seed-index test eval eval-index calibrate bench-latency bench-xquad bench-xquad-answers bench-xquad-unanswerable constraints clean
 
 $(BIN)/assistant: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ eval-index: install
 # highest that keeps wrongly refused answerable questions at or under 10% (out/calibration.json).
 calibrate: eval-index
 	$(EVAL_STORE) $(BIN)/assistant eval --calibrate --json out/calibration.json
+
+# Speed and memory of answering with the configured model: 10 of the eval set's questions (Arabic
+# and English in turn) over a fresh index of the seeds; median/p95 of retrieval, first token and
+# total time, the prompt's size in tokens, peak memory (out/bench-latency.json).
+bench-latency: eval-index
+	$(EVAL_STORE) $(BIN)/assistant bench latency --json out/bench-latency.json
 
 # XQuAD retrieval, Arabic paragraphs: Arabic questions, then English questions.
 bench-xquad: install

@@ -55,9 +55,7 @@ class Answerer:
         notes = [self.resolved.note] if self.resolved.note else []
         standalone = self.condense(question, _history_messages(history)) if history else question
 
-        passages = self.retriever.search(
-            standalone, top_k=top_k or self.settings.passages, lexical_query=self.arabic_query(standalone, language)
-        )
+        passages = self.passages(standalone, language, top_k)
         retrieval_ms = _ms(started)
 
         evidence = None  # the evidence check's P(yes), once asked
@@ -147,6 +145,15 @@ class Answerer:
         rewritten = lines[0].strip() if lines else ""
         unchanged = _norm_words(rewritten) == _norm_words(question)
         return with_context if len(rewritten) < 3 or unchanged else rewritten
+
+    def passages(self, question: str, language: str, top_k: int | None = None) -> list[Passage]:
+        """The passages shown to the model for a standalone question."""
+        return self.retriever.search(question, top_k=top_k or self.settings.passages, lexical_query=self.arabic_query(question, language))
+
+    def answer_messages(self, question: str) -> list[Message]:
+        """The answer prompt for a standalone question, as the model gets it (to measure its size)."""
+        language = detect_language(question)
+        return self._messages(question, self.passages(question, language), self._answer_instruction(language), language)
 
     def arabic_query(self, question: str, language: str, force: bool = False) -> str | None:
         """For BM25: an Arabic rendering of a non-Arabic question (when enabled, or forced)."""

@@ -258,6 +258,26 @@ def cmd_bench_squad(args: argparse.Namespace) -> int:
     return EXIT_ERROR if result.get("errors") else EXIT_OK
 
 
+def cmd_bench_latency(args: argparse.Namespace) -> int:
+    from assistant.bench.latency import format_latency_table, pick_questions, run_latency_bench
+    from assistant.evaluate import load_dataset
+
+    if args.limit < 1:
+        print("--limit must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    assistant = _assistant(args, check_llm=True)
+    if assistant.status().chunks == 0:
+        print("the index is empty: index articles first (assistant ingest seeds/)", file=sys.stderr)
+        return EXIT_ERROR
+    dataset = Path(args.dataset or assistant.settings.resolve(assistant.settings.eval.dataset))
+    result = run_latency_bench(assistant, pick_questions(load_dataset(dataset), args.limit))
+    print(format_latency_table(result))
+    if args.json:
+        _write_json(args.json, result)
+        print(f"wrote {args.json}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistant", description="Question answering over Arabic news articles.")
     parser.add_argument("--config", default=None, help="config file (default: $ASSISTANT_CONFIG or ./config.yaml)")
@@ -331,6 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--translate-queries", action="store_true", help="translate non-Arabic questions with the LLM for BM25 (answer.translate_queries)")
     b.add_argument("--json", metavar="OUT", help="write the results as JSON")
     b.set_defaults(func=cmd_bench_squad)
+    b = bench.add_parser("latency", help="time answers (retrieval, first token, total), prompt tokens and peak memory over the eval set's questions")
+    b.add_argument("--dataset", help="YAML dataset whose answerable questions are asked (default: eval.dataset in the config)")
+    b.add_argument("--limit", type=int, default=10, help="questions to time, Arabic and English in turn (default 10)")
+    b.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    b.set_defaults(func=cmd_bench_latency)
     return parser
 
 

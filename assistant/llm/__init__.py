@@ -43,6 +43,7 @@ class ChatBackend:
         llm,
         explain: Callable[[Exception], Exception | None],
         yes_no: Callable[[list[Message]], YesNoReply] | None = None,
+        count_tokens: Callable[[list[Message]], int] | None = None,
     ):
         self.name = name
         self._llm = llm
@@ -50,6 +51,7 @@ class ChatBackend:
         # Asks for a one-token reply with its token probabilities, where the backend's API can
         # (llama.cpp's OpenAI-compatible server; Ollama since 0.12.11); else the reply is streamed.
         self._yes_no = yes_no
+        self._count_tokens = count_tokens  # the prompt's size in the model's own tokens, where the API tells
 
     @contextmanager
     def _errors(self):
@@ -78,6 +80,13 @@ class ChatBackend:
             return yes / (yes + no)
         words = reply.text.strip().lower().split()
         return 1.0 if words and words[0].strip(".!,:") in YES else 0.0
+
+    def prompt_tokens(self, messages: list[Message]) -> int | None:
+        """How many tokens the model reads for ``messages`` (None when the backend cannot count)."""
+        if self._count_tokens is None:
+            return None
+        with self._errors():
+            return self._count_tokens(messages)
 
     def complete(self, messages: list[Message]) -> str:
         return "".join(self.stream(messages))

@@ -131,4 +131,12 @@ def make_embedded(settings: LLMSettings) -> ChatBackend:
         first = response.logprobs[0] if response.logprobs else []
         return YesNoReply(response.message.content or "", [(p.token, p.logprob) for p in first])
 
-    return ChatBackend(f"embedded:{MODEL_NAME}", llm, explain, yes_no=yes_no)
+    def count_tokens(messages: list[Message]) -> int:
+        # llama.cpp's own chat template and tokenizer: exactly what the model reads.
+        base = server.listening_address.rstrip("/")
+        with httpx.Client(timeout=settings.embedded.request_timeout) as client:
+            templated = client.post(f"{base}/apply-template", json={"messages": [{"role": m.role, "content": m.content} for m in messages]})
+            tokens = client.post(f"{base}/tokenize", json={"content": templated.raise_for_status().json()["prompt"]})
+            return len(tokens.raise_for_status().json()["tokens"])
+
+    return ChatBackend(f"embedded:{MODEL_NAME}", llm, explain, yes_no=yes_no, count_tokens=count_tokens)

@@ -85,3 +85,16 @@ def test_follow_up_question_is_made_standalone_for_retrieval(assistant: Assistan
     assert follow.language == "ar"
     passages = assistant.search(follow.question, top_k=3)
     assert any(mentions_spokesman(p.text) for p in passages), [p.text[:80] for p in passages]
+
+
+def test_prompt_size_is_counted_as_the_model_reads_it(assistant: Assistant):
+    """llama.cpp's own chat template and tokenizer: the count equals the prompt tokens the server
+    reports for the same request, and a shorter prompt counts fewer."""
+    from assistant.llm import Message, chat_messages
+
+    backend = assistant.answerer.llm
+    messages = assistant.answerer.answer_messages("من هو المتحدث الرسمي باسم التحالف الدولي؟")
+    counted = backend.prompt_tokens(messages)
+    served = backend._llm.chat(chat_messages(messages))  # llama-index passes on the server's usage
+    assert counted == served.additional_kwargs["prompt_tokens"]
+    assert 0 < backend.prompt_tokens([messages[0], Message("user", "سؤال قصير")]) < counted

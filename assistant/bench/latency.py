@@ -1,0 +1,102 @@
+"""Latency and memory of answering (``assistant bench latency``).
+
+Questions are asked one at a time through ``Assistant.ask``, as configured: by default the eval
+set's answerable questions, Arabic and English in turn. One more question is asked first and not
+timed, so loading the model is reported apart instead of inflating the first answer (it is not
+one of the timed questions: llama.cpp would answer a repeated prompt from its cache). Reported:
+median and p95 of retrieval, time to first token and total time; the answer prompt's size in the
+model's own tokens where the backend can count them (the embedded model: llama.cpp's chat
+template and tokenizer; Ollama has no tokenizer endpoint); and the process's peak resident memory,
+which includes the embedded model (llama.cpp runs in this process).
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import sys
+import time
+from itertools import chain, zip_longest
+
+from assistant.assistant import Assistant
+from assistant.errors import InputError
+from assistant.evaluate import EvalItem
+
+
+def pick_questions(items: list[EvalItem], limit: int) -> list[str]:
+    """Up to ``limit`` answerable questions, alternating languages (Arabic first): the warm-up
+    question, then the timed ones."""
+    by_language: dict[str, list[str]] = {}
+    for item in items:
+        if item.answerable:
+            by_language.setdefault(item.language, []).append(item.question)
+    ordered = [by_language[lang] for lang in sorted(by_language)]  # "ar" before "en"
+    mixed = [q for q in chain.from_iterable(zip_longest(*ordered)) if q is not None]
+    if not mixed:
+        raise InputError("the dataset has no answerable question to time")
+    return mixed[: limit + 1]
+
+
+def peak_rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux, bytes on macOS.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
+def run_latency_bench(assistant: Assistant, questions: list[str]) -> dict:
+    """``questions[0]`` warms up; the rest are timed (at least one is needed)."""
+    if len(questions) < 2:
+        raise InputError("the dataset needs two answerable questions: one to warm up, one to time")
+    started = time.perf_counter()
+    warmup = assistant.ask(questions[0])
+    warmup_ms = (time.perf_counter() - started) * 1000
+    rows = []
+    for question in questions[1:]:
+        answer = assistant.ask(question)
+        backend = assistant.answerer.llm
+        rows.append(
+            {
+                "question": question,
+                "language": answer.language,
+                "refused": answer.refused,
+                "retrieval_ms": answer.timings.retrieval_ms,
+                "first_token_ms": answer.timings.first_token_ms,
+                "total_ms": answer.timings.total_ms,
+                "prompt_tokens": backend.prompt_tokens(assistant.answerer.answer_messages(question)) if backend else None,
+            }
+        )
+    return {
+        "model": warmup.model,
+        "n_questions": len(rows),
+        "warmup_ms": warmup_ms,
+        "summary": {name: _stats([r[name] for r in rows]) for name in ("retrieval_ms", "first_token_ms", "total_ms", "prompt_tokens")},
+        "peak_rss_mb": peak_rss_mb(),
+        "items": rows,
+    }
+
+
+def _stats(values: list[float | None]) -> dict[str, float | None]:
+    """Median and p95 of the values that exist (the first token is None for refusals without a
+    model call, prompt tokens for backends that cannot count)."""
+    present = sorted(v for v in values if v is not None)
+    if not present:
+        return {"n": 0, "median": None, "p95": None}
+    p95 = statistics.quantiles(present, n=100, method="inclusive")[94] if len(present) > 1 else present[0]
+    return {"n": len(present), "median": statistics.median(present), "p95": p95}
+
+
+def format_latency_table(result: dict) -> str:
+    lines = [
+        f"{result['n_questions']} questions answered by {result['model']} "
+        f"(a warm-up question before them, loading the model: {result['warmup_ms'] / 1000:.1f} s)",
+        f"{'':<22}{'n':>4}{'median':>10}{'p95':>10}",
+    ]
+    labels = {"retrieval_ms": "retrieval (ms)", "first_token_ms": "first token (ms)", "total_ms": "total (ms)", "prompt_tokens": "prompt (tokens)"}
+    for name, label in labels.items():
+        s = result["summary"][name]
+        if s["n"]:
+            lines.append(f"{label:<22}{s['n']:>4}{s['median']:>10.0f}{s['p95']:>10.0f}")
+        else:
+            lines.append(f"{label:<22}{0:>4}{'n/a':>10}{'n/a':>10}")
+    lines.append(f"peak memory (RSS): {result['peak_rss_mb']:.0f} MB")
+    return "\n".join(lines)

@@ -13,12 +13,12 @@ which includes the embedded model (llama.cpp runs in this process).
 from __future__ import annotations
 
 import resource
-import statistics
 import sys
 import time
 from itertools import chain, zip_longest
 
 from assistant.assistant import Assistant
+from assistant.bench.squad import percentile
 from assistant.errors import InputError
 from assistant.evaluate import EvalItem
 
@@ -50,10 +50,10 @@ def run_latency_bench(assistant: Assistant, questions: list[str]) -> dict:
     started = time.perf_counter()
     warmup = assistant.ask(questions[0])
     warmup_ms = (time.perf_counter() - started) * 1000
+    backend = assistant.answerer.llm
     rows = []
     for question in questions[1:]:
         answer = assistant.ask(question)
-        backend = assistant.answerer.llm
         rows.append(
             {
                 "question": question,
@@ -78,11 +78,10 @@ def run_latency_bench(assistant: Assistant, questions: list[str]) -> dict:
 def _stats(values: list[float | None]) -> dict[str, float | None]:
     """Median and p95 of the values that exist (the first token is None for refusals without a
     model call, prompt tokens for backends that cannot count)."""
-    present = sorted(v for v in values if v is not None)
+    present = [v for v in values if v is not None]
     if not present:
         return {"n": 0, "median": None, "p95": None}
-    p95 = statistics.quantiles(present, n=100, method="inclusive")[94] if len(present) > 1 else present[0]
-    return {"n": len(present), "median": statistics.median(present), "p95": p95}
+    return {"n": len(present), "median": percentile(present, 50), "p95": percentile(present, 95)}
 
 
 def format_latency_table(result: dict) -> str:

@@ -267,10 +267,10 @@ def _config(assistant: Assistant, settings: Settings) -> dict:
 
 
 def _latency(name: str, values: list[float]) -> dict[str, float]:
-    return {f"{name}_p50_ms": _percentile(values, 50), f"{name}_p95_ms": _percentile(values, 95)}
+    return {f"{name}_p50_ms": percentile(values, 50), f"{name}_p95_ms": percentile(values, 95)}
 
 
-def _percentile(values: list[float], pct: int) -> float:
+def percentile(values: list[float], pct: int) -> float:
     if len(values) < 2:
         return values[0] if values else 0.0
     return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]

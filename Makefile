@@ -81,7 +81,7 @@ bench-xquad-unanswerable: install
 constraints: install
 	(echo "# Exact versions used by make and CI (pip install -c constraints.txt). Regenerate with"; \
 	 echo "# 'make constraints' after changing dependencies in pyproject.toml."; \
-	 $(BIN)/pip freeze --exclude-editable) > constraints.txt
+	 $(BIN)/pip freeze --all --exclude-editable | grep -v '^pip==') > constraints.txt
 
 clean:
 	rm -rf $(VENV) data out

@@ -3,12 +3,14 @@
 One code path: ``stream()`` yields text deltas and then the final ``Answer``; ``ask()`` drains it.
 Small local models rarely refuse on their own and often answer English questions in Arabic, so
 three decisions are made in code, not left to the model:
-- refusal: no LLM call when the best passage is far from the question (``answer.min_dense_score``,
-  per language: cross-lingual similarities run lower); then an evidence check asks the model
-  whether the passages state the answer and refuses when P(yes) < ``answer.min_answerable``
-  (the prompt prefix is shared with the answer prompt, so the model server's cache makes the
-  answer call cheap afterwards); finally an answer that no shown passage supports is refused
-  (with ``answer.strict_support``, only what the answer adds to the question counts as support);
+- refusal, by four gates in turn, each a method that says why it refuses (or None):
+  ``similarity_gate`` (no model call when the best passage is far from the question;
+  ``answer.min_dense_score``, per language, since cross-lingual similarities run lower),
+  ``evidence_gate`` (the model's P(the passages state the answer) < ``answer.min_answerable``;
+  the prompt prefix is shared with the answer prompt, so the server's cache makes the answer
+  call cheap afterwards), ``model_refusal_gate`` (the model said so itself) and ``support_gate``
+  (no shown passage supports the answer; with ``answer.strict_support`` only what the answer
+  adds to the question counts);
 - language: an answer in the wrong language is translated back by the model;
 - citations: markers are validated and, when missing, attached by matching (see cite.py).
 The streamed deltas are the model's raw text; the final ``Answer.text`` is authoritative.
@@ -18,13 +20,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from assistant.arabic import detect_language, lexical_tokens, normalize
 from assistant.chunk import sentence_spans
-from assistant.cite import answer_support, cite, strip_markers, to_citation
+from assistant.cite import Cited, answer_support, cite, strip_markers, to_citation
 from assistant.config import AnswerSettings
 from assistant.embed import Embedder
 from assistant.llm import ChatBackend, Message, ResolvedBackend
@@ -33,6 +36,25 @@ from assistant.prompts import LANGUAGE_NAMES, Prompts
 from assistant.retrieve import Retriever, check_question
 
 History = list[dict] | list[tuple[str, str]] | None
+
+
+def exchange(question: str, answer_text: str) -> list[dict]:
+    """One answered exchange as the chat messages that ``history`` takes."""
+    return [{"role": "user", "content": question}, {"role": "assistant", "content": answer_text}]
+
+
+@dataclass
+class Turn:
+    """One question on its way to an ``Answer``: what each step has learned so far."""
+
+    question: str  # standalone: a follow-up is condensed with the history
+    language: str  # the question's, and so the answer's
+    started: float
+    notes: list[str] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
+    retrieval_ms: float = 0.0
+    evidence: float | None = None  # the evidence check's P(yes), once asked
+    first_token_ms: float | None = None
 
 
 class Answerer:
@@ -49,86 +71,120 @@ class Answerer:
 
     # --- the one code path --------------------------------------------------------------------
     def stream(self, question: str, history: History = None, top_k: int | None = None) -> Iterator[str | Answer]:
-        started = time.perf_counter()
-        question = check_question(question, self.retriever.settings.max_question_chars)
-        language = detect_language(question)
-        notes = [self.resolved.note] if self.resolved.note else []
-        standalone = self.condense(question, _history_messages(history)) if history else question
+        turn = self.start(question, history)
+        turn.passages = self.passages(turn.question, turn.language, top_k)
+        turn.retrieval_ms = _ms(turn.started)
 
-        passages = self.passages(standalone, language, top_k)
-        retrieval_ms = _ms(started)
-
-        evidence = None  # the evidence check's P(yes), once asked
-
-        def finish(text: str, citations=(), refused=False, first_token_ms=None) -> Answer:
-            return Answer(
-                text=text,
-                language=language,
-                citations=list(citations),
-                refused=refused,
-                timings=Timings(retrieval_ms=retrieval_ms, first_token_ms=first_token_ms, total_ms=_ms(started)),
-                model=self.resolved.label,
-                notes=notes,
-                question=standalone,
-                evidence=evidence,
-            )
-
-        refusal = self.prompts.localized("refusal", language)
-        best = max((p.dense_score or 0.0 for p in passages), default=0.0)
-        floor = self.settings.min_dense_score[language]
-        if best < floor:
-            notes.append(f"refused: the best passage's similarity {best:.3f} is below {floor:.3f}")
-            yield refusal
-            yield finish(refusal, refused=True)
+        refusal = self.similarity_gate(turn.passages, turn.language)
+        if refusal is None and self.llm is not None and self.settings.min_answerable > 0:
+            turn.evidence = self.llm.yes_probability(self._messages(turn, self.prompts.text("verify_instruction")))
+            turn.notes.append(f"evidence check: P(the passages answer the question) = {turn.evidence:.2f}")
+            refusal = self.evidence_gate(turn.evidence)
+        if refusal is not None:  # refused before any text was generated: the refusal is the text
+            yield self.refusal(turn.language)
+            yield self.refuse(turn, refusal)
             return
 
         if self.llm is None:
-            text, citations = self.extractive(standalone, passages, language)
+            text, citations = self.extractive(turn.question, turn.passages, turn.language)
             yield text
-            yield finish(text, citations)
+            yield self.finish(turn, text, citations)
             return
 
-        if self.settings.min_answerable > 0:
-            evidence = self.llm.yes_probability(self._messages(standalone, passages, self.prompts.text("verify_instruction"), language))
-            notes.append(f"evidence check: P(the passages answer the question) = {evidence:.2f}")
-            if evidence < self.settings.min_answerable:
-                notes.append(f"refused: the model's P(passages answer the question) = {evidence:.2f} < {self.settings.min_answerable:.2f}")
-                yield refusal
-                yield finish(refusal, refused=True)
-                return
-
-        first_token_ms = None
-        pieces: list[str] = []
-        for delta in self.llm.stream(self._messages(standalone, passages, self._answer_instruction(language), language)):
-            if first_token_ms is None:
-                first_token_ms = _ms(started)
-            pieces.append(delta)
-            yield delta
-        raw = "".join(pieces).strip()
-
-        if self._is_refusal(raw, language):
-            notes.append("the model said the passages do not answer the question")
-            yield finish(refusal, refused=True, first_token_ms=first_token_ms)
+        raw = yield from self.generate(turn)
+        refusal = self.model_refusal_gate(raw, turn.language)
+        if refusal is not None:
+            yield self.refuse(turn, refusal)
             return
-        if raw and detect_language(strip_markers(raw)) != language:
-            notes.append(f"the model answered in {LANGUAGE_NAMES[detect_language(strip_markers(raw))]}; translated")
-            raw = self._translate_answer(raw, language)
-        # Strict: what the answer adds to the question must be in the passage it cites.
-        asked = standalone if self.settings.strict_support else ""
-        cited = cite(raw, passages, lambda sentence, p: answer_support(sentence, p, asked), self.settings.min_support)
-        if not cited.citations:
-            notes.append("no passage supports the generated answer; refused")
-            yield finish(refusal, refused=True, first_token_ms=first_token_ms)
+        raw = self.in_question_language(turn, raw)
+        cited = self.cite(turn, raw)
+        refusal = self.support_gate(cited)
+        if refusal is not None:
+            yield self.refuse(turn, refusal)
             return
         if cited.dropped:
-            notes.append(f"removed unsupported or invalid citation markers: {sorted(set(cited.dropped))}")
-        yield finish(cited.text, cited.citations, first_token_ms=first_token_ms)
+            turn.notes.append(f"removed unsupported or invalid citation markers: {sorted(set(cited.dropped))}")
+        yield self.finish(turn, cited.text, cited.citations)
 
     def ask(self, question: str, history: History = None, top_k: int | None = None) -> Answer:
         for item in self.stream(question, history, top_k):
             if isinstance(item, Answer):
                 return item
         raise RuntimeError("the answer stream ended without an Answer")  # a bug, not a user error
+
+    # --- steps --------------------------------------------------------------------------------
+    def start(self, question: str, history: History) -> Turn:
+        """The checked question, its language, and the standalone form of a follow-up."""
+        started = time.perf_counter()
+        question = check_question(question, self.retriever.settings.max_question_chars)
+        standalone = self.condense(question, _history_messages(history)) if history else question
+        notes = [self.resolved.note] if self.resolved.note else []
+        return Turn(question=standalone, language=detect_language(question), started=started, notes=notes)
+
+    def generate(self, turn: Turn) -> Generator[str, None, str]:
+        """Stream the model's answer; returns its whole text."""
+        pieces: list[str] = []
+        for delta in self.llm.stream(self._messages(turn, self._answer_instruction(turn.language))):
+            if turn.first_token_ms is None:
+                turn.first_token_ms = _ms(turn.started)
+            pieces.append(delta)
+            yield delta
+        return "".join(pieces).strip()
+
+    def in_question_language(self, turn: Turn, raw: str) -> str:
+        """An answer in the other language, translated back by the model."""
+        said = detect_language(strip_markers(raw)) if raw else turn.language
+        if said == turn.language:
+            return raw
+        turn.notes.append(f"the model answered in {LANGUAGE_NAMES[said]}; translated")
+        return self._translate_answer(raw, turn.language)
+
+    def cite(self, turn: Turn, raw: str) -> Cited:
+        """Markers checked against the passages shown; missing ones attached by matching. With
+        ``strict_support`` only what the answer adds to the question counts as support."""
+        asked = turn.question if self.settings.strict_support else ""
+        return cite(raw, turn.passages, lambda sentence, p: answer_support(sentence, p, asked), self.settings.min_support)
+
+    def refusal(self, language: str) -> str:
+        return self.prompts.localized("refusal", language)
+
+    def refuse(self, turn: Turn, reason: str) -> Answer:
+        turn.notes.append(reason)
+        return self.finish(turn, self.refusal(turn.language), refused=True)
+
+    def finish(self, turn: Turn, text: str, citations=(), refused: bool = False) -> Answer:
+        return Answer(
+            text=text,
+            language=turn.language,
+            citations=list(citations),
+            refused=refused,
+            timings=Timings(retrieval_ms=turn.retrieval_ms, first_token_ms=turn.first_token_ms, total_ms=_ms(turn.started)),
+            model=self.resolved.label,
+            notes=turn.notes,
+            question=turn.question,
+            evidence=turn.evidence,
+        )
+
+    # --- refusal gates: each returns why it refuses, or None to go on ---------------------------
+    def similarity_gate(self, passages: list[Passage], language: str) -> str | None:
+        """Off-topic: the best passage is far from the question (no model call at all)."""
+        best = max((p.dense_score or 0.0 for p in passages), default=0.0)
+        floor = self.settings.min_dense_score[language]
+        return f"refused: the best passage's similarity {best:.3f} is below {floor:.3f}" if best < floor else None
+
+    def evidence_gate(self, evidence: float) -> str | None:
+        """The model's own P(the passages state the answer), asked before it answers."""
+        bound = self.settings.min_answerable
+        return f"refused: the model's P(passages answer the question) = {evidence:.2f} < {bound:.2f}" if evidence < bound else None
+
+    def model_refusal_gate(self, raw: str, language: str) -> str | None:
+        """The model said (in either language) that the passages do not answer."""
+        return "the model said the passages do not answer the question" if self._is_refusal(raw, language) else None
+
+    @staticmethod
+    def support_gate(cited: Cited) -> str | None:
+        """No shown passage supports any sentence of the answer."""
+        return "no passage supports the generated answer; refused" if not cited.citations else None
 
     # --- pieces -------------------------------------------------------------------------------
     def condense(self, question: str, history: list[Message]) -> str:
@@ -153,7 +209,8 @@ class Answerer:
     def answer_messages(self, question: str) -> list[Message]:
         """The answer prompt for a standalone question, as the model gets it (to measure its size)."""
         language = detect_language(question)
-        return self._messages(question, self.passages(question, language), self._answer_instruction(language), language)
+        turn = Turn(question=question, language=language, started=time.perf_counter(), passages=self.passages(question, language))
+        return self._messages(turn, self._answer_instruction(language))
 
     def arabic_query(self, question: str, language: str, force: bool = False) -> str | None:
         """For BM25: an Arabic rendering of a non-Arabic question (when enabled, or forced)."""
@@ -162,18 +219,18 @@ class Answerer:
         translated = self.llm.complete([Message("user", self.prompts.render("translate_query", question=question))])
         return translated.strip() or None
 
-    def _messages(self, question: str, passages: list[Passage], instruction: str, language: str) -> list[Message]:
+    def _messages(self, turn: Turn, instruction: str) -> list[Message]:
         """System prompt, numbered passages and question, then the instruction. Everything before
         the instruction is identical for the evidence check and the answer, so the model server
         reuses its prompt cache for the second call."""
         shown = "\n\n".join(
             self.prompts.render("passage", n=str(i), title=p.title or p.doc_id, date=f" ({p.date})" if p.date else "", text=p.text)
-            for i, p in enumerate(passages, start=1)
+            for i, p in enumerate(turn.passages, start=1)
         )
-        user = self.prompts.render("answer_user", passages=shown, question=question, instruction=instruction)
+        user = self.prompts.render("answer_user", passages=shown, question=turn.question, instruction=instruction)
         # The refusal sentence sits in the system prompt: placed in the final instruction, it made
-        # the 1.5B model refuse 60% of answerable questions on the eval set.
-        system = self.prompts.render("answer_system", refusal=self.prompts.localized("refusal", language))
+        # the small model refuse most answerable questions (docs/experiments.md).
+        system = self.prompts.render("answer_system", refusal=self.refusal(turn.language))
         return [Message("system", system), Message("user", user)]
 
     def _answer_instruction(self, language: str) -> str:
@@ -188,7 +245,7 @@ class Answerer:
         if not text:
             return True
         said = set(lexical_tokens(strip_markers(text)))
-        refusal_terms = [set(lexical_tokens(self.prompts.localized("refusal", lang))) for lang in ("ar", "en")]
+        refusal_terms = [set(lexical_tokens(self.refusal(lang))) for lang in LANGUAGE_NAMES]
         # The refusal sentence (in either language) makes up most of what the model said.
         return any(terms and len(said & terms) / len(terms) >= 0.6 and len(said) <= 2 * len(terms) for terms in refusal_terms)
 

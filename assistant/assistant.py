@@ -7,7 +7,7 @@ Heavy parts (the embedding model, the Chroma client) are created on first use, s
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -15,12 +15,18 @@ from typing import Any
 from assistant.answer import Answerer, History
 from assistant.config import Settings, load_settings
 from assistant.embed import Embedder, make_embedder, model_id_for
-from assistant.ingest import ingest
+from assistant.arabic import detect_language
+from assistant.ingest import ingest, ingest_articles
 from assistant.llm import resolve_backend
+from assistant.llm import Message
 from assistant.models import Answer, Article, DocumentInfo, IndexStatus, IngestReport, Passage
 from assistant.prompts import Prompts
 from assistant.retrieve import Mode, Retriever
 from assistant.store import Index
+from assistant.store.chroma import drop_collection
+
+# The parts built on first use that read the index: a rebuild makes each of them anew.
+_INDEX_PARTS = ("index", "retriever", "answerer")
 
 
 class Assistant:
@@ -46,8 +52,12 @@ class Assistant:
 
     @cached_property
     def answerer(self) -> Answerer:
-        prompts = Prompts(self.settings.resolve(self.settings.answer.prompts_dir) if self.settings.answer.prompts_dir else None)
-        return Answerer(self.retriever, self.embedder, resolve_backend(self.settings), self.settings.answer, prompts)
+        return Answerer(self.retriever, self.embedder, resolve_backend(self.settings), self.settings.answer, self.prompts)
+
+    @cached_property
+    def prompts(self) -> Prompts:
+        folder = self.settings.answer.prompts_dir
+        return Prompts(self.settings.resolve(folder) if folder else None)
 
     def stream(self, question: str, history: History = None, top_k: int | None = None) -> Iterator[str | Answer]:
         """Text deltas as the model writes them, then the final ``Answer`` (the authoritative text)."""
@@ -62,24 +72,53 @@ class Assistant:
             self.rebuild()
         return ingest(paths, self.settings, self.index, self.embedder, progress=progress)
 
+    def ingest_articles(self, articles: Iterable[Article], progress: bool = False) -> IngestReport:
+        """Index articles already in memory (e.g. a benchmark's paragraphs); BM25 is built too."""
+        report = ingest_articles(articles, self.settings, self.index, self.embedder, progress=progress)
+        self.index.lexical()
+        return report
+
     def rebuild(self) -> None:
         """Drop the collection (whatever model built it) and start an empty one."""
-        from assistant.store.chroma import connect
+        drop_collection(self.settings)
+        for part in _INDEX_PARTS:
+            self.__dict__.pop(part, None)
 
-        client = connect(self.settings)
-        if self.settings.store.collection in [c.name for c in client.list_collections()]:
-            client.delete_collection(self.settings.store.collection)
-        self.__dict__.pop("index", None)
-        self.__dict__.pop("retriever", None)
-
-    def search(self, question: str, top_k: int | None = None, mode: Mode | None = None) -> list[Passage]:
-        return self.retriever.search(question, top_k=top_k, mode=mode)
+    def search(
+        self, question: str, top_k: int | None = None, mode: Mode | None = None, lexical_query: str | None = None
+    ) -> list[Passage]:
+        """``lexical_query``: an Arabic rendering of the question for the BM25 side."""
+        return self.retriever.search(question, top_k=top_k, mode=mode, lexical_query=lexical_query)
 
     def remove(self, doc_ids: list[str]) -> dict[str, int]:
         return self.index.remove(doc_ids)
 
-    def status(self) -> IndexStatus:
-        return self.index.status()
+    def status(self, documents: list[DocumentInfo] | None = None) -> IndexStatus:
+        """``documents``: the result of ``documents()``, when the caller has it (saves a scan)."""
+        return self.index.status(documents)
+
+    def chunk_count(self) -> int:
+        return self.index.vectors.count()
+
+    def model_label(self) -> str | None:
+        """Which language model answers (and why, after a fallback); None until it is loaded."""
+        answerer = self.__dict__.get("answerer")
+        if answerer is None:
+            return None
+        return answerer.resolved.label + (f" — {answerer.resolved.note}" if answerer.resolved.note else "")
+
+    def translate_query(self, question: str) -> str | None:
+        """The question in Arabic for BM25, by the language model (None when it cannot)."""
+        return self.answerer.arabic_query(question, detect_language(question), force=True)
+
+    def answer_prompt(self, question: str) -> list[Message]:
+        """The answer prompt as the model gets it for a standalone question."""
+        return self.answerer.answer_messages(question)
+
+    def prompt_tokens(self, question: str) -> int | None:
+        """The answer prompt's size in the model's own tokens (None when the backend cannot count)."""
+        llm = self.answerer.llm
+        return llm.prompt_tokens(self.answer_prompt(question)) if llm else None
 
     def documents(self) -> list[DocumentInfo]:
         return self.index.documents()

@@ -20,7 +20,7 @@ def _settings(args: argparse.Namespace, check_llm: bool = False):
     if check_llm and settings.llm.provider == "ollama":
         from assistant.llm.ollama import probe
 
-        probe(settings.llm)  # fail fast, before the embedding model and the index are loaded
+        probe(settings.llm.ollama)  # fail fast, before the embedding model and the index are loaded
     return settings
 
 
@@ -43,13 +43,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.json:
         print(report.model_dump_json(indent=2))
     else:
-        print(
-            f"indexed {len(report.added)} new and {len(report.replaced)} changed articles "
-            f"({report.chunks_written} chunks written, {report.chunks_deleted} old chunks removed); "
-            f"{len(report.unchanged)} unchanged; {report.files_read} files read in {report.seconds:.1f}s"
-        )
-        for skipped in report.skipped:
-            print(f"  skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+        from assistant.present import ingest_summary, skipped_lines
+
+        print(ingest_summary(report))
+        for line in skipped_lines(report):
+            print(f"  {line}", file=sys.stderr)
     if report.errors:
         print(f"{len(report.errors)} file(s) or record(s) could not be ingested (see above).", file=sys.stderr)
         return EXIT_ERROR
@@ -59,7 +57,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     assistant = _assistant(args)
     documents = assistant.documents()
-    status = assistant.index.status(documents)
+    status = assistant.status(documents)
     if args.json:
         print(json.dumps({**status.model_dump(), "articles": [d.model_dump() for d in documents]}, ensure_ascii=False, indent=2))
         return EXIT_OK
@@ -98,12 +96,14 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def print_answer(answer, file=sys.stdout, seen_notes: set[str] | None = None) -> None:
+    from assistant.present import byline
+
     print(answer.text, file=file)
     if answer.citations:
         print("\nSources:", file=file)
         for c in answer.citations:
-            where = ", ".join(x for x in (c.source, c.date) if x)
-            print(f"  [{c.n}] {c.title or c.doc_id} ({c.doc_id}{', ' + where if where else ''}; chars {c.start}-{c.end})", file=file)
+            where = byline(c.source, c.date, c.doc_id)
+            print(f"  [{c.n}] {c.title or c.doc_id}{' — ' + where if where else ''} ({c.doc_id}; chars {c.start}-{c.end})", file=file)
             print(f"      {c.text[:300]}{'…' if len(c.text) > 300 else ''}", file=file)
     t = answer.timings
     first = f", first token {t.first_token_ms / 1000:.1f}s" if t.first_token_ms else ""
@@ -125,6 +125,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    from assistant.answer import exchange
     from assistant.cite import strip_markers
     from assistant.models import Answer
 
@@ -159,7 +160,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         except AssistantError as exc:
             print(f"\nerror: {exc}", file=sys.stderr)
             continue
-        history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
+        history += exchange(question, answer.text)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -174,9 +175,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from assistant.prompts import default_file
+
+    # The file as shipped, comments included (not the loaded settings): a template to edit.
+    sys.stdout.write(default_file("config.yaml").read_text(encoding="utf-8"))
+    return EXIT_OK
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from assistant.assistant import Assistant
-    from assistant.evaluate import CALIBRATION_RUN_THRESHOLD, calibrate, calibration_markdown, check_thresholds, load_dataset, make_judge, markdown_report, run_eval
+    from assistant.eval.suite import CALIBRATION_RUN_THRESHOLD, calibrate, calibration_markdown, check_thresholds, load_dataset, make_judge, markdown_report, run_eval
 
     if args.calibrate and args.retrieval_only:
         print("--calibrate needs the answers: it cannot be combined with --retrieval-only", file=sys.stderr)
@@ -220,7 +229,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_squad(args: argparse.Namespace) -> int:
-    from assistant.bench.squad import MODES, format_answer_table, format_table, run_answer_bench, run_retrieval_bench
+    from assistant.eval.squad import MODES, format_answer_table, format_table, run_answer_bench, run_retrieval_bench
 
     data = Path(args.data)
     questions = Path(args.questions) if args.questions else None
@@ -259,8 +268,8 @@ def cmd_bench_squad(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_latency(args: argparse.Namespace) -> int:
-    from assistant.bench.latency import format_latency_table, pick_questions, run_latency_bench
-    from assistant.evaluate import load_dataset
+    from assistant.eval.latency import format_latency_table, pick_questions, run_latency_bench
+    from assistant.eval.suite import load_dataset
 
     if args.limit < 1:
         print("--limit must be at least 1", file=sys.stderr)
@@ -275,7 +284,7 @@ def cmd_bench_latency(args: argparse.Namespace) -> int:
     if args.json:
         _write_json(args.json, result)
         print(f"wrote {args.json}")
-    return EXIT_OK
+    return EXIT_ERROR if result["errors"] else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -319,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to listen on (default: ui.host, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: ui.port, 7860)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("config", help="print the default configuration (commented config.yaml): assistant config > config.yaml")
+    p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("eval", help="run the eval suite; exits 1 when a metric misses its threshold")
     p.add_argument("--dataset", help="YAML dataset (default: eval.dataset in the config)")

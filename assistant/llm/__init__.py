@@ -111,9 +111,7 @@ def resolve_backend(settings: Settings) -> ResolvedBackend:
     if provider == "extractive":
         return ResolvedBackend(None, "extractive")
     if provider == "ollama":
-        from assistant.llm.ollama import make_ollama
-
-        backend = make_ollama(settings.llm)
+        backend = _ollama(settings)
         return ResolvedBackend(backend, backend.name)
     if provider == "embedded":
         from assistant.llm.embedded import make_embedded
@@ -122,11 +120,9 @@ def resolve_backend(settings: Settings) -> ResolvedBackend:
         return ResolvedBackend(backend, backend.name)
 
     # auto
-    from assistant.llm.ollama import make_ollama
-
     notes = []
     try:
-        backend = make_ollama(settings.llm)
+        backend = _ollama(settings)
         return ResolvedBackend(backend, backend.name)
     except BackendUnavailableError as exc:
         notes.append(f"Ollama not used ({exc})")
@@ -138,3 +134,9 @@ def resolve_backend(settings: Settings) -> ResolvedBackend:
     except EmbeddedUnavailable as exc:
         notes.append(f"embedded model not used ({exc})")
     return ResolvedBackend(None, "extractive", "; ".join(notes))
+
+
+def _ollama(settings: Settings) -> ChatBackend:
+    from assistant.llm.ollama import make_ollama
+
+    return make_ollama(settings.llm.ollama, settings.llm.temperature, settings.llm.max_tokens)

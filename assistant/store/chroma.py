@@ -48,6 +48,13 @@ def connect(settings: Settings) -> chromadb.api.ClientAPI:
     return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
 
 
+def drop_collection(settings: Settings) -> None:
+    """Delete the configured collection, whatever embedding model built it."""
+    client = connect(settings)
+    if settings.store.collection in [c.name for c in client.list_collections()]:
+        client.delete_collection(settings.store.collection)
+
+
 def describe_location(settings: Settings) -> str:
     if settings.store.mode == "http":
         return f"chroma server http://{settings.store.host}:{settings.store.port}"

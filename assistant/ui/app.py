@@ -13,15 +13,17 @@ from typing import Any
 
 import gradio as gr
 
+from assistant.answer import exchange
 from assistant.arabic import detect_language
+from assistant.config import megabytes
 from assistant.errors import AssistantError
 from assistant.models import Answer, Citation
+from assistant.present import ingest_summary, skipped_lines
 from assistant.ui import render
 
 log = logging.getLogger(__name__)
 QUEUE = "assistant"  # every event that uses the Assistant waits in this one queue
 CSS_PATH = Path(__file__).with_name("ui.css")
-UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".jsonl"]
 
 # Clicks on a citation anywhere in the conversation become one "click" event with its position.
 CONVERSATION_JS = """
@@ -56,14 +58,7 @@ def _friendly(exc: Exception) -> str:
 
 def _history(turns: list[dict]) -> list[dict]:
     """Earlier answered turns as chat messages, for condensing follow-up questions."""
-    history = []
-    for turn in turns:
-        if turn.get("answer") and turn.get("question"):
-            history += [
-                {"role": "user", "content": turn["question"]},
-                {"role": "assistant", "content": turn["answer"]["text"]},
-            ]
-    return history
+    return [m for t in turns if t.get("answer") and t.get("question") for m in exchange(t["question"], t["answer"]["text"])]
 
 
 class ChatUI:
@@ -124,17 +119,14 @@ class ChatUI:
 
     # --- library -------------------------------------------------------------------------------
     def llm_label(self) -> str:
-        answerer = self.assistant.__dict__.get("answerer")  # only report a model already loaded
-        if answerer is None:
-            return f"{self.assistant.settings.llm.provider} (loads with the first question)"
-        note = f" — {answerer.resolved.note}" if answerer.resolved.note else ""
-        return answerer.resolved.label + note
+        # Only a model already loaded is named: loading it here would stall the library tab.
+        return self.assistant.model_label() or f"{self.assistant.settings.llm.provider} (loads with the first question)"
 
     def library(self, message: str = ""):
         """(status HTML, article rows, remove-choices, message)."""
         try:
             documents = self.assistant.documents()
-            status = self.assistant.index.status(documents)
+            status = self.assistant.status(documents)
         except Exception as exc:
             return f'<p class="error">{render.escape(_friendly(exc))}</p>', [], gr.update(choices=[]), message
         choices = [(f"{d.doc_id} — {d.title}"[:120], d.doc_id) for d in documents]
@@ -147,29 +139,23 @@ class ChatUI:
 
     def upload(self, files: list[str] | None):
         if not files:
-            return self.library("Choose one or more files first (.txt, .md, .html, .jsonl).")
-        paths, rejected = [], []
+            return self.library(f"Choose one or more files first ({' '.join(self.assistant.settings.ingest.extensions)}).")
+        paths, lines = [], []
         limit = self.assistant.settings.ui.max_upload_mb
         for file in files:
             path = Path(file)
-            if path.suffix.lower() not in UPLOAD_TYPES:
-                rejected.append(f"{path.name}: not an article file (accepted: {', '.join(UPLOAD_TYPES)})")
-            elif path.stat().st_size > limit * 1024 * 1024:
-                rejected.append(f"{path.name}: larger than {limit:g} MB")
+            # The file type is checked by the page (file_types) and again by ingest, which reports it.
+            if path.stat().st_size > megabytes(limit):
+                lines.append(f"Rejected {path.name}: larger than {limit:g} MB")
             else:
                 paths.append(path)
-        lines = [f"Rejected {line}" for line in rejected]
         if paths:
             try:
                 report = self.assistant.ingest(paths)
             except Exception as exc:
                 lines.append(f"Nothing was added: {_friendly(exc)}")
             else:
-                lines.append(
-                    f"Added {len(report.added)}, updated {len(report.replaced)}, unchanged {len(report.unchanged)} "
-                    f"({report.chunks_written} passage{'s' if report.chunks_written != 1 else ''} written)."
-                )
-                lines += [f"Skipped {Path(s.path).name}: {s.reason}" for s in report.skipped]
+                lines += [ingest_summary(report), *skipped_lines(report, names_only=True)]
         return self.library("\n".join(lines))
 
     def remove(self, doc_id: str | None):
@@ -228,7 +214,10 @@ def build_app(assistant) -> gr.Blocks:
                 )
                 with gr.Row():
                     with gr.Column():
-                        files = gr.File(label="Add articles (.txt .md .html .jsonl)", file_count="multiple", file_types=UPLOAD_TYPES, elem_id="upload")
+                        extensions = assistant.settings.ingest.extensions
+                        files = gr.File(
+                            label=f"Add articles ({' '.join(extensions)})", file_count="multiple", file_types=extensions, elem_id="upload"
+                        )
                         add = gr.Button("Add to the index", elem_id="add-articles")
                     with gr.Column():
                         to_remove = gr.Dropdown(label="Remove an article", choices=[], elem_id="remove-choice")
@@ -259,7 +248,7 @@ def launch_kwargs(settings) -> dict:
         server_name=ui.host,
         server_port=ui.port,
         auth=auth,
-        max_file_size=f"{ui.max_upload_mb:g}mb",
+        max_file_size=megabytes(ui.max_upload_mb),  # bytes: Gradio's "mb" would mean 1024²
         show_error=False,  # errors are shown as friendly messages in the chat instead
         css=CSS_PATH.read_text(encoding="utf-8"),
         footer_links=["api"],  # the API page documents /ask for scripts

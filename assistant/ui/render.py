@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 from assistant.arabic import detect_language
 from assistant.models import Answer, Article, Citation, DocumentInfo, IndexStatus
+from assistant.present import byline
 
 _MARKER = re.compile(r"\[(\d+)\]")
 
@@ -58,9 +59,7 @@ def answer_text_html(answer: Answer, turn: int) -> str:
 
 
 def _byline(source: str, date: str, doc_id: str) -> str:
-    # Without a known outlet, ``source`` is the file the article came from: noise next to its id.
-    outlet = "" if source.startswith(doc_id) else source
-    return " · ".join(escape(x) for x in (outlet, date) if x)
+    return escape(byline(source, date, doc_id))
 
 
 def sources_html(answer: Answer, turn: int) -> str:

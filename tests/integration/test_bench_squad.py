@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.evaluate import contains_answer, exact_match, squad_f1
+from assistant.eval.metrics import contains_answer, exact_match, squad_f1
 
 from .helpers import FakeOllama, ollama_llm_overrides, run_cli
 
@@ -58,7 +58,7 @@ def check_scores(result: dict) -> dict[str, dict]:
     metrics = result["metrics"]
     for name in ("exact_match", "f1", "contains"):
         assert metrics[name] == pytest.approx(sum(r[name] for r in rows.values()) / 3)
-    assert metrics["refused"] == 0.0 and metrics["recall_at_1"] == metrics["recall_at_5"] == metrics["mrr"] == 1.0
+    assert metrics["refused"] == 0.0 and metrics["hit_at_1"] == metrics["hit_at_5"] == metrics["mrr"] == 1.0
     assert {"index_s", "query_p50_ms", "query_p95_ms"} <= set(result["timings"])
     assert result["config"]["llm"]["provider"] == "extractive"
     return rows
@@ -99,7 +99,7 @@ def test_questions_the_model_fails_on_score_zero_and_fail_the_run(bench_cwd, con
     assert "3 question(s) failed and scored 0" in result.stdout and "did not answer within" in result.stdout
     report = json.loads((bench_cwd / "bench.json").read_text(encoding="utf-8"))
     assert len(report["errors"]) == 3 and all("error" in r and r["f1"] == 0.0 for r in report["items"])
-    assert report["metrics"]["contains"] == 0.0 and report["metrics"]["recall_at_1"] == 1.0
+    assert report["metrics"]["contains"] == 0.0 and report["metrics"]["hit_at_1"] == 1.0
 
 
 def test_unanswerable_mode_leaves_the_asked_paragraphs_out_of_the_index(bench_cwd):
@@ -115,7 +115,7 @@ def test_unanswerable_mode_leaves_the_asked_paragraphs_out_of_the_index(bench_cw
     report = json.loads((bench_cwd / "bench.json").read_text(encoding="utf-8"))
     assert report["unanswerable"] is True
     assert [r["id"] for r in report["items"]] == [held_out["qas"][0]["id"]]
-    assert report["items"][0]["paragraph_rank"] is None and report["metrics"]["recall_at_5"] == 0.0
+    assert report["items"][0]["paragraph_rank"] is None and report["metrics"]["hit_at_5"] == 0.0
     assert report["metrics"]["refused"] == float(report["items"][0]["refused"])
 
 

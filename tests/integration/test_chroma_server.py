@@ -80,7 +80,7 @@ def test_cli_over_http(chroma_server, config_factory, tmp_path):
 
     ingest = run_cli(tmp_path, "ingest", str(one))
     assert ingest.returncode == 0, ingest.stderr
-    assert "indexed 1 new" in ingest.stdout
+    assert ingest.stdout.startswith("Added 1, updated 0, unchanged 0")
 
     status = json.loads(run_cli(tmp_path, "status", "--json").stdout)
     assert status["documents"] == 1

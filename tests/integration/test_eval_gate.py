@@ -1,6 +1,7 @@
 """The eval gate (``assistant eval``) on the seeded index: the committed thresholds pass with the
-committed configuration and fail with a broken retriever; the JSON report has DESIGN.md §5's
-keys; the faithfulness judge is an Ollama model (the fake server in helpers.py), checked before
+committed configuration and fail with a broken retriever; the JSON report has every metric's key
+(retrieval hit@1/hit@5/MRR, answer accuracy/F1/language match, citation precision/coverage,
+refusal rates); the faithfulness judge is an Ollama model (the fake server in helpers.py), checked before
 the run, or skipped with a notice."""
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import pytest
 import yaml
 
 from assistant.assistant import Assistant
-from assistant.evaluate import MAX_ERRORS_IN_A_ROW, load_dataset, make_judge, run_eval
+from assistant.eval.errors import MAX_ERRORS_IN_A_ROW
+from assistant.eval.suite import load_dataset, make_judge, run_eval
 
 from .helpers import CHAT_MODEL, FakeOllama, free_port, ollama_llm_overrides, run_cli
 

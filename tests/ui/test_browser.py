@@ -179,7 +179,7 @@ def test_uploaded_article_is_listed_answerable_and_removable(ui, ui_server, adde
     before = ui_server.assistant.status().documents
     add_article(ui, added_articles, tmp_path, doc_id, MUSEUM_TEXT)
     articles = ui.page.locator("#articles")
-    expect(ui.library_message()).to_have_value(re.compile(r"^Added 1, updated 0, unchanged 0 \(\d+ passages? written\)\.$"))
+    expect(ui.library_message()).to_have_value(re.compile(r"^Added 1, updated 0, unchanged 0 \(\d+ passages? written, 0 old removed; 1 file read in [\d.]+ s\)\.$"))
     expect(articles).to_contain_text(doc_id)
     expect(articles).to_contain_text(MUSEUM_TITLE)
     expect(ui.page.locator("#index-status")).to_contain_text(str(before + 1))
@@ -271,7 +271,7 @@ def test_disallowed_uploads_are_rejected_and_change_nothing(ui, ui_server, added
     fake = tmp_path / "report.txt"
     fake.write_bytes(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\x00\x00\x00endobj\n" * 20)
     ui.upload([fake])
-    expect(ui.library_message()).to_have_value(re.compile(r"^Added 0, updated 0, unchanged 0 \(0 passages written\)\.\nSkipped report\.txt: .+"))
+    expect(ui.library_message()).to_have_value(re.compile(r"^Added 0, updated 0, unchanged 0 \(0 passages written, 0 old removed; 0 files read in [\d.]+ s\)\.\nSkipped report\.txt: .+"))
     ui.shot("binary-skipped")
 
     assert [d.doc_id for d in ui_server.assistant.documents()] == before

@@ -1,12 +1,12 @@
-"""Question choice and statistics of ``assistant bench latency`` (assistant/bench/latency.py)."""
+"""Question choice and statistics of ``assistant bench latency`` (assistant/eval/latency.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from assistant.bench.latency import _stats, format_latency_table, pick_questions, run_latency_bench
 from assistant.errors import InputError
-from assistant.evaluate import EvalItem
+from assistant.eval.latency import _stats, format_latency_table, pick_questions, run_latency_bench
+from assistant.eval.suite import EvalItem
 
 
 def item(qid: str, question: str, answerable: bool = True) -> EvalItem:

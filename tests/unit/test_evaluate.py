@@ -1,5 +1,6 @@
-"""The eval suite's pure parts (assistant.evaluate): dataset loading, the threshold gate, and the
-answer scoring (the eval's contains rule; SQuAD exact match and F1 with MLQA's normalization)."""
+"""The eval suite's pure parts (assistant.eval.suite): dataset loading, the threshold gate, the
+calibration, and the answer scoring it uses from assistant.eval.metrics (the eval's contains rule;
+SQuAD exact match and F1 with MLQA's normalization)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,8 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import InputError
-from assistant.evaluate import (
-    calibrate,
-    calibration_markdown,
-    check_thresholds,
-    contains_answer,
-    exact_match,
-    load_dataset,
-    squad_f1,
-    squad_normalize,
-)
+from assistant.eval.metrics import contains_answer, exact_match, squad_f1, squad_normalize
+from assistant.eval.suite import calibrate, calibration_markdown, check_thresholds, load_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 

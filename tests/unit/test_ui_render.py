@@ -246,4 +246,4 @@ def test_default_launch_is_loopback_without_login(settings_factory):
 
     kwargs = launch_kwargs(settings_factory())
     assert (kwargs["server_name"], kwargs["server_port"], kwargs["auth"]) == ("127.0.0.1", 7860, None)
-    assert kwargs["max_file_size"] == "10mb"
+    assert kwargs["max_file_size"] == 10_000_000  # bytes: megabytes of 10^6, as in ingest

@@ -7,7 +7,8 @@ one of the timed questions: llama.cpp would answer a repeated prompt from its ca
 median and p95 of retrieval, time to first token and total time; the answer prompt's size in the
 model's own tokens where the backend can count them (the embedded model: llama.cpp's chat
 template and tokenizer; Ollama has no tokenizer endpoint); and the process's peak resident memory,
-which includes the embedded model (llama.cpp runs in this process).
+which includes the embedded model (llama.cpp runs in this process). A question the model fails
+on is reported with the reason and not timed; the run goes on (``assistant.eval.errors``).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import sys
 import time
 from itertools import chain, zip_longest
 
+from assistant.arabic import detect_language
 from assistant.assistant import Assistant
-from assistant.bench.squad import percentile
 from assistant.errors import InputError
-from assistant.evaluate import EvalItem
+from assistant.eval.errors import ModelErrors
+from assistant.eval.metrics import median, percentile
+from assistant.eval.suite import EvalItem
 
 
 def pick_questions(items: list[EvalItem], limit: int) -> list[str]:
@@ -43,17 +46,28 @@ def peak_rss_mb() -> float:
     return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
+# A question the model failed on: nothing to time.
+_UNTIMED = dict(refused=False, retrieval_ms=None, first_token_ms=None, total_ms=None, prompt_tokens=None)
+
+
 def run_latency_bench(assistant: Assistant, questions: list[str]) -> dict:
     """``questions[0]`` warms up; the rest are timed (at least one is needed)."""
     if len(questions) < 2:
         raise InputError("the dataset needs two answerable questions: one to warm up, one to time")
+    model_errors = ModelErrors(len(questions))
     started = time.perf_counter()
-    warmup = assistant.ask(questions[0])
+    warmup = model_errors.ask(assistant, "warm-up", questions[0])
     warmup_ms = (time.perf_counter() - started) * 1000
-    backend = assistant.answerer.llm
+    model = warmup.model if warmup else None
     rows = []
     for question in questions[1:]:
-        answer = assistant.ask(question)
+        if model_errors.stopped:
+            break
+        answer = model_errors.ask(assistant, question, question)
+        if answer is None:  # reported with the reason, not timed
+            rows.append({"question": question, "language": detect_language(question), "error": model_errors.last, **_UNTIMED})
+            continue
+        model = model or answer.model
         rows.append(
             {
                 "question": question,
@@ -62,16 +76,17 @@ def run_latency_bench(assistant: Assistant, questions: list[str]) -> dict:
                 "retrieval_ms": answer.timings.retrieval_ms,
                 "first_token_ms": answer.timings.first_token_ms,
                 "total_ms": answer.timings.total_ms,
-                "prompt_tokens": backend.prompt_tokens(assistant.answerer.answer_messages(question)) if backend else None,
+                "prompt_tokens": assistant.prompt_tokens(question),
             }
         )
     return {
-        "model": warmup.model,
+        "model": model,  # None when the model answered nothing
         "n_questions": len(rows),
         "warmup_ms": warmup_ms,
         "summary": {name: _stats([r[name] for r in rows]) for name in ("retrieval_ms", "first_token_ms", "total_ms", "prompt_tokens")},
         "peak_rss_mb": peak_rss_mb(),
         "items": rows,
+        "errors": model_errors.errors,
     }
 
 
@@ -81,12 +96,12 @@ def _stats(values: list[float | None]) -> dict[str, float | None]:
     present = [v for v in values if v is not None]
     if not present:
         return {"n": 0, "median": None, "p95": None}
-    return {"n": len(present), "median": percentile(present, 50), "p95": percentile(present, 95)}
+    return {"n": len(present), "median": median(present), "p95": percentile(present, 95)}
 
 
 def format_latency_table(result: dict) -> str:
     lines = [
-        f"{result['n_questions']} questions answered by {result['model']} "
+        f"{result['n_questions']} questions answered by {result['model'] or 'no model'} "
         f"(a warm-up question before them, loading the model: {result['warmup_ms'] / 1000:.1f} s)",
         f"{'':<22}{'n':>4}{'median':>10}{'p95':>10}",
     ]
@@ -98,4 +113,6 @@ def format_latency_table(result: dict) -> str:
         else:
             lines.append(f"{label:<22}{0:>4}{'n/a':>10}{'n/a':>10}")
     lines.append(f"peak memory (RSS): {result['peak_rss_mb']:.0f} MB")
+    if result.get("errors"):
+        lines.append(f"Model errors ({len(result['errors'])}): " + "; ".join(result["errors"]))
     return "\n".join(lines)

@@ -1,21 +1,22 @@
 """Retrieval and answer benchmarks on SQuAD-v1.1-format data (XQuAD, ARCD, MLQA, TyDi GoldP).
 
-Every paragraph becomes an article; a question is a hit at k when its paragraph is among the
-first k distinct articles retrieved. ``questions`` may name a parallel SQuAD file whose questions
+Every paragraph becomes an article; a question's source article is its paragraph, so hit@k (its
+paragraph among the first k distinct articles retrieved) is recall@k, and MRR is MRR@10 (see
+``assistant.eval.metrics``). ``questions`` may name a parallel SQuAD file whose questions
 (matched by id) replace the data file's, e.g. English questions over Arabic paragraphs; their
 answers are then the gold answers too. The index is built with the real pipeline (clean → chunk →
 embed → Chroma + BM25) in its own store, so the numbers measure what the product does.
 
 The answer benchmark asks the assistant (``Assistant.ask``, as configured) and scores SQuAD exact
-match and token F1 (MLQA's normalization plus ours, see ``evaluate.squad_normalize``). Our answers
+match and token F1 (MLQA's normalization plus ours, see ``metrics.squad_normalize``). Our answers
 are sentences with citations, not spans, so EM is near zero by construction; ``contains`` (a gold
-answer occurs in the answer: the eval suite's accuracy rule) is the figure to read.
+answer occurs in the answer: the eval suite's accuracy rule) is the figure to read. A model error
+scores its question 0 and the run goes on (``assistant.eval.errors``).
 """
 
 from __future__ import annotations
 
 import json
-import statistics
 import tempfile
 import time
 from collections.abc import Iterator
@@ -27,9 +28,9 @@ from tqdm import tqdm
 
 from assistant.assistant import Assistant
 from assistant.config import Settings
-from assistant.errors import BackendUnavailableError, InputError
-from assistant.evaluate import contains_answer, exact_match, squad_f1
-from assistant.ingest import ingest_articles
+from assistant.errors import InputError
+from assistant.eval.errors import ModelErrors
+from assistant.eval.metrics import contains_answer, exact_match, first_relevant_rank, mean, percentile, retrieval_metrics, share, squad_f1
 from assistant.models import Article, Passage
 
 MODES = ("dense", "bm25", "hybrid")
@@ -101,24 +102,13 @@ def _bench_assistant(
         assistant = Assistant(bench_settings(settings, Path(store_dir or tmp)))
         articles = (Article(doc_id=doc_id, title="", text=text, source=data.name) for doc_id, text in contexts.items())
         started = time.perf_counter()
-        ingest_articles(articles, assistant.settings, assistant.index, assistant.embedder, progress=progress)
-        assistant.index.lexical()  # BM25 build is part of indexing
+        assistant.ingest_articles(articles, progress=progress)  # the BM25 build is part of indexing
         yield assistant, time.perf_counter() - started
 
 
 def _rank(passages: list[Passage], gold: str) -> int | None:
     """1-based rank of the gold paragraph among the distinct paragraphs retrieved."""
-    ranked = list(dict.fromkeys(p.doc_id for p in passages))
-    return ranked.index(gold) + 1 if gold in ranked else None
-
-
-def _recall(ranks: list[int | None]) -> dict[str, float]:
-    n = len(ranks)
-    return {
-        "recall_at_1": sum(r == 1 for r in ranks) / n,
-        "recall_at_5": sum(r is not None and r <= 5 for r in ranks) / n,
-        "mrr": sum(1.0 / r for r in ranks if r is not None and r <= 10) / n,
-    }
+    return first_relevant_rank([p.doc_id for p in passages], {gold})
 
 
 def run_retrieval_bench(
@@ -135,14 +125,12 @@ def run_retrieval_bench(
     if limit:
         items = items[:limit]
     with _bench_assistant(settings, data, contexts, store_dir, progress) as (assistant, index_s):
-        n_chunks = assistant.index.vectors.count()
+        n_chunks, config = assistant.chunk_count(), _config(assistant, settings)  # while the index exists
 
         lexical_queries: dict[str, str | None] = {}
         if translate_queries:  # English → Arabic through the LLM, for the BM25 side
-            from assistant.arabic import detect_language
-
             for q in tqdm(items, desc="translate", unit="q", disable=not progress):
-                lexical_queries[q.qid] = assistant.answerer.arabic_query(q.text, detect_language(q.text), force=True)
+                lexical_queries[q.qid] = assistant.translate_query(q.text)
 
         results: dict[str, dict] = {}
         for mode in modes:
@@ -151,25 +139,19 @@ def run_retrieval_bench(
             latencies: list[float] = []
             for q in tqdm(items, desc=f"{mode:>6}", unit="q", disable=not progress):
                 t0 = time.perf_counter()
-                passages = assistant.retriever.search(
-                    q.text, top_k=PASSAGES_PER_QUERY, mode=mode, lexical_query=lexical_queries.get(q.qid)
-                )
+                passages = assistant.search(q.text, top_k=PASSAGES_PER_QUERY, mode=mode, lexical_query=lexical_queries.get(q.qid))
                 latencies.append((time.perf_counter() - t0) * 1000)
                 ranks.append(_rank(passages, q.gold))
-            results[mode] = {"metrics": _recall(ranks), "timings": _latency("query", latencies)}
+            results[mode] = {"metrics": retrieval_metrics(ranks), "timings": _latency("query", latencies)}
     primary = "hybrid" if "hybrid" in results else modes[0]
     return {
-        "dataset": str(data),
-        "questions_file": str(questions) if questions else None,
-        "n_questions": len(items),
-        "n_contexts": len(contexts),
-        "n_chunks": n_chunks,
+        **_about(data, questions, len(items), len(contexts), n_chunks),
         "metrics": results[primary]["metrics"],
         "timings": {"index_s": index_s, **results[primary]["timings"]},
         "primary_retriever": primary,
         "translated_queries": translate_queries,
         "retrievers": results,
-        "config": _config(assistant, settings),
+        "config": config,
     }
 
 
@@ -183,7 +165,7 @@ def run_answer_bench(
     unanswerable: bool = False,
 ) -> dict:
     """Ask the assistant the first ``limit`` questions; SQuAD EM/F1, contains, refusals, and the
-    configured retriever's paragraph recall, with one row per question.
+    configured retriever's hit@1/hit@5/MRR, with one row per question.
 
     ``unanswerable``: every second paragraph of each article is left out of the index and only
     its questions are asked, so none can be answered while the same article's other paragraphs
@@ -198,20 +180,20 @@ def run_answer_bench(
     if limit:
         items = items[:limit]
     with _bench_assistant(settings, data, contexts, store_dir, progress) as (assistant, index_s):
-        n_chunks = assistant.index.vectors.count()
+        n_chunks, config = assistant.chunk_count(), _config(assistant, settings)  # while the index exists
         rows: list[dict] = []
         retrieval_ms: list[float] = []
+        model_errors = ModelErrors(len(items))
         for q in tqdm(items, desc="answer", unit="q", disable=not progress):
+            if model_errors.stopped:
+                break
             t0 = time.perf_counter()
-            passages = assistant.retriever.search(q.text, top_k=PASSAGES_PER_QUERY)
+            passages = assistant.search(q.text, top_k=PASSAGES_PER_QUERY)
             retrieval_ms.append((time.perf_counter() - t0) * 1000)
             row = {"id": q.qid, "question": q.text, "gold": q.answers, "paragraph_rank": _rank(passages, q.gold)}
-            try:
-                answer = assistant.ask(q.text)
-            except BackendUnavailableError as exc:
-                # One generation past its timeout on a busy machine must not lose an hour's run:
-                # the question scores 0 and the failure is reported.
-                rows.append({**row, "error": str(exc), "refused": False, "exact_match": 0.0, "f1": 0.0, "contains": False})
+            answer = model_errors.ask(assistant, q.qid, q.text)
+            if answer is None:  # the question scores 0, with the reason
+                rows.append({**row, "error": model_errors.last, "refused": False, "exact_match": 0.0, "f1": 0.0, "contains": False})
                 continue
             answered = not answer.refused
             rows.append(
@@ -228,20 +210,15 @@ def run_answer_bench(
                     "total_ms": answer.timings.total_ms,
                 }
             )
-    n = len(rows)
     return {
-        "dataset": str(data),
-        "questions_file": str(questions) if questions else None,
-        "n_questions": n,
-        "n_contexts": len(contexts),
-        "n_chunks": n_chunks,
+        **_about(data, questions, len(rows), len(contexts), n_chunks),
         "unanswerable": unanswerable,
         "metrics": {
-            "exact_match": sum(r["exact_match"] for r in rows) / n,
-            "f1": sum(r["f1"] for r in rows) / n,
-            "contains": sum(r["contains"] for r in rows) / n,
-            "refused": sum(r["refused"] for r in rows) / n,
-            **_recall([r["paragraph_rank"] for r in rows]),
+            "exact_match": mean([r["exact_match"] for r in rows]),
+            "f1": mean([r["f1"] for r in rows]),
+            "contains": share([r["contains"] for r in rows]),
+            "refused": share([r["refused"] for r in rows]),
+            **retrieval_metrics([r["paragraph_rank"] for r in rows]),
         },
         # query = the whole question → Answer; retrieval alone is also timed
         "timings": {
@@ -250,15 +227,26 @@ def run_answer_bench(
             **_latency("retrieval", retrieval_ms),
         },
         "models": sorted({r["model"] for r in rows if "model" in r}),
-        "errors": [f"{r['id']}: {r['error']}" for r in rows if "error" in r],
+        "errors": model_errors.errors,  # failed questions (they scored 0), then why the run stopped
         "items": rows,
-        "config": _config(assistant, settings),
+        "config": config,
+    }
+
+
+def _about(data: Path, questions: Path | None, n_questions: int, n_contexts: int, n_chunks: int) -> dict:
+    """What a result was measured on (the report's first keys)."""
+    return {
+        "dataset": str(data),
+        "questions_file": str(questions) if questions else None,
+        "n_questions": n_questions,
+        "n_contexts": n_contexts,
+        "n_chunks": n_chunks,
     }
 
 
 def _config(assistant: Assistant, settings: Settings) -> dict:
     return {
-        "embedding_model": assistant.index.vectors.embedding_model,
+        "embedding_model": assistant.status().embedding_model,
         "retrieval": settings.retrieval.model_dump(),
         "chunking": settings.chunking.model_dump(),
         "llm": settings.llm.model_dump(mode="json"),
@@ -268,12 +256,6 @@ def _config(assistant: Assistant, settings: Settings) -> dict:
 
 def _latency(name: str, values: list[float]) -> dict[str, float]:
     return {f"{name}_p50_ms": percentile(values, 50), f"{name}_p95_ms": percentile(values, 95)}
-
-
-def percentile(values: list[float], pct: int) -> float:
-    if len(values) < 2:
-        return values[0] if values else 0.0
-    return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
 
 
 def _summary(result: dict) -> str:
@@ -286,12 +268,12 @@ def _summary(result: dict) -> str:
 def format_table(result: dict) -> str:
     lines = [
         _summary(result),
-        f"{'retriever':<10}{'R@1':>8}{'R@5':>8}{'MRR':>8}{'p50 ms':>10}{'p95 ms':>10}",
+        f"{'retriever':<10}{'hit@1':>8}{'hit@5':>8}{'MRR':>8}{'p50 ms':>10}{'p95 ms':>10}",
     ]
     for mode, r in result["retrievers"].items():
         m, t = r["metrics"], r["timings"]
         lines.append(
-            f"{mode:<10}{m['recall_at_1']:>8.3f}{m['recall_at_5']:>8.3f}{m['mrr']:>8.3f}"
+            f"{mode:<10}{m['hit_at_1']:>8.3f}{m['hit_at_5']:>8.3f}{m['mrr']:>8.3f}"
             f"{t['query_p50_ms']:>10.1f}{t['query_p95_ms']:>10.1f}"
         )
     return "\n".join(lines)
@@ -301,13 +283,16 @@ def format_answer_table(result: dict) -> str:
     m, t = result["metrics"], result["timings"]
     lines = [
         f"{_summary(result)}; answered by {', '.join(result['models']) or 'nothing'}",
-        f"{'EM':>7}{'F1':>7}{'contains':>10}{'refused':>9}{'R@1':>7}{'R@5':>7}{'MRR':>7}{'p50 s':>8}{'p95 s':>8}",
+        f"{'EM':>7}{'F1':>7}{'contains':>10}{'refused':>9}{'hit@1':>7}{'hit@5':>7}{'MRR':>7}{'p50 s':>8}{'p95 s':>8}",
         f"{m['exact_match']:>7.3f}{m['f1']:>7.3f}{m['contains']:>10.3f}{m['refused']:>9.3f}"
-        f"{m['recall_at_1']:>7.3f}{m['recall_at_5']:>7.3f}{m['mrr']:>7.3f}"
+        f"{m['hit_at_1']:>7.3f}{m['hit_at_5']:>7.3f}{m['mrr']:>7.3f}"
         f"{t['query_p50_ms'] / 1000:>8.1f}{t['query_p95_ms'] / 1000:>8.1f}",
     ]
     if result.get("unanswerable"):
         lines.append("every question's paragraph was left out of the index: refused = unanswerable questions refused")
-    if result["errors"]:
-        lines.append(f"{len(result['errors'])} question(s) failed and scored 0; the first: {result['errors'][0]}")
+    failed = [r for r in result["items"] if "error" in r]
+    if failed:
+        lines.append(f"{len(failed)} question(s) failed and scored 0; the first: {result['errors'][0]}")
+    if len(result["errors"]) > len(failed):  # the run stopped
+        lines.append(result["errors"][-1])
     return "\n".join(lines)

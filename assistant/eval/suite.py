@@ -1,20 +1,26 @@
 """The eval suite: hand-written question–answer pairs run through the real pipeline.
 
 Dataset: a YAML list of items with ``id``, ``question``, ``answers`` (any one counts), ``sources``
-(doc ids that support it) and ``answerable`` (default true). Metrics follow DESIGN.md §5:
-retrieval hit@1/hit@5/MRR (a hit is a passage from a ``sources`` article); answer accuracy (an
-answerable item answered, not refused, with a gold answer in the text after Arabic normalization),
-token F1 and language match; citation precision and coverage; refusal as two rates
-(unanswerable refused, answerable wrongly refused) plus their combined accuracy; optionally
-faithfulness, the share of answer sentences an Ollama judge finds supported by their cited passages.
-Also the SQuAD exact match and F1 used by the answer benchmark (assistant/bench/squad.py).
+(doc ids that support it) and ``answerable`` (default true). Metrics (defined in
+``assistant.eval.metrics``), over the answerable items unless said otherwise:
+
+- retrieval: hit@1 and hit@5 (the share of items with a source article among the first 1 or 5
+  distinct articles retrieved) and MRR@10 (the mean of 1/rank of the first source article);
+- answer: accuracy (answered, not refused, with a gold answer in the text after Arabic
+  normalization), token F1, language match (over every answered item), and optionally
+  faithfulness, the share of answer sentences an Ollama judge finds supported by the passages
+  they cite;
+- citations: precision (citations of answered answerable items that name a source article) and
+  coverage (answers to any item that cite something);
+- refusal: the share of unanswerable items refused, of answerable items wrongly refused, and of
+  all items refused exactly when unanswerable;
+- timings: median total time and median time to the first token.
+
+A model error fails its item and the run goes on (``assistant.eval.errors``).
 """
 
 from __future__ import annotations
 
-import re
-import string
-import unicodedata
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -23,15 +29,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tqdm import tqdm
 
-from assistant.arabic import detect_language, normalize
+from assistant.arabic import detect_language
 from assistant.cite import cited_sentences, strip_markers
-from assistant.config import LLMSettings, OllamaLLMSettings, Settings
-from assistant.errors import BackendUnavailableError, InputError
+from assistant.config import Settings
+from assistant.errors import InputError
+from assistant.eval.errors import ModelErrors
+from assistant.eval.metrics import contains_answer, first_relevant_rank, mean, median, retrieval_metrics, share, token_f1
 from assistant.llm import Message
 from assistant.models import Answer
 from assistant.prompts import Prompts
-
-_TOKEN = re.compile(r"\w+")
 
 
 class EvalItem(BaseModel):
@@ -72,53 +78,6 @@ def load_dataset(path: str | Path) -> list[EvalItem]:
     return items
 
 
-# --- answer matching ---------------------------------------------------------------------------
-def _norm(text: str) -> str:
-    return " ".join(_TOKEN.findall(normalize(strip_markers(text)).lower()))
-
-
-def contains_answer(answer: str, golds: list[str]) -> bool:
-    text = f" {_norm(answer)} "
-    return any(_norm(g) and (f" {_norm(g)} " in text or _norm(g) in text) for g in golds)
-
-
-def token_f1(answer: str, golds: list[str], norm=_norm) -> float:
-    predicted = norm(answer).split()
-    best = 0.0
-    for gold in golds:
-        truth = norm(gold).split()
-        common = sum((Counter(predicted) & Counter(truth)).values())
-        if common:
-            precision, recall = common / len(predicted), common / len(truth)
-            best = max(best, 2 * precision * recall / (precision + recall))
-    return best
-
-
-# SQuAD scoring as in the MLQA evaluation script (normalize_answer), after our Arabic normalization.
-_EN_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def _is_punctuation(ch: str) -> bool:
-    return ch in string.punctuation or unicodedata.category(ch).startswith("P")  # P*: also ، ؛ ؟ « »
-
-
-def squad_normalize(text: str) -> str:
-    """Markers dropped, Arabic normalized, lowercased, punctuation and articles removed, spaces
-    collapsed. Like MLQA, every "ال" is removed, not only the word-initial article, so that the
-    numbers stay comparable with published MLQA/XQuAD scores (both sides are treated alike)."""
-    text = "".join(ch for ch in normalize(strip_markers(text)).lower() if not _is_punctuation(ch))
-    text = _EN_ARTICLES.sub(" ", text).replace("ال", " ")
-    return " ".join(text.split())
-
-
-def exact_match(answer: str, golds: list[str]) -> float:
-    return float(any(squad_normalize(answer) == squad_normalize(g) for g in golds))
-
-
-def squad_f1(answer: str, golds: list[str]) -> float:
-    return token_f1(answer, golds, squad_normalize)
-
-
 # --- faithfulness judge ------------------------------------------------------------------------
 class Judge:
     """An Ollama model asked, sentence by sentence, whether the passages an answer cites support it."""
@@ -153,18 +112,18 @@ def make_judge(settings: Settings) -> Judge | None:
         return None
     from assistant.llm.ollama import make_ollama
 
-    ollama_settings = OllamaLLMSettings(host=cfg.host, model=cfg.model, request_timeout=cfg.request_timeout, probe_timeout=cfg.probe_timeout)
     backend = make_ollama(
-        LLMSettings(provider="ollama", temperature=0.0, max_tokens=16, ollama=ollama_settings),
-        host_key="eval.judge.host",
-        without="run the eval without the faithfulness judge: set eval.judge.provider to none",
+        cfg,
+        temperature=0.0,
+        max_tokens=16,
+        section="eval.judge",
+        instead="run the eval without the faithfulness judge: set eval.judge.provider to none",
     )
     prompts_dir = settings.answer.prompts_dir
     return Judge(backend, Prompts(settings.resolve(prompts_dir) if prompts_dir else None))
 
 
 # --- the run -----------------------------------------------------------------------------------
-MAX_ERRORS_IN_A_ROW = 3
 # An item whose answer failed: not refused, wrong, uncited, in no language.
 _FAILED_ANSWER = dict(
     answer="", refused=False, answer_language=None, citations=[], correct=False, f1=0.0, citation_hits=0, model=None, notes=[], timings=None
@@ -174,10 +133,13 @@ _FAILED_ANSWER = dict(
 def run_eval(
     assistant, items: list[EvalItem], retrieval_only: bool = False, progress: bool = False, judge: Judge | None = None
 ) -> dict[str, Any]:
-    rows, errors, in_a_row = [], [], 0
+    rows: list[dict] = []
+    model_errors = ModelErrors(len(items))
     for item in tqdm(items, desc="eval", unit="q", disable=not progress):
+        if model_errors.stopped:
+            break
         passages = assistant.search(item.question, top_k=max(5, assistant.settings.retrieval.top_k))
-        ranks = [i for i, p in enumerate(passages, start=1) if p.doc_id in item.sources]
+        retrieved = [p.doc_id for p in passages]
         row: dict[str, Any] = {
             "id": item.id,
             "question": item.question,
@@ -185,23 +147,15 @@ def run_eval(
             "answerable": item.answerable,
             "gold": item.answers,
             "sources": item.sources,
-            "retrieved": [p.doc_id for p in passages],
-            "first_hit_rank": ranks[0] if ranks else None,
+            "retrieved": retrieved,
+            "first_hit_rank": first_relevant_rank(retrieved, item.sources),  # among distinct articles
         }
         if not retrieval_only:
-            try:
-                answer = assistant.ask(item.question)
-            except BackendUnavailableError as exc:
-                # One generation past its timeout must not lose the run: the item fails and the run
-                # goes on. Several failures in a row mean the model is gone: stop, report what ran.
-                errors.append(f"{item.id}: {exc}")
-                rows.append({**row, **_FAILED_ANSWER, "error": str(exc), "passed": False, "why": f"model error: {exc}"})
-                in_a_row += 1
-                if in_a_row >= MAX_ERRORS_IN_A_ROW:
-                    errors.append(f"stopped after {in_a_row} model errors in a row; {len(items) - len(rows)} item(s) not run")
-                    break
+            answer = model_errors.ask(assistant, item.id, item.question)
+            if answer is None:  # the item fails with the reason; the run goes on
+                error = model_errors.last
+                rows.append({**row, **_FAILED_ANSWER, "error": error, "passed": False, "why": f"model error: {error}"})
                 continue
-            in_a_row = 0
             cited_docs = [c.doc_id for c in answer.citations]
             row.update(
                 answer=answer.text,
@@ -224,7 +178,7 @@ def run_eval(
         "metrics": metrics(rows, retrieval_only),
         "by_language": {lang: metrics([r for r in rows if r["language"] == lang], retrieval_only) for lang in sorted({r["language"] for r in rows})},
         "items": rows,
-        "errors": errors,  # items whose answer failed (model unreachable, timed out): they count as wrong
+        "errors": model_errors.errors,  # items whose answer failed (model unreachable, timed out): they count as wrong
         "judge": judge.name if judge else None,
         "config": assistant.settings.model_dump(mode="json"),  # enough to reproduce the run
     }
@@ -237,7 +191,7 @@ def _verdict(row: dict, retrieval_only: bool) -> tuple[bool, str]:
             return True, "unanswerable (retrieval not scored)"
         if row["first_hit_rank"] is None:
             return False, "no passage from a source article in the top 5"
-        return True, f"first source passage at rank {row['first_hit_rank']}"
+        return True, f"first source article at rank {row['first_hit_rank']}"
     if not row["answerable"]:
         return (True, "refused as expected") if row["refused"] else (False, "answered an unanswerable question")
     if row["refused"]:
@@ -253,21 +207,10 @@ def _verdict(row: dict, retrieval_only: bool) -> tuple[bool, str]:
     return True, "correct, cited"
 
 
-def _share(values: list[bool]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
 def metrics(rows: list[dict], retrieval_only: bool = False) -> dict[str, Any]:
     answerable = [r for r in rows if r["answerable"]]
     ranks = [r["first_hit_rank"] for r in answerable]
-    out: dict[str, Any] = {
-        "n_items": len(rows),
-        "retrieval": {
-            "hit_at_1": _share([r == 1 for r in ranks]),
-            "hit_at_5": _share([r is not None and r <= 5 for r in ranks]),
-            "mrr": sum(1 / r for r in ranks if r) / len(ranks) if ranks else None,
-        },
-    }
+    out: dict[str, Any] = {"n_items": len(rows), "retrieval": retrieval_metrics(ranks)}
     if retrieval_only:
         return out
     unanswerable = [r for r in rows if not r["answerable"]]
@@ -275,34 +218,26 @@ def metrics(rows: list[dict], retrieval_only: bool = False) -> dict[str, Any]:
     answered_answerable = [r for r in answerable if not r["refused"]]
     citations = [c for r in answered_answerable for c in r["citations"]]
     out["answer"] = {
-        "accuracy": _share([r["correct"] for r in answerable]),
-        "f1": sum(r["f1"] for r in answerable) / len(answerable) if answerable else None,
-        "language_match": _share([r["answer_language"] == r["language"] for r in answered]),
+        "accuracy": share([r["correct"] for r in answerable]),
+        "f1": mean([r["f1"] for r in answerable]),
+        "language_match": share([r["answer_language"] == r["language"] for r in answered]),
         # None when no judge ran (or it had nothing to judge)
-        "faithfulness": _share([v["supported"] for r in answered for v in r.get("judged", [])]),
+        "faithfulness": share([v["supported"] for r in answered for v in r.get("judged", [])]),
     }
     out["citations"] = {
         "precision": sum(r["citation_hits"] for r in answered_answerable) / len(citations) if citations else None,
-        "coverage": _share([bool(r["citations"]) for r in answered]),
+        "coverage": share([bool(r["citations"]) for r in answered]),
     }
     out["refusal"] = {
-        "accuracy": _share([r["refused"] != r["answerable"] for r in rows]),
-        "unanswerable_refused": _share([r["refused"] for r in unanswerable]),
-        "answerable_refused": _share([r["refused"] for r in answerable]),
+        "accuracy": share([r["refused"] != r["answerable"] for r in rows]),
+        "unanswerable_refused": share([r["refused"] for r in unanswerable]),
+        "answerable_refused": share([r["refused"] for r in answerable]),
     }
     out["timings"] = {
-        "median_total_ms": _median([r["timings"]["total_ms"] for r in rows if r["timings"]]),
-        "median_first_token_ms": _median([r["timings"]["first_token_ms"] for r in rows if r["timings"] and r["timings"]["first_token_ms"]]),
+        "median_total_ms": median([r["timings"]["total_ms"] for r in rows if r["timings"]]),
+        "median_first_token_ms": median([r["timings"]["first_token_ms"] for r in rows if r["timings"] and r["timings"]["first_token_ms"]]),
     }
     return out
-
-
-def _median(values: list[float]) -> float | None:
-    values = sorted(values)
-    if not values:
-        return None
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
 # --- calibration of answer.min_answerable -------------------------------------------------------

@@ -1,0 +1,31 @@
+"""Plain-text wording shared by the command line and the web UI, so the two say the same thing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from assistant.models import IngestReport
+
+
+def byline(source: str, date: str, doc_id: str) -> str:
+    """"outlet · date". Without a known outlet, ``source`` is the file the article came from:
+    noise next to its id, so it is left out."""
+    outlet = "" if source.startswith(doc_id) else source
+    return " · ".join(x for x in (outlet, date) if x)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def ingest_summary(report: IngestReport) -> str:
+    return (
+        f"Added {len(report.added)}, updated {len(report.replaced)}, unchanged {len(report.unchanged)} "
+        f"({_plural(report.chunks_written, 'passage')} written, {report.chunks_deleted} old removed; "
+        f"{_plural(report.files_read, 'file')} read in {report.seconds:.1f} s)."
+    )
+
+
+def skipped_lines(report: IngestReport, names_only: bool = False) -> list[str]:
+    """One line per skipped file or record; ``names_only`` for uploads, whose paths are temporary."""
+    return [f"Skipped {Path(s.path).name if names_only else s.path}: {s.reason}" for s in report.skipped]

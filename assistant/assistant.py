@@ -100,12 +100,18 @@ class Assistant:
     def chunk_count(self) -> int:
         return self.index.vectors.count()
 
-    def model_label(self) -> str | None:
-        """Which language model answers (and why, after a fallback); None until it is loaded."""
-        answerer = self.__dict__.get("answerer")
-        if answerer is None:
+    def model_label(self, load: bool = False) -> str | None:
+        """Which language model answers (and why, after a fallback). Until the first question it is
+        not loaded, and this is None unless ``load`` asks to load it now."""
+        if not load and "answerer" not in self.__dict__:
             return None
-        return answerer.resolved.label + (f" — {answerer.resolved.note}" if answerer.resolved.note else "")
+        resolved = self.answerer.resolved
+        return resolved.label + (f" — {resolved.note}" if resolved.note else "")
+
+    def warm_up(self) -> None:
+        """Open the index and load the embedding model now, not at the first question."""
+        self.status()
+        self.embedder.embed_queries(["warm-up"])
 
     def translate_query(self, question: str) -> str | None:
         """The question in Arabic for BM25, by the language model (None when it cannot)."""

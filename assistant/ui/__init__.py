@@ -38,10 +38,9 @@ def serve(settings: Settings, warm_up: bool = True) -> None:
     assistant = Assistant(settings)
     if warm_up:
         # Load the embedding model, the index and the language model now, not on the first question.
-        assistant.status()
-        assistant.embedder.embed_queries(["warm-up"])
+        assistant.warm_up()
         try:
-            print(f"language model: {assistant.answerer.resolved.label}", flush=True)
+            print(f"language model: {assistant.model_label(load=True)}", flush=True)
         except AssistantError as exc:  # the UI still starts; each question will say what is wrong
             print(f"warning: {exc}", flush=True)
     app = build_app(assistant)

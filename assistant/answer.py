@@ -77,9 +77,7 @@ class Answerer:
 
         refusal = self.similarity_gate(turn.passages, turn.language)
         if refusal is None and self.llm is not None and self.settings.min_answerable > 0:
-            turn.evidence = self.llm.yes_probability(self._messages(turn, self.prompts.text("verify_instruction")))
-            turn.notes.append(f"evidence check: P(the passages answer the question) = {turn.evidence:.2f}")
-            refusal = self.evidence_gate(turn.evidence)
+            refusal = self.evidence_gate(self.check_evidence(turn))
         if refusal is not None:  # refused before any text was generated: the refusal is the text
             yield self.refusal(turn.language)
             yield self.refuse(turn, refusal)
@@ -120,6 +118,12 @@ class Answerer:
         standalone = self.condense(question, _history_messages(history)) if history else question
         notes = [self.resolved.note] if self.resolved.note else []
         return Turn(question=standalone, language=detect_language(question), started=started, notes=notes)
+
+    def check_evidence(self, turn: Turn) -> float:
+        """The model's P(the passages state the answer), kept in the turn and its notes."""
+        turn.evidence = self.llm.yes_probability(self._messages(turn, self.prompts.text("verify_instruction")))
+        turn.notes.append(f"evidence check: P(the passages answer the question) = {turn.evidence:.2f}")
+        return turn.evidence
 
     def generate(self, turn: Turn) -> Generator[str, None, str]:
         """Stream the model's answer; returns its whole text."""

@@ -17,8 +17,7 @@ from assistant.config import Settings, load_settings
 from assistant.embed import Embedder, make_embedder, model_id_for
 from assistant.arabic import detect_language
 from assistant.ingest import ingest, ingest_articles
-from assistant.llm import resolve_backend
-from assistant.llm import Message
+from assistant.llm import Message, resolve_backend
 from assistant.models import Answer, Article, DocumentInfo, IndexStatus, IngestReport, Passage
 from assistant.prompts import Prompts
 from assistant.retrieve import Mode, Retriever

@@ -187,9 +187,33 @@ def test_article_missing_a_chunk_is_incomplete_and_repaired(seeded_index, seeded
     assert set(original) <= set(assistant.index.lexical().ids)
 
 
-def test_crash_between_upsert_and_delete_is_repaired(seeded_index, seeded_settings_factory, tmp_path):
-    """An ingest of a changed article that died after writing its new chunks but before deleting
-    the old ones leaves a mix of two versions; the next ingest restores one version."""
+def test_crash_between_delete_and_upsert_is_repaired(seeded_index, seeded_settings_factory, tmp_path):
+    """An ingest of a changed article that died after deleting its superseded chunks but before
+    writing the new ones leaves the article short of chunks; the next ingest completes it."""
+    settings = seeded_settings_factory()
+    assistant = Assistant(settings)
+    folder = copy_seeds(tmp_path / "articles")
+    edit_paragraph(folder, EDITED_DOC, EDITED_PARAGRAPH_START, NEW_SENTENCE)
+    new = prepared(folder / f"{EDITED_DOC}.txt", settings)
+    superseded = sorted(set(seeded_index.chunk_ids[EDITED_DOC]) - {c.chunk_id for c in new.chunks})
+    assert superseded
+    assistant.index.vectors.delete(superseded)  # the write's first step, then the crash
+    assistant.index.vectors.bump_generation()
+
+    assert assistant.status().incomplete_documents == [EDITED_DOC]
+
+    report = assistant.ingest([folder])
+
+    assert report.replaced == [EDITED_DOC]
+    assert assistant.status().incomplete_documents == []
+    assert stored_ids(assistant)[EDITED_DOC] == sorted(c.chunk_id for c in new.chunks)
+    assert assistant.search(NEW_SENTENCE, top_k=1)[0].doc_id == EDITED_DOC
+
+
+def test_mixed_versions_of_an_article_are_repaired(seeded_index, seeded_settings_factory, tmp_path):
+    """A changed article's new chunks written beside its old ones (a write that died between the
+    two steps in the other order, as earlier versions wrote) is a mix of two versions; the next
+    ingest restores one version."""
     settings = seeded_settings_factory()
     assistant = Assistant(settings)
     folder = copy_seeds(tmp_path / "articles")

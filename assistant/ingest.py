@@ -1,14 +1,20 @@
-"""The ingest pipeline: read → clean → chunk → embed → store, idempotent.
+"""The ingest pipeline: read → clean → chunk → embed → store, idempotent and streaming.
 
-Unchanged articles (same content hash, complete in the index) are skipped; a changed article's
-chunks are replaced; articles are written whole, in batches, so an interrupted ingest leaves every
-article either old, new, or marked incomplete for the next run to fix.
+Articles flow through in batches, never all in memory: an archive of any size is read line by
+line. Each batch of articles is looked up in the index (one query), unchanged ones (same content
+hash, complete) are skipped, changed ones have their chunks replaced, and chunks are embedded and
+written in batches of whole articles. So an interrupted ingest leaves every article old, new, or
+marked incomplete for the next run to fix; a rerun embeds only what is missing.
+
+``stop`` (set by the CLI on Ctrl-C) ends the run after the batch being written.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -21,11 +27,17 @@ from assistant.config import Settings, megabytes
 from assistant.embed import Embedder
 from assistant.errors import InputError
 from assistant.models import Article, IngestReport
-from assistant.read import Skipped, read_paths
-from assistant.store import ArticleChunks, Index, indexed_text
+from assistant.read import Opened, Skipped, expand_paths, read_paths
+from assistant.store import ArticleChunks, DocState, Index, indexed_text
+from assistant.timing import StageTimer
 
-# Chunks embedded and written per batch (articles are never split across batches).
+# Chunks embedded and written per batch (articles are never split across batches). Measured with
+# `assistant bench ingest`: see docs/experiments.md.
 WRITE_BATCH = 256
+# Articles whose index state is fetched in one query.
+LOOKUP_BATCH = 64
+# Save the BM25 index at least this often during a long ingest (what a crash can cost to redo).
+SAVE_EVERY_S = 600.0
 
 
 def content_hash(article: Article, settings: Settings) -> str:
@@ -57,6 +69,7 @@ def ingest(
     index: Index,
     embedder: Embedder,
     progress: bool = False,
+    stop: threading.Event | None = None,
 ) -> IngestReport:
     """Ingest files and folders; every path must exist (checked before anything is written)."""
     if not paths:
@@ -69,17 +82,33 @@ def ingest(
     max_bytes = megabytes(settings.ingest.max_file_mb)
 
     def articles() -> Iterator[Article]:
-        items = read_paths(paths, settings.ingest.extensions, max_bytes)
-        for item in tqdm(items, desc="reading", unit="file", disable=not progress):
-            if isinstance(item, Skipped):
+        for item in read_paths(paths, settings.ingest.extensions, max_bytes):
+            if isinstance(item, Opened):
+                report.files_read += 1
+            elif isinstance(item, Skipped):
                 report.skip(item.path, item.reason, item.error)
-                continue
-            report.files_read += 1
-            for skipped in item.skipped:
-                report.skip(skipped.path, skipped.reason, skipped.error)
-            yield from item.articles
+            else:
+                yield item
 
-    return ingest_articles(articles(), settings, index, embedder, progress, report)
+    total = count_articles(paths, settings.ingest.extensions) if progress else None
+    return ingest_articles(articles(), settings, index, embedder, progress, report, stop=stop, total=total)
+
+
+def count_articles(paths: list[str | Path], extensions: list[str]) -> int:
+    """About how many articles ``paths`` hold (lines of JSON Lines files), for the progress bar."""
+    files, _ = expand_paths(paths, extensions)
+    total = 0
+    for path in files:
+        name = path.name.lower()
+        if not name.endswith((".jsonl", ".jsonl.gz")):
+            total += 1
+            continue
+        try:
+            with (gzip.open(path, "rb") if name.endswith(".gz") else open(path, "rb")) as f:
+                total += sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+        except (OSError, EOFError):
+            pass  # the reader reports the damage
+    return total
 
 
 def ingest_articles(
@@ -89,52 +118,123 @@ def ingest_articles(
     embedder: Embedder,
     progress: bool = False,
     report: IngestReport | None = None,
+    stop: threading.Event | None = None,
+    total: int | None = None,
 ) -> IngestReport:
-    """Clean, chunk, embed and store articles; unchanged ones are skipped, changed ones replaced."""
-    started = time.perf_counter()
-    report = report or IngestReport()
-    states = index.doc_states()
-    todo: list[ArticleChunks] = []
-    origin: dict[str, str] = {}
-    for article in articles:
+    """Clean, chunk, embed and store articles; unchanged ones are skipped, changed ones replaced.
+    ``total``: how many articles to expect (for the progress bar's ETA), when known."""
+    run = _IngestRun(settings, index, embedder, report or IngestReport(), progress, total, stop)
+    try:
+        run.consume(articles)
+    finally:
+        run.finish()
+    return run.report
+
+
+class _IngestRun:
+    def __init__(
+        self, settings: Settings, index: Index, embedder: Embedder, report: IngestReport, progress: bool, total: int | None,
+        stop: threading.Event | None,
+    ):
+        self.settings, self.index, self.embedder, self.report = settings, index, embedder, report
+        self.stop = stop or threading.Event()
+        self.timer = StageTimer()
+        self.started = time.perf_counter()
+        self.last_save = self.started
+        self.origin: dict[str, str] = {}  # doc id -> where it was read, to report duplicates
+        self.looking_up: list[ArticleChunks] = []
+        self.to_write: list[tuple[ArticleChunks, DocState | None]] = []
+        # Counts articles done (written, unchanged or skipped), so its rate and ETA are real.
+        self.bar = tqdm(total=total, desc="ingest", unit="article", disable=not progress, smoothing=0.05)
+        with self.timer("lexical"):
+            index.lexical()  # loaded now, it follows every write in place
+
+    def consume(self, articles: Iterable[Article]) -> None:
+        stream = iter(articles)
+        while not self.stop.is_set():
+            with self.timer("read"):
+                article = next(stream, None)
+            if article is None:
+                self.lookup()
+                self.write(flush=True)
+                break
+            self.add(article)
+        # What was read but not written is left for the next run.
+        self.report.interrupted = self.stop.is_set() and bool(self.looking_up or self.to_write or next(stream, None))
+
+    def add(self, article: Article) -> None:
+        report = self.report
         report.articles_seen += 1
         where = article.path or article.doc_id
-        if article.doc_id in origin:
-            report.skip(where, f"duplicate doc id '{article.doc_id}' (already read from {origin[article.doc_id]})")
-            continue
-        origin[article.doc_id] = where
-        prepared = prepare(article, settings)
+        if article.doc_id in self.origin:
+            report.skip(where, f"duplicate doc id '{article.doc_id}' (already read from {self.origin[article.doc_id]})")
+            self.bar.update(1)
+            return
+        self.origin[article.doc_id] = where
+        with self.timer("prepare"):
+            prepared = prepare(article, self.settings)
         if prepared is None:
             report.skip(where, "no article text left after cleaning")
-            continue
-        state = states.get(prepared.doc_id)
-        if state is not None and state.complete and state.doc_hashes == {prepared.doc_hash}:
-            report.unchanged.append(prepared.doc_id)
-            continue
-        (report.replaced if state is not None else report.added).append(prepared.doc_id)
-        todo.append(prepared)
+            self.bar.update(1)
+            return
+        self.looking_up.append(prepared)
+        if len(self.looking_up) >= LOOKUP_BATCH:
+            self.lookup()
+            self.write()
 
-    total = sum(len(a.chunks) for a in todo)
-    with tqdm(total=total, desc="embedding", unit="chunk", disable=not progress or total == 0) as bar:
-        batch: list[ArticleChunks] = []
+    def lookup(self) -> None:
+        """Keep the articles that are new or changed, with what the index holds of them."""
+        if not self.looking_up:
+            return
+        with self.timer("lookup"):
+            states = self.index.doc_states(a.doc_id for a in self.looking_up)
+        for prepared in self.looking_up:
+            state = states.get(prepared.doc_id)
+            if state is not None and state.complete and state.doc_hashes == {prepared.doc_hash}:
+                self.report.unchanged.append(prepared.doc_id)
+                self.bar.update(1)
+                continue
+            self.to_write.append((prepared, state))
+        self.looking_up = []
+
+    def write(self, flush: bool = False) -> None:
+        batch: list[tuple[ArticleChunks, DocState | None]] = []
         size = 0
-        for position, article in enumerate(todo):
-            batch.append(article)
-            size += len(article.chunks)
-            if size >= WRITE_BATCH or position == len(todo) - 1:
-                _write(batch, settings, index, embedder, states, report)
-                bar.update(size)
+        pending = self.to_write
+        self.to_write = []
+        for position, item in enumerate(pending):
+            batch.append(item)
+            size += len(item[0].chunks)
+            if (size >= WRITE_BATCH or (flush and position == len(pending) - 1)) and not self.stop.is_set():
+                self._write_batch(batch)
                 batch, size = [], 0
-    report.seconds = time.perf_counter() - started
-    return report
+        self.to_write = batch  # a partial batch waits for more articles
+        if time.perf_counter() - self.last_save > SAVE_EVERY_S:
+            self.save()
 
+    def _write_batch(self, batch: list[tuple[ArticleChunks, DocState | None]]) -> None:
+        articles = [a for a, _ in batch]
+        include_title = self.settings.embedding.include_title
+        texts = [indexed_text(a.meta["title"], c.text, include_title) for a in articles for c in a.chunks]
+        with self.timer("embed"):
+            vectors = self.embedder.embed_passages(texts)
+        stale = [cid for _, state in batch if state is not None for cid in state.chunk_ids]
+        self.index.write(articles, vectors, stale, self.timer)
+        for article, state in batch:
+            (self.report.replaced if state is not None else self.report.added).append(article.doc_id)
+        self.report.chunks_written += len(texts)
+        new_ids = {c.chunk_id for a in articles for c in a.chunks}
+        self.report.chunks_deleted += sum(1 for cid in stale if cid not in new_ids)
+        self.bar.set_postfix(chunks=self.report.chunks_written, refresh=False)
+        self.bar.update(len(batch))
 
-def _write(batch: list[ArticleChunks], settings: Settings, index: Index, embedder: Embedder, states: dict, report: IngestReport) -> None:
-    include_title = settings.embedding.include_title
-    texts = [indexed_text(a.meta["title"], c.text, include_title) for a in batch for c in a.chunks]
-    vectors = embedder.embed_passages(texts)
-    stale = [cid for a in batch if a.doc_id in states for cid in states[a.doc_id].chunk_ids]
-    index.write(batch, vectors, stale)
-    report.chunks_written += len(texts)
-    new_ids = {c.chunk_id for a in batch for c in a.chunks}
-    report.chunks_deleted += sum(1 for cid in stale if cid not in new_ids)
+    def save(self) -> None:
+        with self.timer("lexical"):
+            self.index.save_lexical()
+        self.last_save = time.perf_counter()
+
+    def finish(self) -> None:
+        self.bar.close()
+        self.save()
+        self.report.seconds = time.perf_counter() - self.started
+        self.report.stage_seconds = {stage: round(seconds, 3) for stage, seconds in self.timer.seconds.items()}

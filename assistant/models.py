@@ -69,6 +69,10 @@ class IngestReport(BaseModel):
     chunks_written: int = 0
     chunks_deleted: int = 0
     seconds: float = 0.0
+    # Wall seconds per stage (read, prepare, lookup, embed, store, lexical): where the time went.
+    stage_seconds: dict[str, float] = Field(default_factory=dict)
+    # Stopped early (Ctrl-C): every article written is complete; the next ingest does the rest.
+    interrupted: bool = False
 
     def skip(self, path: str | Path, reason: str, error: bool = True) -> None:
         self.skipped.append(SkippedFile(path=str(path), reason=reason, error=error))

@@ -23,6 +23,7 @@ def ingest_summary(report: IngestReport) -> str:
         f"Added {len(report.added)}, updated {len(report.replaced)}, unchanged {len(report.unchanged)} "
         f"({_plural(report.chunks_written, 'passage')} written, {report.chunks_deleted} old removed; "
         f"{_plural(report.files_read, 'file')} read in {report.seconds:.1f} s)."
+        + (" Stopped early: the rest is done by the next ingest." if report.interrupted else "")
     )
 
 

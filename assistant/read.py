@@ -85,18 +85,24 @@ def _kind(path: Path, extensions: list[str]) -> str | None:
     return None
 
 
-def read_file(path: Path, extensions: list[str], max_bytes: int) -> FileRead:
-    """Read one file. Raises UnreadableFile with a reason the user can act on."""
+def iter_file(path: Path, extensions: list[str], max_bytes: int) -> Iterator[Article | Skipped]:
+    """One file's articles, and its records that were skipped, as they are read.
+
+    Raises UnreadableFile with a reason the user can act on; for JSON Lines this can happen after
+    some articles were yielded (a truncated gzip), which are good and may be kept. ``max_bytes``
+    bounds a whole file, but one record of a JSON Lines file: an archive may be any size, and is
+    streamed line by line, never held in memory whole.
+    """
     size = path.stat().st_size
     if size == 0:
         raise UnreadableFile("empty file")
+    kind = _kind(path, extensions)
+    if kind == "jsonl":
+        yield from _iter_jsonl(path, max_bytes)
+        return
     if size > max_bytes:
         raise UnreadableFile(f"file is {size / 1e6:.1f} MB, over the ingest.max_file_mb limit")
-    kind = _kind(path, extensions)
-    data = path.read_bytes()
-    if kind == "jsonl":
-        return _read_jsonl(path, data)
-    text = decode(data)
+    text = decode(path.read_bytes())
     if not text.strip():
         raise UnreadableFile("no text in file")
     if kind == "html":
@@ -105,7 +111,16 @@ def read_file(path: Path, extensions: list[str], max_bytes: int) -> FileRead:
         if kind == "markdown":
             text = markdown_to_text(text)
         title, body = "", text
-    return FileRead(path, [Article(doc_id=path.stem, title=title, text=body, source=path.name, path=str(path))], [])
+    yield Article(doc_id=path.stem, title=title, text=body, source=path.name, path=str(path))
+
+
+def read_file(path: Path, extensions: list[str], max_bytes: int) -> FileRead:
+    """Read one whole file. Raises UnreadableFile with a reason the user can act on."""
+    articles: list[Article] = []
+    skipped: list[Skipped] = []
+    for item in iter_file(path, extensions, max_bytes):
+        (skipped if isinstance(item, Skipped) else articles).append(item)
+    return FileRead(path, articles, skipped)
 
 
 def decode(data: bytes) -> str:
@@ -209,57 +224,84 @@ def _block_lines(node: Tag) -> list[str]:
     return lines
 
 
-def _read_jsonl(path: Path, data: bytes) -> FileRead:
-    if path.name.lower().endswith(".gz"):
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise UnreadableFile(f"not a valid gzip file ({exc})") from None
+def _iter_jsonl(path: Path, max_bytes: int) -> Iterator[Article | Skipped]:
+    gzipped = path.name.lower().endswith(".gz")
+    records = skipped = 0
+    number = 0
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise UnreadableFile("JSON Lines must be UTF-8") from None
-    articles: list[Article] = []
-    skipped: list[Skipped] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            skipped.append(Skipped(where, f"invalid JSON ({exc.msg})"))
-            continue
-        if not isinstance(record, dict):
-            skipped.append(Skipped(where, "a line must be a JSON object"))
-            continue
-        missing = [k for k in ("id", "text") if not str(record.get(k) or "").strip()]
-        if missing:
-            skipped.append(Skipped(where, f"missing {' and '.join(missing)}"))
-            continue
-        articles.append(
-            Article(
-                doc_id=str(record["id"]).strip(),
-                title=str(record.get("title") or "").strip(),
-                text=str(record["text"]),
-                source=str(record.get("source") or ""),
-                url=str(record.get("url") or ""),
-                date=str(record.get("date") or ""),
-                path=where,
-            )
-        )
-    if not articles and not skipped:
+        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as lines:
+            for number, raw in enumerate(lines, start=1):
+                if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[len(codecs.BOM_UTF8):]
+                if not raw.strip():
+                    continue
+                where = f"{path}:{number}"
+                item = _jsonl_record(raw, where, max_bytes)
+                if isinstance(item, Skipped):
+                    if records + skipped == 0 and item.reason == _NOT_UTF8:
+                        raise UnreadableFile("JSON Lines must be UTF-8")
+                    skipped += 1
+                else:
+                    records += 1
+                yield item
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        after = f" after line {number}" if records + skipped else ""
+        raise UnreadableFile(f"not a valid gzip file, or damaged{after} ({exc})") from None
+    if not records and not skipped:
         raise UnreadableFile("no records in file")
-    return FileRead(path, articles, skipped)
 
 
-def read_paths(paths: list[str | Path], extensions: list[str], max_bytes: int) -> Iterator[FileRead | Skipped]:
-    """Every file under ``paths``: a FileRead, or a Skipped with the reason."""
+_NOT_UTF8 = "not UTF-8 (JSON Lines must be UTF-8)"
+
+
+def _jsonl_record(raw: bytes, where: str, max_bytes: int) -> Article | Skipped:
+    if len(raw) > max_bytes:
+        return Skipped(where, f"record is {len(raw) / 1e6:.1f} MB, over the ingest.max_file_mb limit")
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return Skipped(where, _NOT_UTF8)
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return Skipped(where, f"invalid JSON ({exc.msg})")
+    if not isinstance(record, dict):
+        return Skipped(where, "a line must be a JSON object")
+    missing = [k for k in ("id", "text") if not str(record.get(k) or "").strip()]
+    if missing:
+        return Skipped(where, f"missing {' and '.join(missing)}")
+    return Article(
+        doc_id=str(record["id"]).strip(),
+        title=str(record.get("title") or "").strip(),
+        text=str(record["text"]),
+        source=str(record.get("source") or ""),
+        url=str(record.get("url") or ""),
+        date=str(record.get("date") or ""),
+        path=where,
+    )
+
+
+@dataclass
+class Opened:
+    """Marks the start of a readable file's articles in ``read_paths``' stream."""
+
+    path: Path
+
+
+def read_paths(paths: list[str | Path], extensions: list[str], max_bytes: int) -> Iterator[Opened | Article | Skipped]:
+    """Every file under ``paths``, streamed: ``Opened(file)`` and then its articles and skipped
+    records, or a ``Skipped`` for a file that cannot be read (after any articles read before the
+    damage). Nothing is read ahead, so memory stays bounded on any size of archive."""
     files, problems = expand_paths(paths, extensions)
     yield from problems
     for path in files:
+        opened = False
         try:
-            yield read_file(path, extensions, max_bytes)
+            for item in iter_file(path, extensions, max_bytes):
+                if not opened:
+                    opened = True
+                    yield Opened(path)
+                yield item
         except UnreadableFile as exc:
             yield Skipped(str(path), str(exc))
         except OSError as exc:

@@ -4,12 +4,21 @@ Each chunk's metadata carries its article's fields and a ``doc_hash`` of everyth
 the chunks (text, title, chunking and embedding settings) plus ``n_chunks``. An article is
 complete when all its stored chunks share one ``doc_hash`` and there are ``n_chunks`` of them;
 anything else (an interrupted ingest) is rewritten by the next ingest.
+
+Chroma is the source of truth. Every write bumps the collection's generation counter before and
+after. The BM25 index follows the writes this process makes, in place, and is saved with the
+generation it matches. When it does not match (another process wrote, or a crash came between
+Chroma and the save), it is brought up to date from Chroma: only chunks it lacks, or whose
+``doc_hash`` changed, are tokenized again.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from pathlib import Path
 
 import numpy as np
 
@@ -17,6 +26,10 @@ from assistant.config import Settings
 from assistant.models import Article, Chunk, DocumentInfo, IndexStatus
 from assistant.store.chroma import ChromaStore, StoredChunk
 from assistant.store.lexical import LexicalIndex
+from assistant.timing import StageTimer
+
+# Chunks fetched from Chroma per call when the BM25 index catches up.
+CATCH_UP_PAGE = 500
 
 
 def indexed_text(title: str, text: str, include_title: bool) -> str:
@@ -51,12 +64,16 @@ class Index:
         self.settings = settings
         self.vectors = ChromaStore(settings, embedding_model)
         self._lexical: LexicalIndex | None = None
-        self._lexical_generation: int | None = None
+        self._lexical_generation: int | None = None  # the Chroma generation _lexical matches
 
     # --- state -------------------------------------------------------------------------------
-    def doc_states(self) -> dict[str, DocState]:
+    def doc_states(self, doc_ids: Iterable[str] | None = None) -> dict[str, DocState]:
+        """What the index holds of each article: of ``doc_ids`` only (one query), or of all."""
         states: dict[str, DocState] = defaultdict(DocState)
-        for stored in self.vectors.iter_chunks(with_text=False):
+        stored_chunks = (
+            self.vectors.iter_chunks(with_text=False) if doc_ids is None else self.vectors.chunks_of(list(doc_ids), with_text=False)
+        )
+        for stored in stored_chunks:
             state = states[stored.meta["doc_id"]]
             state.doc_hashes.add(stored.meta.get("doc_hash", ""))
             state.chunk_ids.append(stored.chunk_id)
@@ -118,11 +135,12 @@ class Index:
         )
 
     # --- writes ------------------------------------------------------------------------------
-    def write(self, articles: list[ArticleChunks], vectors: np.ndarray, stale_ids: list[str]) -> None:
+    def write(self, articles: list[ArticleChunks], vectors: np.ndarray, stale_ids: list[str], timer: StageTimer | None = None) -> None:
         """Delete the articles' superseded chunks, then upsert their chunks. In this order: upserting
         first left the new chunk of an edited article unreachable by Chroma 1.5's HNSW query in about
         1 run in 20 (upstream chroma-core/chroma#7758; 0 in 180 runs this way; docs/experiments.md).
         An interruption in between leaves the article incomplete, and the next ingest rewrites it."""
+        timer = timer or StageTimer()
         ids, texts, metas = [], [], []
         for article in articles:
             for chunk in article.chunks:
@@ -139,25 +157,44 @@ class Index:
                         "n_chunks": len(article.chunks),
                     }
                 )
-        # Bump before and after: a crash in between leaves a generation no cache was built for.
-        self.vectors.bump_generation()
         keep = set(ids)
-        self.vectors.delete([i for i in stale_ids if i not in keep])
-        self.vectors.upsert(ids, vectors, texts, metas)
-        self.vectors.bump_generation()
+        removed = [i for i in stale_ids if i not in keep]
+        with timer("store"):
+            # Bump before and after: a crash in between leaves a generation no BM25 snapshot matches.
+            first = self.vectors.bump_generation()
+            self.vectors.delete(removed)
+            self.vectors.upsert(ids, vectors, texts, metas)
+            last = self.vectors.bump_generation()
+        with timer("lexical"):
+            include_title = self.settings.embedding.include_title
+            self._follow(first, last, removed, ids, [m["doc_hash"] for m in metas],
+                         [indexed_text(m.get("title", ""), t, include_title) for t, m in zip(texts, metas)])
 
     def remove(self, doc_ids: list[str]) -> dict[str, int]:
         """Delete articles from both indexes; returns chunks removed per doc id found."""
         found: dict[str, int] = defaultdict(int)
         ids = []
-        for stored in self.vectors.chunks_of(doc_ids):
+        for stored in self.vectors.chunks_of(doc_ids, with_text=False):
             found[stored.meta["doc_id"]] += 1
             ids.append(stored.chunk_id)
         if ids:
-            self.vectors.bump_generation()
+            self.lexical()  # so that it can follow this write instead of being rebuilt after it
+            first = self.vectors.bump_generation()
             self.vectors.delete(ids)
-            self.vectors.bump_generation()
+            last = self.vectors.bump_generation()
+            self._follow(first, last, ids, [], [], [])
+            self.save_lexical()
         return dict(found)
+
+    def _follow(self, first: int, last: int, removed: list[str], ids: list[str], versions: list[str], texts: list[str]) -> None:
+        """Apply this process's write to the BM25 index in memory, if no other write came between
+        (else it is left stale, and brought up to date from Chroma when next needed)."""
+        if self._lexical is not None and self._lexical_generation == first - 1 and last == first + 1:
+            self._lexical.remove(removed)
+            self._lexical.add(ids, versions, texts)
+            self._lexical_generation = last
+        else:
+            self._lexical_generation = None  # stale: the next lexical() catches it up from Chroma
 
     # --- search ------------------------------------------------------------------------------
     def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
@@ -169,30 +206,66 @@ class Index:
     def fetch(self, chunk_ids: list[str]) -> dict[str, StoredChunk]:
         return self.vectors.get(chunk_ids)
 
-    def lexical(self) -> LexicalIndex:
-        """The BM25 index for the collection as it is now (loaded from cache or rebuilt)."""
-        generation = self.vectors.generation
-        if self._lexical is not None and self._lexical_generation == generation:
-            return self._lexical
-        r = self.settings.retrieval
-        cache = self.settings.resolve(self.settings.store.lexical_cache) / self.settings.store.collection
-        state = {
+    # --- the BM25 index ----------------------------------------------------------------------
+    @property
+    def _lexical_folder(self) -> Path:
+        return self.settings.resolve(self.settings.store.lexical_cache) / self.settings.store.collection
+
+    def _lexical_state(self, generation: int) -> dict:
+        return {
             "collection": self.settings.store.collection,
             # A rebuilt collection restarts at generation 0: its id tells it from the dropped one.
             "collection_id": str(self.vectors.collection.id),
             "store": self.vectors.location,
             "generation": generation,
-            "count": self.vectors.count(),
             "include_title": self.settings.embedding.include_title,
         }
-        index = LexicalIndex.load(cache, state, r.bm25_k1, r.bm25_b)
-        if index is None:
-            ids, texts = [], []
-            include_title = self.settings.embedding.include_title
-            for stored in self.vectors.iter_chunks():
-                ids.append(stored.chunk_id)
-                texts.append(indexed_text(stored.meta.get("title", ""), stored.text, include_title))
-            index = LexicalIndex.build(ids, texts, r.bm25_k1, r.bm25_b)
-            index.save(cache, state)
-        self._lexical, self._lexical_generation = index, generation
+
+    def lexical(self) -> LexicalIndex:
+        """The BM25 index for the collection as it is now: in memory, the saved snapshot, or either
+        brought up to date from Chroma (then saved)."""
+        generation = self.vectors.generation
+        if self._lexical is not None and self._lexical_generation == generation:
+            return self._lexical
+        r = self.settings.retrieval
+        wanted = self._lexical_state(generation)
+        loaded = LexicalIndex.load(self._lexical_folder, r.bm25_k1, r.bm25_b)
+        if loaded is not None and loaded[1] == wanted:
+            self._lexical, self._lexical_generation = loaded[0], generation
+            return self._lexical
+        # Stale: start from what is closest (this process's index, else the snapshot of the same
+        # collection, else nothing) and fetch only what changed.
+        same_collection = {k: v for k, v in wanted.items() if k != "generation"}
+        if self._lexical is not None:
+            base = self._lexical
+        elif loaded is not None and {k: v for k, v in loaded[1].items() if k != "generation"} == same_collection:
+            base = loaded[0]
+        else:
+            base = LexicalIndex(r.bm25_k1, r.bm25_b)
+        self._lexical = self._catch_up(base)
+        self._lexical_generation = generation
+        self.save_lexical()
+        return self._lexical
+
+    def _catch_up(self, index: LexicalIndex) -> LexicalIndex:
+        in_chroma: set[str] = set()
+        todo: list[str] = []
+        for stored in self.vectors.iter_chunks(with_text=False):
+            in_chroma.add(stored.chunk_id)
+            if index.version(stored.chunk_id) != stored.meta.get("doc_hash", ""):
+                todo.append(stored.chunk_id)
+        index.remove([cid for cid in list(index.row_of) if cid not in in_chroma])
+        include_title = self.settings.embedding.include_title
+        for start in range(0, len(todo), CATCH_UP_PAGE):
+            fetched = self.vectors.get(todo[start : start + CATCH_UP_PAGE]).values()
+            index.add(
+                [c.chunk_id for c in fetched],
+                [c.meta.get("doc_hash", "") for c in fetched],
+                [indexed_text(c.meta.get("title", ""), c.text, include_title) for c in fetched],
+            )
         return index
+
+    def save_lexical(self) -> None:
+        """Save the BM25 index with the generation it matches (a stale one is caught up on load)."""
+        if self._lexical is not None and self._lexical_generation is not None:
+            self._lexical.save(self._lexical_folder, self._lexical_state(self._lexical_generation))

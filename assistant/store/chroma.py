@@ -121,10 +121,12 @@ class ChromaStore:
         return int(self._metadata().get("generation", 0))
 
     @_server_call
-    def bump_generation(self) -> None:
+    def bump_generation(self) -> int:
+        """Count one more write; returns the new generation."""
         meta = self._metadata()
         meta["generation"] = int(meta.get("generation", 0)) + 1
         self.collection.modify(metadata=meta)
+        return meta["generation"]
 
     @_server_call
     def count(self) -> int:
@@ -156,8 +158,13 @@ class ChromaStore:
         return {i: StoredChunk(i, d or "", dict(m or {})) for i, d, m in zip(page["ids"], page["documents"], page["metadatas"])}
 
     @_server_call
-    def chunks_of(self, doc_ids: list[str]) -> list[StoredChunk]:
-        page = self.collection.get(where={"doc_id": {"$in": doc_ids}}, include=["metadatas", "documents"])
+    def chunks_of(self, doc_ids: list[str], with_text: bool = True) -> list[StoredChunk]:
+        if not doc_ids:
+            return []
+        include = ["metadatas", "documents"] if with_text else ["metadatas"]
+        page = self.collection.get(where={"doc_id": {"$in": doc_ids}}, include=include)
+        if not with_text:
+            return [StoredChunk(i, "", dict(m or {})) for i, m in zip(page["ids"], page["metadatas"])]
         return [StoredChunk(i, d or "", dict(m or {})) for i, d, m in zip(page["ids"], page["documents"], page["metadatas"])]
 
     @_server_call

@@ -58,7 +58,7 @@ def test_ingest_search_remove_reingest_over_http(chroma_server, settings_factory
     removed = assistant.remove([doc_id])
     assert removed == {doc_id: len(seeded_index.chunk_ids[doc_id])}
     assert assistant.index.vectors.chunks_of([doc_id]) == []
-    assert not set(seeded_index.chunk_ids[doc_id]) & set(assistant.index.lexical().ids)
+    assert not set(seeded_index.chunk_ids[doc_id]) & set(assistant.index.lexical().chunk_ids)
     assert all(p.doc_id != doc_id for p in assistant.search("وكالة هاوار تويتر", mode="bm25"))
     assert assistant.status().documents == 4
 

@@ -148,8 +148,8 @@ def test_remove_deletes_from_chroma_and_bm25(seeded_index, seeded_settings_facto
 
     assert removed == {doc_id: len(ids)}
     assert assistant.index.vectors.chunks_of([doc_id]) == []
-    assert not ids & set(assistant.index.lexical().ids)
-    assert len(assistant.index.lexical().ids) == assistant.status().chunks
+    assert not ids & set(assistant.index.lexical().chunk_ids)
+    assert len(assistant.index.lexical().chunk_ids) == assistant.status().chunks
     assert all(p.doc_id != doc_id for p in assistant.search(phrase, mode="bm25"))
     assert all(p.doc_id != doc_id for p in assistant.search(phrase, mode="hybrid", top_k=20))
     status = assistant.status()
@@ -157,7 +157,7 @@ def test_remove_deletes_from_chroma_and_bm25(seeded_index, seeded_settings_facto
     assert status.chunks == seeded_index.report.chunks_written - len(ids)
     # A fresh process (here: a fresh Assistant with a cold cache) agrees.
     fresh = Assistant(assistant.settings)
-    assert not ids & set(fresh.index.lexical().ids)
+    assert not ids & set(fresh.index.lexical().chunk_ids)
 
 
 def test_remove_unknown_doc_changes_nothing(seeded_settings_factory):
@@ -184,7 +184,7 @@ def test_article_missing_a_chunk_is_incomplete_and_repaired(seeded_index, seeded
     assert assistant.status().incomplete_documents == []
     assert stored_ids(assistant) == seeded_index.chunk_ids
     # And the repaired article is complete in BM25 too.
-    assert set(original) <= set(assistant.index.lexical().ids)
+    assert set(original) <= set(assistant.index.lexical().chunk_ids)
 
 
 def test_crash_between_delete_and_upsert_is_repaired(seeded_index, seeded_settings_factory, tmp_path):
@@ -278,12 +278,11 @@ def test_bm25_after_rebuild_reflects_the_new_collection(seeded_settings_factory,
 
     # Control: BM25 built straight from what Chroma now holds finds the new word.
     chunks = list(rebuilt.index.vectors.iter_chunks())
-    direct = LexicalIndex.build(
-        [c.chunk_id for c in chunks], [indexed_text(c.meta["title"], c.text, True) for c in chunks], 1.2, 0.75
-    )
+    direct = LexicalIndex(1.2, 0.75)
+    direct.add([c.chunk_id for c in chunks], [""] * len(chunks), [indexed_text(c.meta["title"], c.text, True) for c in chunks])
     require(direct.search("زرافات", 5) != [], "a BM25 built from Chroma finds the new word")
 
-    assert set(rebuilt.index.lexical().ids) == {c.chunk_id for c in chunks}
+    assert set(rebuilt.index.lexical().chunk_ids) == {c.chunk_id for c in chunks}
     assert [p.doc_id for p in rebuilt.search("زرافات", mode="bm25")][:1] == ["004_8ede33af2f05cf80"]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from assistant.models import Article
-from assistant.read import FileRead, Skipped, UnreadableFile, decode, expand_paths, read_file, read_paths
+from assistant.read import FileRead, Opened, Skipped, UnreadableFile, decode, expand_paths, read_file, read_paths
 
 MAX = 50_000_000
 ARABIC = "قال المتحدث باسم الحكومة إن الاجتماع سيعقد غدا في دمشق.\nوأضاف أن الوفد سيصل صباحا."
@@ -25,9 +25,18 @@ def _one(path: Path, extensions: list[str], max_bytes: int = MAX) -> Article:
 
 
 def _outcomes(paths, extensions, max_bytes: int = MAX) -> tuple[list[FileRead], list[Skipped]]:
-    reads, skips = [], []
+    """(files opened, with their articles and skipped records; files that could not be read)."""
+    reads: list[FileRead] = []
+    skips: list[Skipped] = []
     for item in read_paths(paths, extensions, max_bytes):
-        (reads if isinstance(item, FileRead) else skips).append(item)
+        if isinstance(item, Opened):
+            reads.append(FileRead(item.path, [], []))
+        elif isinstance(item, Article):
+            reads[-1].articles.append(item)
+        elif reads and reads[-1].path == Path(item.path.rsplit(":", 1)[0]) and item.path != str(reads[-1].path):
+            reads[-1].skipped.append(item)  # a record inside the open file
+        else:
+            skips.append(item)
     return reads, skips
 
 
@@ -297,23 +306,60 @@ def test_jsonl_must_be_utf8(tmp_path: Path, extensions: list[str]) -> None:
         read_file(path, extensions, MAX)
 
 
-@pytest.mark.parametrize(
-    "payload",
-    [
-        pytest.param(lambda: b"this is not gzip at all\n", id="not-gzip"),
-        pytest.param(lambda: gzip.compress(_jsonl(RECORDS) * 50)[:-200], id="truncated"),
-        pytest.param(lambda: gzip.compress(_jsonl(RECORDS))[:-8] + b"\x00" * 8, id="bad-crc"),
-    ],
-)
-def test_corrupt_gzip(tmp_path: Path, extensions: list[str], payload) -> None:
+# Records that do not compress to nothing, so that a cut near the end leaves most of them readable.
+_MANY = [{"id": f"n{i}", "text": f"نص الخبر رقم {i * 7919 % 100003} عن {i * 104729 % 1000003}."} for i in range(3000)]
+
+
+def test_not_gzip(tmp_path: Path, extensions: list[str]) -> None:
     path = tmp_path / "feed.jsonl.gz"
-    path.write_bytes(payload())
+    path.write_bytes(b"this is not gzip at all\n")
     with pytest.raises(UnreadableFile, match="gzip"):
         read_file(path, extensions, MAX)
     reads, skips = _outcomes([path], extensions)
     assert reads == []
     assert len(skips) == 1 and skips[0].path == str(path) and skips[0].error
-    assert "gzip" in skips[0].reason
+    assert "gzip" in skips[0].reason and "after line" not in skips[0].reason
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(lambda: gzip.compress(_jsonl(_MANY))[:-200], id="truncated"),
+        pytest.param(lambda: gzip.compress(_jsonl(_MANY))[:-8] + b"\x00" * 8, id="bad-crc"),
+    ],
+)
+def test_damaged_gzip_keeps_the_records_before_the_damage(tmp_path: Path, extensions: list[str], payload) -> None:
+    """An archive is streamed: records read before the damage are good and kept; the file is
+    reported with where the damage was found."""
+    path = tmp_path / "feed.jsonl.gz"
+    path.write_bytes(payload())
+    with pytest.raises(UnreadableFile, match="gzip"):
+        read_file(path, extensions, MAX)
+    reads, skips = _outcomes([path], extensions)
+    assert len(reads) == 1 and len(reads[0].articles) > len(_MANY) // 2
+    assert [a.doc_id for a in reads[0].articles] == [r["id"] for r in _MANY][: len(reads[0].articles)]
+    assert len(skips) == 1 and skips[0].path == str(path) and skips[0].error
+    assert "gzip" in skips[0].reason and "after line" in skips[0].reason
+
+
+def test_jsonl_archive_is_streamed_with_records_over_the_limit_skipped(tmp_path: Path, extensions: list[str]) -> None:
+    """max_bytes bounds one record of a JSON Lines file, not the archive."""
+    path = tmp_path / "archive.jsonl.gz"
+    big = {"id": "big", "text": "نص طويل " * 200}
+    path.write_bytes(gzip.compress(_jsonl(RECORDS * 20 + [big])))
+    result = read_file(path, extensions, max_bytes=1000)
+    assert len(result.articles) == len(RECORDS) * 20
+    assert [s.path for s in result.skipped] == [f"{path}:{len(RECORDS) * 20 + 1}"]
+    assert "limit" in result.skipped[0].reason
+
+
+def test_jsonl_bad_utf8_line_after_good_ones_is_skipped(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "feed.jsonl"
+    bad = json.dumps({"id": "a", "text": "نص"}, ensure_ascii=False).encode("cp1256") + b"\n"
+    path.write_bytes(_jsonl(RECORDS[:1]) + bad + _jsonl(RECORDS[1:2]))
+    result = read_file(path, extensions, MAX)
+    assert [a.doc_id for a in result.articles] == ["enab-1", "42"]
+    assert [s.path for s in result.skipped] == [f"{path}:2"] and "UTF-8" in result.skipped[0].reason
 
 
 # A valid gzip header followed by a deflate stream with an invalid block type: zlib.error.

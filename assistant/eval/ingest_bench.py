@@ -1,0 +1,120 @@
+"""Ingest throughput against the embedder's own ceiling (``assistant bench ingest``).
+
+Ingests the first N articles of a JSON Lines archive into a throwaway store through the product's
+own path (``Assistant.ingest_articles``: read → clean → chunk → look up → embed → Chroma → BM25),
+then embeds the same chunk texts again with nothing else running: the embedder's ceiling. On a
+CPU the embedder is the wall, so ingest words/s over ceiling words/s says how much the rest of the
+pipeline costs. "Words" are the whitespace-separated words of the texts given to the embedder
+(title line plus passage), the same texts in both measurements.
+
+The ceiling can be measured on a systematic sample of the chunks (every k-th text) to save time;
+the report says which share. The embedding model is loaded before either clock starts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import resource
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from assistant.assistant import Assistant
+from assistant.config import Settings
+from assistant.eval.archive import archive_articles, folder_mb, machine
+from assistant.ingest import prepare
+from assistant.store import indexed_text
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def run_ingest_bench(
+    settings: Settings,
+    data: Path,
+    limit: int | None,
+    ceiling_share: float = 0.25,
+    keep: Path | None = None,
+    progress: bool = False,
+    stop: threading.Event | None = None,
+) -> dict:
+    """``keep``: build the store in this folder and leave it (e.g. for ``bench retrieval``);
+    otherwise a temporary folder is removed at the end."""
+    folder = keep or Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    if keep and keep.exists():
+        shutil.rmtree(keep)
+    store = {"mode": "persistent", "path": folder / "chroma", "lexical_cache": folder / "lexical", "collection": "bench-ingest"}
+    settings = settings.model_copy(update={"store": settings.store.model_copy(update=store)})
+    assistant = Assistant(settings)
+    try:
+        assistant.embedder.embed_passages(["warm-up"])  # the model loads before the clock starts
+        articles = list(itertools.islice(archive_articles(data, settings), limit)) if limit else None
+        report = assistant.ingest_articles(
+            articles if articles is not None else archive_articles(data, settings), progress=progress, stop=stop, total=limit
+        )
+        rss = peak_rss_mb()
+        store_mb = folder_mb(folder)
+
+        # The same texts the ingest embedded (preparing is deterministic), words counted alike.
+        written = set(report.added) | set(report.replaced)
+        source = articles if articles is not None else archive_articles(data, settings)
+        texts = []
+        for article in source:
+            prepared = prepare(article, settings) if article.doc_id in written else None
+            if prepared is not None:
+                texts += [indexed_text(prepared.meta["title"], c.text, settings.embedding.include_title) for c in prepared.chunks]
+        words = sum(len(t.split()) for t in texts)
+        step = max(1, round(1 / ceiling_share))
+        sample = texts[::step]
+        started = time.perf_counter()
+        for i in range(0, len(sample), settings.embedding.batch_size):
+            assistant.embedder.embed_passages(sample[i : i + settings.embedding.batch_size])
+        ceiling_seconds = time.perf_counter() - started
+    finally:
+        if keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    seconds = report.seconds
+    ceiling = sum(len(t.split()) for t in sample) / ceiling_seconds if ceiling_seconds else 0.0
+    stages = dict(report.stage_seconds)
+    stages["other"] = max(0.0, seconds - sum(stages.values()))
+    words_per_s = words / seconds if seconds else 0.0
+    return {
+        "data": str(data),
+        "articles": len(written),
+        "chunks": report.chunks_written,
+        "words": words,
+        "seconds": round(seconds, 2),
+        "articles_per_s": round(len(written) / seconds, 3) if seconds else 0.0,
+        "chunks_per_s": round(report.chunks_written / seconds, 3) if seconds else 0.0,
+        "words_per_s": round(words_per_s, 1),
+        "ceiling_words_per_s": round(ceiling, 1),
+        "ceiling_sample": {"chunks": len(sample), "share": round(len(sample) / len(texts), 3) if texts else 0.0,
+                           "seconds": round(ceiling_seconds, 2)},
+        "ratio": round(words_per_s / ceiling, 3) if ceiling else 0.0,
+        "peak_rss_mb": round(rss, 1),
+        "store_mb": round(store_mb, 1),
+        "stages": {name: {"seconds": round(s, 2), "share": round(s / seconds, 4) if seconds else 0.0} for name, s in stages.items()},
+        "interrupted": report.interrupted,
+        "skipped": len(report.skipped),
+        "machine": machine(),
+        "embedding": {"model": assistant.embedder.model_id, "batch_size": settings.embedding.batch_size},
+    }
+
+
+def format_ingest_table(result: dict) -> str:
+    lines = [
+        f"{result['articles']} articles, {result['chunks']} chunks, {result['words']} words in {result['seconds']:.1f} s",
+        f"  {result['articles_per_s']:.2f} articles/s, {result['chunks_per_s']:.2f} chunks/s, {result['words_per_s']:.0f} words/s",
+        f"  embedder ceiling: {result['ceiling_words_per_s']:.0f} words/s "
+        f"(on {result['ceiling_sample']['chunks']} chunks, {result['ceiling_sample']['share']:.0%} of them)",
+        f"  ratio (ingest / ceiling): {result['ratio']:.3f}",
+        f"  peak RSS {result['peak_rss_mb']:.0f} MB, store {result['store_mb']:.1f} MB on disk",
+        "  time per stage:",
+    ]
+    for name, stage in sorted(result["stages"].items(), key=lambda kv: -kv[1]["seconds"]):
+        lines.append(f"    {name:<8} {stage['seconds']:9.2f} s  {stage['share']:6.1%}")
+    return "\n".join(lines)

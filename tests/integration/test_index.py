@@ -17,7 +17,7 @@ from assistant.errors import IndexMismatchError
 from assistant.ingest import prepare
 from assistant.models import Article
 from assistant.read import read_file
-from assistant.store import ArticleChunks, indexed_text
+from assistant.store import ArticleChunks, Index, indexed_text
 from assistant.store.lexical import LexicalIndex
 
 from .helpers import FAKE_MODEL, ollama_overrides
@@ -348,3 +348,12 @@ def test_passage_offsets_point_into_the_cleaned_article(seeded_settings_factory)
     for stored in assistant.index.vectors.iter_chunks():
         doc = stored.meta["doc_id"]
         assert stored.text == cleaned[doc][stored.meta["start"] : stored.meta["end"]], stored.chunk_id
+
+
+def test_configured_ef_search_applies_to_an_existing_index(settings_factory):
+    """Chroma keeps the ef_search a collection was created with; the configured one must win."""
+    created = Index(settings_factory(store={"hnsw_ef_search": 20}), "test-model")
+    assert created.vectors.collection.configuration["hnsw"]["ef_search"] == 20
+    reopened = Index(settings_factory(store={"hnsw_ef_search": 300}), "test-model")
+    assert reopened.vectors.collection.configuration["hnsw"]["ef_search"] == 300
+    assert Index(settings_factory(store={"hnsw_ef_search": 300}), "test-model").vectors.collection.configuration["hnsw"]["ef_search"] == 300

@@ -113,6 +113,10 @@ def test_times_every_retriever_checks_hnsw_and_reuses_the_cached_index(
     assert [s["ef_search"] for s in result["ef_search_sweep"]] == [settings.store.hnsw_ef_search]
     assert set(result["machine"]) >= {"cpus", "platform", "python"}
     assert 0 < result["query_embedding"]["p50_ms"] <= result["query_embedding"]["p95_ms"]
+    # A new article, ingested by `assistant ingest` in a new process, is found by both retrievers
+    # (and removed again: the index below still holds exactly N chunks).
+    fresh = index_info["fresh_article"]
+    assert fresh["ingest_s"] > 0 and fresh["found_in_top_10"] == {"dense": True, "bm25": True}
 
     # The index really holds N chunks of whole articles, the last one cut and still complete.
     folder = Path(index_info["path"])
@@ -135,7 +139,7 @@ def test_times_every_retriever_checks_hnsw_and_reuses_the_cached_index(
         [
             "--config", str(tmp_path / "config.yaml"), "bench", "retrieval", "--data", str(archive), "--chunks", str(N_CHUNKS),
             "--real", str(REAL), "--questions-per-language", str(PER_LANGUAGE), "--questions-dir", str(XQUAD),
-            "--cache", str(cache), "--ef-search", "10,200", "--json", str(out),
+            "--cache", str(cache), "--ef-search", "10,200", "--no-fresh", "--json", str(out),
         ]
     )  # fmt: skip
 
@@ -145,7 +149,7 @@ def test_times_every_retriever_checks_hnsw_and_reuses_the_cached_index(
     again = json.loads(out.read_text(encoding="utf-8"))
     (index_again,) = again["index"]
     assert index_again["reused"] and index_again["passages_embedded"] == 0 and passages_embedded == []
-    assert index_again["path"] == str(folder)
+    assert index_again["path"] == str(folder) and "fresh_article" not in index_again
     sweep = {s["ef_search"]: s for s in again["ef_search_sweep"]}
     assert set(sweep) == {10, 200} and all(0 <= s["ann_recall_at_10"] <= 1 for s in sweep.values())
     assert sweep[200]["ann_recall_at_10"] >= 0.9

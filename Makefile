@@ -26,7 +26,7 @@ chat: install seed-index
 	$(BIN)/assistant chat
 
 seed-index: install
-	@$(BIN)/python -c "from assistant import Assistant; import sys; sys.exit(Assistant.from_config().status().chunks == 0)" \
+	@$(BIN)/python -c "from assistant import Assistant; import sys; sys.exit(Assistant.from_config().chunk_count() == 0)" \
 		|| $(BIN)/assistant ingest seeds/
 
 test: install
@@ -65,7 +65,7 @@ bench-ingest: install
 	$(BIN)/assistant bench ingest --data $(ARCHIVE) --limit 2000 --keep out/bench-ingest-2000 --json out/bench-ingest-2000.json
 
 bench-retrieval: install
-	$(BIN)/assistant bench retrieval --data $(ARCHIVE) --chunks 10000 100000 \
+	$(BIN)/assistant bench retrieval --data $(ARCHIVE) --chunks 10000 100000 --ef-search 100,200,400,800,1600 \
 		--reuse-store out/bench-ingest-2000/chroma --reuse-collection bench-ingest --json out/bench-retrieval.json
 
 # Wall time of `assistant search`, process start included, on the seed index (5 runs).

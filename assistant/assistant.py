@@ -112,8 +112,10 @@ class Assistant:
         return resolved.label + (f" — {resolved.note}" if resolved.note else "")
 
     def warm_up(self) -> None:
-        """Open the index and load the embedding model now, not at the first question."""
-        self.status()
+        """Open the index (Chroma and BM25) and load the embedding model now, not at the first
+        question. No scan of every chunk: that grows with the archive."""
+        self.chunk_count()
+        self.index.lexical()
         self.embedder.embed_queries(["warm-up"])
 
     def translate_query(self, question: str) -> str | None:

@@ -310,7 +310,7 @@ def cmd_bench_latency(args: argparse.Namespace) -> int:
         print("--limit must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     assistant = _assistant(args, check_llm=True)
-    if assistant.status().chunks == 0:
+    if assistant.chunk_count() == 0:
         print("the index is empty: index articles first (assistant ingest seeds/)", file=sys.stderr)
         return EXIT_ERROR
     dataset = Path(args.dataset or assistant.settings.resolve(assistant.settings.eval.dataset))

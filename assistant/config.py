@@ -56,7 +56,7 @@ class StoreSettings(Section):
     port: int = Field(default=8000, ge=1, le=65535)
     collection: str = Field(default="arabic-news", min_length=3, max_length=512)
     # Chroma's default ef_search=100 loses recall on large collections.
-    hnsw_ef_search: int = Field(default=200, ge=10)
+    hnsw_ef_search: int = Field(default=800, ge=10)
     hnsw_ef_construction: int = Field(default=200, ge=10)
     # Where the BM25 index is cached; it is rebuilt from Chroma whenever Chroma changed.
     lexical_cache: Path = Path("data/lexical")

@@ -225,7 +225,8 @@ class _IngestRun:
         self.report.chunks_written += len(texts)
         new_ids = {c.chunk_id for a in articles for c in a.chunks}
         self.report.chunks_deleted += sum(1 for cid in stale if cid not in new_ids)
-        self.bar.set_postfix(chunks=self.report.chunks_written, refresh=False)
+        elapsed = time.perf_counter() - self.started
+        self.bar.set_postfix_str(f"chunks={self.report.chunks_written}, {self.report.chunks_written / elapsed:.1f} chunks/s", refresh=False)
         self.bar.update(len(batch))
 
     def save(self) -> None:

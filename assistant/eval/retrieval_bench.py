@@ -40,11 +40,12 @@ are not about the archive: they time retrieval and probe the vector space with r
 English questions never reach BM25 (no Arabic words) and return at once: hence the per-language
 figures.
 
-ef_search: Chroma 1.5 stores a new value with ``collection.modify(configuration={"hnsw":
-{"ef_search": X}})``, but a process that has loaded the HNSW index keeps searching with the value
-it loaded until every client of that store is closed (measured: recall did not move in-process;
-it did after closing the clients). So each value is set, every client closed, and the store
-reopened by a fresh ``Assistant``; the configured value is restored at the end.
+ef_search: Chroma 1.5 keeps the value a collection was created with; the product's store applies
+the configured ``store.hnsw_ef_search`` when it opens the collection, and a process that has
+loaded the HNSW index keeps searching with the value it loaded until every client of that store is
+closed (measured: recall did not move in-process; it did after closing the clients). So for each
+value every client is closed and the store reopened by a fresh ``Assistant`` configured with it;
+the configured value is restored at the end.
 
 Cache: ``<cache_root>/<key>/`` holds the Chroma store, the BM25 cache, ``vectors.npy`` and
 ``ids.json`` (all N vectors, in chunk order, for the exact search) and, once finished, the marker
@@ -79,7 +80,6 @@ from assistant.eval.metrics import mean, median, percentile
 from assistant.eval.squad import load_squad
 from assistant.ingest import WRITE_BATCH, prepare
 from assistant.store import ArticleChunks, Index, indexed_text
-from assistant.store.chroma import connect
 
 DEFAULT_CACHE = Path("out/bench-retrieval")
 RETRIEVERS = ("dense", "bm25", "hybrid")
@@ -319,7 +319,8 @@ def cache_key(settings: Settings, data: Path, n_chunks: int, recipe: dict) -> di
         "chunks": n_chunks,
         **_text_shaping(settings),
         "embedding_model": model_id_for(settings.embedding),
-        "hnsw": {"ef_search": s.hnsw_ef_search, "ef_construction": s.hnsw_ef_construction},
+        # ef_search is applied when the store is opened, so it does not change what is built.
+        "hnsw": {"ef_construction": s.hnsw_ef_construction},
         "recipe": recipe,
     }
 
@@ -473,17 +474,15 @@ def _close(assistant: Assistant | None) -> None:
 
 
 def open_at_ef_search(settings: Settings, ef_search: int) -> tuple[Assistant, dict]:
-    """A fresh Assistant on the bench store, searching with ``ef_search``, and the collection's
-    HNSW configuration. Every other client of the store must be closed (see module doc)."""
-    client = connect(settings)
-    try:
-        collection = client.get_collection(settings.store.collection, embedding_function=None)
-        if (collection.configuration.get("hnsw") or {}).get("ef_search") != ef_search:
-            collection.modify(configuration={"hnsw": {"ef_search": ef_search}})
-        hnsw = dict(client.get_collection(settings.store.collection, embedding_function=None).configuration.get("hnsw") or {})
-    finally:
-        client.close()
-    return Assistant(settings), hnsw
+    """A fresh Assistant on the bench store, searching with ``ef_search`` (the store applies its
+    configured value when it opens the collection), and the collection's HNSW configuration.
+    Every other client of the store must be closed first (see module doc)."""
+    settings = settings.model_copy(update={"store": settings.store.model_copy(update={"hnsw_ef_search": ef_search})})
+    assistant = Assistant(settings)
+    hnsw = dict(assistant.index.vectors.collection.configuration.get("hnsw") or {})
+    if hnsw.get("ef_search") != ef_search:
+        raise RuntimeError(f"the bench store did not take ef_search {ef_search}: {hnsw}")
+    return assistant, hnsw
 
 
 def time_searches(assistant: Assistant, questions: list[Question], mode: str, progress: bool, label: str) -> dict:
@@ -622,7 +621,9 @@ def fresh_article(settings: Settings, folder: Path, data: Path, indexed_docs: se
     index, as a user runs it (a new process, wall time from its start), then `assistant search`
     with its title, dense and BM25, in new processes. The article is removed again afterwards, so
     the cached index keeps its content."""
-    article = next(a for a in archive_articles(data, settings) if a.doc_id not in indexed_docs and a.title)
+    article = next(
+        a for a in archive_articles(data, settings) if a.doc_id not in indexed_docs and a.title and prepare(a, settings) is not None
+    )
     bench = store_settings(settings, folder)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
     env.update(

@@ -14,6 +14,7 @@ Chroma and the save), it is brought up to date from Chroma: only chunks it lacks
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -65,6 +66,8 @@ class Index:
         self.vectors = ChromaStore(settings, embedding_model)
         self._lexical: LexicalIndex | None = None
         self._lexical_generation: int | None = None  # the Chroma generation _lexical matches
+        # The BM25 index is updated in place: one thread at a time (the UI serves several).
+        self._lexical_lock = threading.RLock()
 
     # --- state -------------------------------------------------------------------------------
     def doc_states(self, doc_ids: Iterable[str] | None = None) -> dict[str, DocState]:
@@ -189,19 +192,21 @@ class Index:
     def _follow(self, first: int, last: int, removed: list[str], ids: list[str], versions: list[str], texts: list[str]) -> None:
         """Apply this process's write to the BM25 index in memory, if no other write came between
         (else it is left stale, and brought up to date from Chroma when next needed)."""
-        if self._lexical is not None and self._lexical_generation == first - 1 and last == first + 1:
-            self._lexical.remove(removed)
-            self._lexical.add(ids, versions, texts)
-            self._lexical_generation = last
-        else:
-            self._lexical_generation = None  # stale: the next lexical() catches it up from Chroma
+        with self._lexical_lock:
+            if self._lexical is not None and self._lexical_generation == first - 1 and last == first + 1:
+                self._lexical.remove(removed)
+                self._lexical.add(ids, versions, texts)
+                self._lexical_generation = last
+            else:
+                self._lexical_generation = None  # stale: the next lexical() catches it up from Chroma
 
     # --- search ------------------------------------------------------------------------------
     def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
         return self.vectors.query(vector, k)
 
     def lexical_search(self, query: str, k: int) -> list[tuple[str, float]]:
-        return self.lexical().search(query, k)
+        with self._lexical_lock:
+            return self.lexical().search(query, k)
 
     def fetch(self, chunk_ids: list[str]) -> dict[str, StoredChunk]:
         return self.vectors.get(chunk_ids)
@@ -224,28 +229,29 @@ class Index:
     def lexical(self) -> LexicalIndex:
         """The BM25 index for the collection as it is now: in memory, the saved snapshot, or either
         brought up to date from Chroma (then saved)."""
-        generation = self.vectors.generation
-        if self._lexical is not None and self._lexical_generation == generation:
+        with self._lexical_lock:
+            generation = self.vectors.generation
+            if self._lexical is not None and self._lexical_generation == generation:
+                return self._lexical
+            r = self.settings.retrieval
+            wanted = self._lexical_state(generation)
+            loaded = LexicalIndex.load(self._lexical_folder, r.bm25_k1, r.bm25_b)
+            if loaded is not None and loaded[1] == wanted:
+                self._lexical, self._lexical_generation = loaded[0], generation
+                return self._lexical
+            # Stale: start from what is closest (this process's index, else the snapshot of the same
+            # collection, else nothing) and fetch only what changed.
+            same_collection = {k: v for k, v in wanted.items() if k != "generation"}
+            if self._lexical is not None:
+                base = self._lexical
+            elif loaded is not None and {k: v for k, v in loaded[1].items() if k != "generation"} == same_collection:
+                base = loaded[0]
+            else:
+                base = LexicalIndex(r.bm25_k1, r.bm25_b)
+            self._lexical = self._catch_up(base)
+            self._lexical_generation = generation
+            self.save_lexical()
             return self._lexical
-        r = self.settings.retrieval
-        wanted = self._lexical_state(generation)
-        loaded = LexicalIndex.load(self._lexical_folder, r.bm25_k1, r.bm25_b)
-        if loaded is not None and loaded[1] == wanted:
-            self._lexical, self._lexical_generation = loaded[0], generation
-            return self._lexical
-        # Stale: start from what is closest (this process's index, else the snapshot of the same
-        # collection, else nothing) and fetch only what changed.
-        same_collection = {k: v for k, v in wanted.items() if k != "generation"}
-        if self._lexical is not None:
-            base = self._lexical
-        elif loaded is not None and {k: v for k, v in loaded[1].items() if k != "generation"} == same_collection:
-            base = loaded[0]
-        else:
-            base = LexicalIndex(r.bm25_k1, r.bm25_b)
-        self._lexical = self._catch_up(base)
-        self._lexical_generation = generation
-        self.save_lexical()
-        return self._lexical
 
     def _catch_up(self, index: LexicalIndex) -> LexicalIndex:
         in_chroma: set[str] = set()
@@ -267,5 +273,6 @@ class Index:
 
     def save_lexical(self) -> None:
         """Save the BM25 index with the generation it matches (a stale one is caught up on load)."""
-        if self._lexical is not None and self._lexical_generation is not None:
-            self._lexical.save(self._lexical_folder, self._lexical_state(self._lexical_generation))
+        with self._lexical_lock:
+            if self._lexical is not None and self._lexical_generation is not None:
+                self._lexical.save(self._lexical_folder, self._lexical_state(self._lexical_generation))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -180,6 +181,9 @@ class LexicalIndex:
                 doc_len=self.doc_len, alive=self.alive, indptr=self._indptr, rows=self._rows, tf=self._tf,
             )
         os.replace(tmp, folder / SNAPSHOT)
+        for legacy in ("ids.json", "state.json"):  # the bm25s cache of earlier versions
+            (folder / legacy).unlink(missing_ok=True)
+        shutil.rmtree(folder / "bm25", ignore_errors=True)
 
     @classmethod
     def load(cls, folder: Path, k1: float, b: float) -> tuple["LexicalIndex", dict] | None:

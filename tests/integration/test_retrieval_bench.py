@@ -156,6 +156,6 @@ def test_times_every_retriever_checks_hnsw_and_reuses_the_cached_index(
     # The sweep leaves the cached index at the configured ef_search, as its cache key says.
     client = connect(store_settings(settings, folder))
     try:
-        assert client.get_collection(COLLECTION).configuration["hnsw"]["ef_search"] == settings.store.hnsw_ef_search == 200
+        assert client.get_collection(COLLECTION).configuration["hnsw"]["ef_search"] == settings.store.hnsw_ef_search == 800
     finally:
         client.close()

@@ -1,0 +1,70 @@
+"""`assistant bench ingest` on a small archive: the real pipeline, the real embedder, twice."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import tempfile
+from pathlib import Path
+
+from assistant.cli import main
+from assistant.eval.ingest_bench import run_ingest_bench
+from assistant.store import Index
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _archive(path: Path, n: int) -> Path:
+    paragraphs = [
+        line.strip() for p in sorted((REPO / "seeds").glob("*.txt")) for line in p.read_text(encoding="utf-8").splitlines()[1:] if len(line) > 80
+    ]
+    records = [{"id": f"a{i}", "title": f"خبر {i}", "text": paragraphs[i % len(paragraphs)]} for i in range(n)]
+    records.insert(3, {"id": "broken"})  # skipped by the reader, as ingest would
+    path.write_bytes(gzip.compress("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")))
+    return path
+
+
+def test_ingest_bench_reports_throughput_against_the_ceiling(settings_factory, tmp_path):
+    archive = _archive(tmp_path / "archive.jsonl.gz", 14)
+    settings = settings_factory()
+    kept = tmp_path / "kept"
+
+    result = run_ingest_bench(settings, archive, limit=10, ceiling_share=1.0, keep=kept)
+
+    assert result["articles"] == 10 and result["chunks"] >= 10 and not result["interrupted"]
+    assert result["words"] > result["chunks"]
+    assert result["ceiling_sample"]["chunks"] == result["chunks"] and result["ceiling_sample"]["share"] == 1.0
+    assert 0 < result["ratio"] <= 1.5 and result["words_per_s"] > 0 and result["ceiling_words_per_s"] > 0
+    assert result["peak_rss_mb"] > 50 and result["store_mb"] > 0
+    stages = result["stages"]
+    assert {"read", "prepare", "lookup", "embed", "store", "lexical", "other"} <= set(stages)
+    assert abs(sum(s["seconds"] for s in stages.values()) - result["seconds"]) < 0.05
+    assert max(stages, key=lambda name: stages[name]["seconds"]) == "embed"
+
+    # --keep leaves the store: the first 10 articles, whole, in Chroma and BM25 alike.
+    kept_settings = settings.model_copy(
+        update={"store": settings.store.model_copy(update={"path": kept / "chroma", "lexical_cache": kept / "lexical", "collection": "bench-ingest"})}
+    )
+    index = Index(kept_settings, result["embedding"]["model"])
+    documents = index.documents()
+    assert sorted(d.doc_id for d in documents) == sorted(f"a{i}" for i in range(10)) and all(d.complete for d in documents)
+    assert sorted(index.lexical().chunk_ids) == sorted(c.chunk_id for c in index.vectors.iter_chunks(with_text=False))
+
+
+def test_ingest_bench_cli_writes_json_and_removes_its_store(config_factory, tmp_path, capsys, monkeypatch):
+    archive = _archive(tmp_path / "archive.jsonl.gz", 6)
+    config = config_factory()
+    out = tmp_path / "bench.json"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the throwaway store is made
+
+    code = main(["--config", str(config), "bench", "ingest", "--data", str(archive), "--ceiling-share", "0.5", "--json", str(out)])
+
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "ratio (ingest / ceiling)" in printed and "embedder ceiling" in printed
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["articles"] == 6 and result["ceiling_sample"]["share"] <= 0.6
+    assert list(scratch.iterdir()) == []  # the throwaway store went with the run
+    assert main(["--config", str(config), "bench", "ingest", "--data", str(tmp_path / "missing.jsonl")]) == 2

@@ -1,9 +1,11 @@
 """An archive of a few hundred articles through `assistant ingest`: Ctrl-C halfway, resume, rerun.
 
-The archive is a .jsonl.gz of ~240 articles. By default they are built from the seeds' paragraphs
-(two per article, each with its own title), so the test needs nothing outside the repository.
-Set ASSISTANT_TEST_ARCHIVE to a JSON Lines archive of real news (e.g. the ANT corpus) to run it
-on its first articles instead (their texts cut to ~500 characters, to keep embedding short).
+The archive is a .jsonl.gz of 200 articles, ~3 chunks each, so that the ingest writes three
+batches: Ctrl-C comes once the first is written, the second finishes, the rest is left. By default
+the articles are built from the seeds' paragraphs (five per article, each article with its own
+title), so the test needs nothing outside the repository. Set ASSISTANT_TEST_ARCHIVE to a JSON
+Lines archive of real news (e.g. the ANT corpus) to run it on its first articles instead (their
+texts cut to ~1,500 characters, to keep embedding short).
 
 Checks: the interrupted run exits 130 with every written article whole; the rerun embeds only
 what was missing; a third run changes nothing; Chroma and BM25 hold the same chunks, and every
@@ -30,8 +32,8 @@ from assistant.config import load_settings
 from .helpers import cli_env
 
 REPO = Path(__file__).resolve().parents[2]
-ARTICLES = 240
-TEXT_CHARS = 500
+ARTICLES = 200
+TEXT_CHARS = 1500
 
 
 def _seed_articles() -> list[dict]:
@@ -45,7 +47,7 @@ def _seed_articles() -> list[dict]:
         {
             "id": f"synthetic-{i:03d}",
             "title": f"خبر رقم {i}: " + " ".join(paragraphs[i % len(paragraphs)].split()[:6]),
-            "text": paragraphs[i % len(paragraphs)] + "\n" + paragraphs[(i * 7 + 3) % len(paragraphs)],
+            "text": "\n".join(paragraphs[(i * 7 + k * 3) % len(paragraphs)] for k in range(5)),
         }
         for i in range(ARTICLES)
     ]

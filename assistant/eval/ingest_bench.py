@@ -23,6 +23,7 @@ from pathlib import Path
 
 from assistant.assistant import Assistant
 from assistant.config import Settings
+from assistant.errors import InputError
 from assistant.eval.archive import archive_articles, folder_mb, machine
 from assistant.ingest import prepare
 from assistant.store import indexed_text
@@ -45,6 +46,9 @@ def run_ingest_bench(
     otherwise a temporary folder is removed at the end."""
     folder = keep or Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     if keep and keep.exists():
+        # Only an earlier bench store is replaced: never a folder that holds anything else.
+        if not {p.name for p in keep.iterdir()} <= {"chroma", "lexical"}:
+            raise InputError(f"--keep {keep}: the folder exists and is not an earlier bench store; give a new or empty one")
         shutil.rmtree(keep)
     store = {"mode": "persistent", "path": folder / "chroma", "lexical_cache": folder / "lexical", "collection": "bench-ingest"}
     settings = settings.model_copy(update={"store": settings.store.model_copy(update=store)})

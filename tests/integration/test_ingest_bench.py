@@ -7,7 +7,10 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from assistant.cli import main
+from assistant.errors import InputError
 from assistant.eval.ingest_bench import run_ingest_bench
 from assistant.store import Index
 
@@ -49,6 +52,14 @@ def test_ingest_bench_reports_throughput_against_the_ceiling(settings_factory, t
     documents = index.documents()
     assert sorted(d.doc_id for d in documents) == sorted(f"a{i}" for i in range(10)) and all(d.complete for d in documents)
     assert sorted(index.lexical().chunk_ids) == sorted(c.chunk_id for c in index.vectors.iter_chunks(with_text=False))
+
+    # A folder that is not an earlier bench store is never deleted.
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(InputError, match="not an earlier bench store"):
+        run_ingest_bench(settings, archive, limit=1, keep=precious)
+    assert (precious / "notes.txt").read_text(encoding="utf-8") == "keep me"
 
 
 def test_ingest_bench_cli_writes_json_and_removes_its_store(config_factory, tmp_path, capsys, monkeypatch):

@@ -11,7 +11,9 @@ three decisions are made in code, not left to the model:
   call cheap afterwards), ``model_refusal_gate`` (the model said so itself) and ``support_gate``
   (no shown passage supports the answer; with ``answer.strict_support`` only what the answer
   adds to the question counts);
-- language: an answer in the wrong language is translated back by the model;
+- language: an answer in the wrong language is translated back by the model. A question in another
+  language (``arabic.other_language``: French, Persian, ...) still gets an answer when the passages
+  allow, in Arabic or English by its script, with a note; its refusal says which languages are answered;
 - citations: markers are validated and, when missing, attached by matching (see cite.py).
 The streamed deltas are the model's raw text; the final ``Answer.text`` is authoritative.
 """
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.arabic import detect_language, lexical_tokens, normalize
+from assistant.arabic import detect_language, lexical_tokens, normalize, other_language
 from assistant.chunk import sentence_spans
 from assistant.cite import Cited, answer_support, cite, strip_markers, to_citation
 from assistant.config import AnswerSettings
@@ -33,7 +35,7 @@ from assistant.embed import Embedder
 from assistant.llm import ChatBackend, Message, ResolvedBackend
 from assistant.models import Answer, Passage, Timings
 from assistant.prompts import LANGUAGE_NAMES, Prompts
-from assistant.retrieve import Retriever, check_question
+from assistant.retrieve import Retriever, check_question, clean_question
 
 History = list[dict] | list[tuple[str, str]] | None
 
@@ -48,8 +50,9 @@ class Turn:
     """One question on its way to an ``Answer``: what each step has learned so far."""
 
     question: str  # standalone: a follow-up is condensed with the history
-    language: str  # the question's, and so the answer's
+    language: str  # the question's, and so the answer's: "ar" or "en"
     started: float
+    asked_in: str | None = None  # the language the question is in, when neither Arabic nor English
     notes: list[str] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)
     retrieval_ms: float = 0.0
@@ -79,7 +82,7 @@ class Answerer:
         if refusal is None and self.llm is not None and self.settings.min_answerable > 0:
             refusal = self.evidence_gate(self.check_evidence(turn))
         if refusal is not None:  # refused before any text was generated: the refusal is the text
-            yield self.refusal(turn.language)
+            yield self.refusal_text(turn)
             yield self.refuse(turn, refusal)
             return
 
@@ -117,7 +120,10 @@ class Answerer:
         question = check_question(question, self.retriever.settings.max_question_chars)
         standalone = self.condense(question, _history_messages(history)) if history else question
         notes = [self.resolved.note] if self.resolved.note else []
-        return Turn(question=standalone, language=detect_language(question), started=started, notes=notes)
+        language, asked_in = detect_language(question), other_language(question)
+        if asked_in:  # still answered from the passages, in the supported language closest in script
+            notes.append(f"the question looks {asked_in}; the assistant answers in Arabic and English, here in {LANGUAGE_NAMES[language]}")
+        return Turn(question=standalone, language=language, started=started, notes=notes, asked_in=asked_in)
 
     def check_evidence(self, turn: Turn) -> float:
         """The model's P(the passages state the answer), kept in the turn and its notes."""
@@ -152,9 +158,15 @@ class Answerer:
     def refusal(self, language: str) -> str:
         return self.prompts.localized("refusal", language)
 
+    def refusal_text(self, turn: Turn) -> str:
+        """The refusal the user reads; for a question in another language it also says which
+        languages the assistant answers in (the model's prompt keeps the plain sentence)."""
+        refusal = self.refusal(turn.language)
+        return f"{refusal} {self.prompts.localized('languages', turn.language)}" if turn.asked_in else refusal
+
     def refuse(self, turn: Turn, reason: str) -> Answer:
         turn.notes.append(reason)
-        return self.finish(turn, self.refusal(turn.language), refused=True)
+        return self.finish(turn, self.refusal_text(turn), refused=True)
 
     def finish(self, turn: Turn, text: str, citations=(), refused: bool = False) -> Answer:
         return Answer(
@@ -193,10 +205,12 @@ class Answerer:
     # --- pieces -------------------------------------------------------------------------------
     def condense(self, question: str, history: list[Message]) -> str:
         """A standalone question: the model's rewrite, or, when it only repeats the question (the
-        1.5B model often does), the previous question followed by this one."""
+        1.5B model often does), the previous question followed by this one. Either stays within
+        ``retrieval.max_question_chars``: the user typed only this question, which passed the check."""
+        limit = self.retriever.settings.max_question_chars
         turns = [m for m in history if m.role in ("user", "assistant")][-2 * self.settings.history_turns :]
         previous = [m.content for m in turns if m.role == "user"]
-        with_context = f"{previous[-1]} {question}" if previous else question
+        with_context = _with_context(previous[-1], question, limit) if previous else question
         if not turns or self.llm is None:
             return with_context
         transcript = "\n".join(f"{m.role}: {strip_markers(m.content)}" for m in turns)
@@ -204,7 +218,7 @@ class Answerer:
         lines = rewritten.strip().strip('"«»').splitlines()
         rewritten = lines[0].strip() if lines else ""
         unchanged = _norm_words(rewritten) == _norm_words(question)
-        return with_context if len(rewritten) < 3 or unchanged else rewritten
+        return with_context if len(rewritten) < 3 or len(rewritten) > limit or unchanged else rewritten
 
     def passages(self, question: str, language: str, top_k: int | None = None) -> list[Passage]:
         """The passages shown to the model for a standalone question."""
@@ -268,6 +282,17 @@ class Answerer:
         text = f"{self.prompts.localized('extractive', language)} {quoted}"
         numbers = list(dict.fromkeys(n for n, _ in best))
         return text, [to_citation(n, passages[n - 1]) for n in numbers]
+
+
+def _with_context(previous: str, question: str, limit: int) -> str:
+    """The previous question, then this one, in at most ``limit`` characters: the previous one is
+    cut at a word to make room (its start usually names what the follow-up refers to)."""
+    previous = clean_question(previous)
+    room = limit - len(question) - 1
+    if len(previous) > room:
+        cut = previous[: max(room, 0) + 1]
+        previous = cut.rsplit(" ", 1)[0] if " " in cut else cut[:-1]
+    return f"{previous} {question}".strip()
 
 
 def _norm_words(text: str) -> list[str]:

@@ -11,7 +11,11 @@ from nltk.stem.isri import ISRIStemmer
 
 _TASHKEEL = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed]")
 _TATWEEL = "\u0640"
-_BIDI = re.compile("[\u200e\u200f\u061c\ufeff\u202a-\u202e\u2066-\u2069]")
+# Invisible formatting characters. Bidi: LRM, RLM, ALM, the BOM, embeddings, overrides and isolates;
+# zero width: space, non-joiner, joiner, word joiner.
+BIDI_CHARS = "\u200e\u200f\u061c\ufeff\u202a-\u202e\u2066-\u2069"
+ZERO_WIDTH_CHARS = "\u200b-\u200d\u2060"
+_BIDI = re.compile(f"[{BIDI_CHARS}]")
 _TRANSLATE = str.maketrans(
     {
         "أ": "ا",
@@ -52,6 +56,49 @@ def arabic_share(text: str) -> float:
 def detect_language(text: str) -> str:
     """'ar' when most letters are Arabic script, else 'en'."""
     return "ar" if arabic_share(text) >= 0.5 else "en"
+
+
+# Letters of other languages written in Arabic script that Arabic spelling does not use (a Persian
+# keyboard types ک and ی where Arabic has ك and ي). Urdu and Kurdish use the Persian ones too, so
+# their own letters are looked for first.
+_SCRIPT_LETTERS = {"Urdu": "ٹڈڑںے", "Kurdish": "ەێۆڵڕ", "Persian": "پچژگکی"}
+_NON_ARABIC_LETTER = re.compile(f"[{''.join(_SCRIPT_LETTERS.values())}]")
+# Frequent function words of the languages a question in Latin script most likely comes in besides
+# English. Words that also appear in transliterated Arabic names ("al-", "el-") are left out.
+_FUNCTION_WORDS = {
+    language: frozenset(words.split())
+    for language, words in {
+        "English": "the a an of in on at to for and or is are was were be been by with from about after "
+        "what who whom whose which when where why how did does do has have had there it he she they",
+        "French": "le la les un une des du de et est sont qui que quoi quel quelle quels quelles où quand "
+        "comment pourquoi dans sur pour par avec ce cette se il elle ils elles au aux a été",
+        "Spanish": "la los las un una unos del de y es son qué quién quiénes cuál cuándo dónde cómo por para "
+        "con en fue ha se",
+        "German": "der die das ein eine und ist sind wer was wann wo wie warum von mit im auf für den dem des hat wurde",
+        "Italian": "il lo la gli le un una di del della e è sono chi che cosa quando dove come perché per con nel",
+        "Portuguese": "o a os as um uma do da dos das de e é são quem que quando onde como por para com no na foi",
+        "Turkish": "ve bir bu ne kim nerede nasıl neden hangi ile için mi mı mu mü",
+    }.items()
+}
+
+
+def other_language(text: str) -> str | None:
+    """The name of the language other than Arabic and English that ``text`` looks written in, else None.
+
+    A transparent heuristic for short questions: in Arabic script, the letters Arabic does not use
+    (at least two, and a tenth of the letters, so a foreign name in an Arabic question does not
+    count); in Latin script, which language's function words it has most of (a tie is English).
+    Names alone ("Deir ez-Zor", "SDF") have no function words and count as English.
+    """
+    if detect_language(text) == "ar":
+        others = _NON_ARABIC_LETTER.findall(text)
+        if len(others) < 2 or len(others) < 0.1 * len(_ARABIC_LETTER.findall(text)):
+            return None
+        return next(name for name, letters in _SCRIPT_LETTERS.items() if any(c in letters for c in others))
+    words = [w.lower() for w in _WORD.findall(text)]
+    counts = {language: sum(w in vocabulary for w in words) for language, vocabulary in _FUNCTION_WORDS.items()}
+    best = max(counts, key=counts.get)  # dicts keep order: English wins a tie
+    return None if best == "English" or counts[best] == 0 else best
 
 
 _STEMMER = ISRIStemmer()

@@ -17,11 +17,11 @@ from assistant.answer import Answerer, History
 from assistant.config import Settings, load_settings
 from assistant.embed import Embedder, make_embedder, model_id_for
 from assistant.arabic import detect_language
-from assistant.ingest import ingest, ingest_articles
+from assistant.ingest import check_paths, ingest, ingest_articles
 from assistant.llm import Message, resolve_backend
-from assistant.models import Answer, Article, DocumentInfo, IndexStatus, IngestReport, Passage
+from assistant.models import Answer, Article, DocumentInfo, IndexCheck, IndexStatus, IngestReport, Passage
 from assistant.prompts import Prompts
-from assistant.retrieve import Mode, Retriever
+from assistant.retrieve import Mode, Retriever, check_question
 from assistant.store import Index
 from assistant.store.chroma import drop_collection
 
@@ -29,49 +29,68 @@ from assistant.store.chroma import drop_collection
 _INDEX_PARTS = ("index", "retriever", "answerer")
 
 
+class _part(cached_property):
+    """Built once per Assistant even when several threads ask for it at once (Python 3.12 dropped
+    cached_property's lock, and two embedders or indexes on one store must not race)."""
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        with instance._parts_lock:
+            return super().__get__(instance, owner)
+
+
 class Assistant:
     def __init__(self, settings: Settings):
         self.settings = settings
+        self._parts_lock = threading.RLock()  # reentrant: building the answerer builds the retriever
 
     @classmethod
     def from_config(cls, path: str | os.PathLike | None = None, **overrides: Any) -> "Assistant":
         """Load ``config.yaml`` (or ``path`` / $ASSISTANT_CONFIG); ``overrides`` are nested dicts."""
         return cls(load_settings(path, **overrides))
 
-    @cached_property
+    @_part
     def embedder(self) -> Embedder:
         return make_embedder(self.settings.embedding)
 
-    @cached_property
+    @_part
     def index(self) -> Index:
         return Index(self.settings, model_id_for(self.settings.embedding))
 
-    @cached_property
+    @_part
     def retriever(self) -> Retriever:
         return Retriever(self.index, self.embedder, self.settings.retrieval)
 
-    @cached_property
+    @_part
     def answerer(self) -> Answerer:
         return Answerer(self.retriever, self.embedder, resolve_backend(self.settings), self.settings.answer, self.prompts)
 
-    @cached_property
+    @_part
     def prompts(self) -> Prompts:
         folder = self.settings.answer.prompts_dir
         return Prompts(self.settings.resolve(folder) if folder else None)
 
     def stream(self, question: str, history: History = None, top_k: int | None = None) -> Iterator[str | Answer]:
         """Text deltas as the model writes them, then the final ``Answer`` (the authoritative text)."""
+        self._check(question)
         return self.answerer.stream(question, history, top_k)
 
     def ask(self, question: str, history: History = None, top_k: int | None = None) -> Answer:
         """``history``: earlier turns as ``{"role": "user"|"assistant", "content": ...}`` dicts."""
+        self._check(question)
         return self.answerer.ask(question, history, top_k)
+
+    def _check(self, question: str) -> None:
+        # Before the answerer is built: a bad question must not wait for a model to load.
+        check_question(question, self.settings.retrieval.max_question_chars)
 
     def ingest(
         self, paths: list[str | Path], progress: bool = False, rebuild: bool = False, stop: threading.Event | None = None
     ) -> IngestReport:
         """``stop``: set it (e.g. on Ctrl-C) to end the ingest after the batch being written."""
         if rebuild:
+            check_paths(paths, self.settings.ingest.extensions)  # before dropping anything
             self.rebuild()
         return ingest(paths, self.settings, self.index, self.embedder, progress=progress, stop=stop)
 
@@ -83,9 +102,10 @@ class Assistant:
 
     def rebuild(self) -> None:
         """Drop the collection (whatever model built it) and start an empty one."""
-        drop_collection(self.settings)
-        for part in _INDEX_PARTS:
-            self.__dict__.pop(part, None)
+        with self._parts_lock:
+            drop_collection(self.settings)
+            for part in _INDEX_PARTS:
+                self.__dict__.pop(part, None)
 
     def search(
         self, question: str, top_k: int | None = None, mode: Mode | None = None, lexical_query: str | None = None
@@ -99,6 +119,14 @@ class Assistant:
     def status(self, documents: list[DocumentInfo] | None = None) -> IndexStatus:
         """``documents``: the result of ``documents()``, when the caller has it (saves a scan)."""
         return self.index.status(documents)
+
+    def check(self) -> IndexCheck:
+        """Whether Chroma and BM25 hold the same chunks and every article is whole."""
+        return self.index.check()
+
+    def repair_lexical(self) -> None:
+        """Derive the BM25 index again from Chroma, the source of truth."""
+        self.index.rebuild_lexical()
 
     def chunk_count(self) -> int:
         return self.index.vectors.count()

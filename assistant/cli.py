@@ -87,27 +87,47 @@ def cmd_ingest(args: argparse.Namespace) -> int:
               "are not embedded again.", file=sys.stderr)
         return EXIT_INTERRUPTED
     if report.errors:
-        print(f"{len(report.errors)} file(s) or record(s) could not be ingested (see above).", file=sys.stderr)
+        # The rest of the batch was indexed all the same: say so, and still exit non-zero.
+        print(f"{len(report.errors)} file(s) or record(s) could not be ingested (see above); "
+              "everything else was indexed.", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     assistant = _assistant(args)
+    if args.repair:
+        assistant.repair_lexical()
     documents = assistant.documents()
     status = assistant.status(documents)
+    check = assistant.check() if args.check or args.repair else None
     if args.json:
-        print(json.dumps({**status.model_dump(), "articles": [d.model_dump() for d in documents]}, ensure_ascii=False, indent=2))
-        return EXIT_OK
+        out = {**status.model_dump(), "articles": [d.model_dump() for d in documents]}
+        if check is not None:
+            out["check"] = {**check.model_dump(), "ok": check.ok}
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return EXIT_OK if check is None or check.ok else EXIT_ERROR
     print(f"documents:       {status.documents}")
     print(f"chunks:          {status.chunks}")
     print(f"embedding model: {status.embedding_model}")
     print(f"store:           {status.store} (collection '{status.collection}')")
     if status.incomplete_documents:
         print(f"incomplete:      {', '.join(status.incomplete_documents)} (re-run `assistant ingest` on them)")
-    for doc in documents:
-        print(f"  {doc.doc_id}  [{doc.chunks} chunks]  {doc.title}")
-    return EXIT_OK
+    if check is None:
+        for doc in documents:
+            print(f"  {doc.doc_id}  [{doc.chunks} chunks]  {doc.title}")
+        return EXIT_OK
+    if check.ok:
+        print(f"check:           OK, Chroma and BM25 hold the same {check.chunks} chunks; all {check.articles} articles are whole")
+        return EXIT_OK
+    print(f"check:           {check.problem_count} problem(s)", file=sys.stderr)
+    for problem in check.problems:
+        print(f"  {problem}", file=sys.stderr)
+    if check.problem_count > len(check.problems):
+        print(f"  … and {check.problem_count - len(check.problems)} more", file=sys.stderr)
+    print("Fix: `assistant status --repair` derives BM25 again from Chroma; an article with missing chunks is "
+          "rewritten by `assistant ingest` on its file, or dropped with `assistant remove DOC_ID`.", file=sys.stderr)
+    return EXIT_ERROR
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -377,6 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="what the index holds")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--check", action="store_true",
+                   help="verify that Chroma and BM25 hold the same chunks and every article is whole (exit 1 if not)")
+    p.add_argument("--repair", action="store_true", help="derive the BM25 index again from Chroma, then check")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("remove", help="delete articles from every index")

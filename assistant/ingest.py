@@ -38,6 +38,8 @@ WRITE_BATCH = 256
 LOOKUP_BATCH = 64
 # Save the BM25 index at least this often during a long ingest (what a crash can cost to redo).
 SAVE_EVERY_S = 600.0
+# Chunk metadata key holding ``text_hash``: finds an article already indexed under another id.
+TEXT_HASH = "text_hash"
 
 
 def content_hash(article: Article, settings: Settings) -> str:
@@ -53,14 +55,41 @@ def content_hash(article: Article, settings: Settings) -> str:
     return hashlib.sha1(json.dumps(shaping, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
 
 
+def text_hash(article: Article) -> str:
+    """The cleaned article's title and text, whitespace ignored: the same article saved under two
+    names (or with Windows line ends) has one hash. Unlike ``content_hash``, the file name (the
+    source) and the settings do not count."""
+    words = " ".join(article.title.split()) + "\n" + " ".join(article.text.split())
+    return hashlib.sha1(words.encode("utf-8")).hexdigest()
+
+
 def prepare(article: Article, settings: Settings) -> ArticleChunks | None:
     """Clean and chunk one article; None when nothing is left after cleaning."""
     cleaned = clean_article(article, settings.cleaning)
     if not cleaned.text.strip():
         return None
     chunks = chunk_article(cleaned.doc_id, cleaned.text, settings.chunking)
-    meta = {"title": cleaned.title, "source": cleaned.source, "url": cleaned.url, "date": cleaned.date}
+    meta = {
+        "title": cleaned.title, "source": cleaned.source, "url": cleaned.url, "date": cleaned.date,
+        TEXT_HASH: text_hash(cleaned),
+    }
     return ArticleChunks(cleaned.doc_id, meta, chunks, content_hash(cleaned, settings))
+
+
+def check_paths(paths: list[str | Path], extensions: list[str]) -> None:
+    """Raise InputError when ``paths`` hold no file to read at all (each missing, unreadable or
+    unsupported): before anything is changed, e.g. before ``--rebuild`` drops the index. When some
+    can be read, the others are only reported by the ingest, and the rest is indexed."""
+    if not paths:
+        raise InputError("give at least one file or folder to ingest")
+    files, problems = expand_paths(paths, extensions)
+    if not files:
+        why = "; ".join(f"{s.path}: {s.reason}" for s in problems[:3]) or f"no article files in {', '.join(map(str, paths))}"
+        if len(problems) > 3:
+            why += f"; and {len(problems) - 3} more"
+        raise InputError(
+            f"nothing to ingest ({why}). Give files or folders of {' '.join(extensions)} articles; the index was not changed."
+        )
 
 
 def ingest(
@@ -71,12 +100,13 @@ def ingest(
     progress: bool = False,
     stop: threading.Event | None = None,
 ) -> IngestReport:
-    """Ingest files and folders; every path must exist (checked before anything is written)."""
-    if not paths:
-        raise InputError("give at least one file or folder to ingest")
-    missing = [str(p) for p in paths if not Path(p).exists()]
-    if missing:
-        raise InputError(f"no such file or folder: {', '.join(missing)} (nothing was ingested)")
+    """Ingest files and folders. A path that is missing or unreadable is reported in the report
+    (an error) and the rest of the batch is indexed; only when nothing at all can be read does it
+    raise InputError (see ``check_paths``), before anything is written.
+
+    An article with the same title and text as one already indexed (or read earlier in this run)
+    under another doc id is skipped and reported, not an error: one copy is indexed."""
+    check_paths(paths, settings.ingest.extensions)
 
     report = IngestReport()
     max_bytes = megabytes(settings.ingest.max_file_mb)
@@ -91,7 +121,9 @@ def ingest(
                 yield item
 
     total = count_articles(paths, settings.ingest.extensions) if progress else None
-    return ingest_articles(articles(), settings, index, embedder, progress, report, stop=stop, total=total)
+    return ingest_articles(
+        articles(), settings, index, embedder, progress, report, stop=stop, total=total, skip_same_text=True
+    )
 
 
 def count_articles(paths: list[str | Path], extensions: list[str]) -> int:
@@ -120,10 +152,13 @@ def ingest_articles(
     report: IngestReport | None = None,
     stop: threading.Event | None = None,
     total: int | None = None,
+    skip_same_text: bool = False,
 ) -> IngestReport:
     """Clean, chunk, embed and store articles; unchanged ones are skipped, changed ones replaced.
-    ``total``: how many articles to expect (for the progress bar's ETA), when known."""
-    run = _IngestRun(settings, index, embedder, report or IngestReport(), progress, total, stop)
+    ``total``: how many articles to expect (for the progress bar's ETA), when known.
+    ``skip_same_text``: skip a new article whose title and text an article with another id already
+    has (off for callers that own their ids, e.g. benchmarks whose questions point at each id)."""
+    run = _IngestRun(settings, index, embedder, report or IngestReport(), progress, total, stop, skip_same_text)
     try:
         run.consume(articles)
     finally:
@@ -134,14 +169,17 @@ def ingest_articles(
 class _IngestRun:
     def __init__(
         self, settings: Settings, index: Index, embedder: Embedder, report: IngestReport, progress: bool, total: int | None,
-        stop: threading.Event | None,
+        stop: threading.Event | None, skip_same_text: bool = False,
     ):
         self.settings, self.index, self.embedder, self.report = settings, index, embedder, report
+        self.skip_same_text = skip_same_text
         self.stop = stop or threading.Event()
         self.timer = StageTimer()
         self.started = time.perf_counter()
         self.last_save = self.started
         self.origin: dict[str, str] = {}  # doc id -> where it was read, to report duplicates
+        self.kept_text: dict[str, str] = {}  # text hash -> the doc id kept with it in this run
+        self.text_of: dict[str, str] = {}  # doc id kept in this run -> its text hash
         self.looking_up: list[ArticleChunks] = []
         self.to_write: list[tuple[ArticleChunks, DocState | None]] = []
         # Counts articles done (written, unchanged or skipped), so its rate and ETA are real.
@@ -188,14 +226,45 @@ class _IngestRun:
             return
         with self.timer("lookup"):
             states = self.index.doc_states(a.doc_id for a in self.looking_up)
+            held = self._held_texts(states)
         for prepared in self.looking_up:
             state = states.get(prepared.doc_id)
+            copy_of = self._copy_of(prepared, held) if state is None and self.skip_same_text else None
+            if copy_of is not None:
+                self.report.skip(self.origin[prepared.doc_id], f"same title and text as {copy_of}", error=False)
+                self.bar.update(1)
+                continue
+            if self.skip_same_text:
+                digest = prepared.meta[TEXT_HASH]
+                self.kept_text.setdefault(digest, prepared.doc_id)
+                self.text_of[prepared.doc_id] = digest
             if state is not None and state.complete and state.doc_hashes == {prepared.doc_hash}:
                 self.report.unchanged.append(prepared.doc_id)
                 self.bar.update(1)
                 continue
             self.to_write.append((prepared, state))
         self.looking_up = []
+
+    def _held_texts(self, states: dict[str, DocState]) -> dict[str, list[str]]:
+        """Text hash -> doc ids the index holds it under, for this batch's new articles. Only new
+        ones are checked: a doc id already indexed is always updated, even to a copy of another."""
+        if not self.skip_same_text:
+            return {}
+        wanted = {a.meta[TEXT_HASH] for a in self.looking_up if a.doc_id not in states}
+        return self.index.doc_ids_with_text_hash(wanted) if wanted else {}
+
+    def _copy_of(self, prepared: ArticleChunks, held: dict[str, list[str]]) -> str | None:
+        """'doc id (where)' of the article this new one copies, or None."""
+        digest = prepared.meta[TEXT_HASH]
+        first = self.kept_text.get(digest)
+        if first is not None:
+            return f"{first} ({self.origin[first]})"
+        for doc_id in held.get(digest, []):
+            # One rewritten in this run no longer has that text. (One rewritten later in the run
+            # may lose it too: then this copy is reported here and the next ingest adds it.)
+            if self.text_of.get(doc_id, digest) == digest:
+                return f"{doc_id} (already in the index)"
+        return None
 
     def write(self, flush: bool = False) -> None:
         batch: list[tuple[ArticleChunks, DocState | None]] = []

@@ -100,6 +100,19 @@ class IndexStatus(BaseModel):
     incomplete_documents: list[str] = Field(default_factory=list)
 
 
+class IndexCheck(BaseModel):
+    """``assistant status --check``: Chroma and BM25 hold the same chunks, every article whole."""
+
+    chunks: int  # in Chroma
+    articles: int
+    problems: list[str] = Field(default_factory=list)  # the first CHECK_LIST_MAX, in order
+    problem_count: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+
 class Citation(BaseModel):
     """A passage an answer cites: ``[n]`` in the answer text points here."""
 

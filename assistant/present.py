@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from assistant.models import IngestReport
@@ -27,6 +28,13 @@ def ingest_summary(report: IngestReport) -> str:
     )
 
 
+# The folders of an absolute path inside a reason (e.g. "same title and text as x (/tmp/…/x.txt)").
+_FOLDERS = re.compile(r"(?<![\w.])/(?:[^/\n()]+/)+")
+
+
 def skipped_lines(report: IngestReport, names_only: bool = False) -> list[str]:
-    """One line per skipped file or record; ``names_only`` for uploads, whose paths are temporary."""
-    return [f"Skipped {Path(s.path).name if names_only else s.path}: {s.reason}" for s in report.skipped]
+    """One line per skipped file or record; ``names_only`` for uploads, whose paths are temporary
+    (in the reasons too)."""
+    if names_only:
+        return [f"Skipped {Path(s.path).name}: {_FOLDERS.sub('', s.reason)}" for s in report.skipped]
+    return [f"Skipped {s.path}: {s.reason}" for s in report.skipped]

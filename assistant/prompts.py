@@ -31,7 +31,9 @@ class Prompts:
         self.folder = Path(folder or DEFAULT_DIR)
 
     def text(self, name: str) -> str:
-        return _read(self.folder / f"{name}.txt")
+        # A folder of one's own may replace only some prompts: the others are the packaged ones.
+        own = self.folder / f"{name}.txt"
+        return _read(own if own.exists() or self.folder == DEFAULT_DIR else DEFAULT_DIR / own.name)
 
     def render(self, name: str, **values: str) -> str:
         try:

@@ -9,8 +9,10 @@ Anything unusable is reported as skipped with the reason, never silently dropped
 from __future__ import annotations
 
 import codecs
+import errno
 import gzip
 import json
+import os
 import re
 import zlib
 from collections.abc import Iterator
@@ -47,28 +49,109 @@ class UnreadableFile(Exception):
 
 
 def expand_paths(paths: list[str | Path], extensions: list[str]) -> tuple[list[Path], list[Skipped]]:
-    """Files to read, in a stable order, and the paths that cannot be read at all."""
-    files: list[Path] = []
-    problems: list[Skipped] = []
+    """Files to read, in a stable order, and the paths that cannot be read at all.
+
+    Symbolic links inside folders are followed after everything else, so that a file is read
+    under its own name, and once however many links reach it; a link back into a folder already
+    walked (a loop) is reported, not followed.
+    """
+    walk = _Walk(extensions)
     for raw in paths:
         path = Path(raw)
-        if not path.exists():
-            problems.append(Skipped(str(path), "no such file or folder"))
+        if path.is_symlink() and not path.exists():
+            walk.problems.append(Skipped(str(path), _broken_link(path)))
+        elif not path.exists():
+            walk.problems.append(Skipped(str(path), "no such file or folder"))
         elif path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-            for p in found:
-                if _kind(p, extensions):
-                    files.append(p)
-                else:
-                    problems.append(Skipped(str(p), f"unsupported file type '{''.join(p.suffixes) or p.name}'", error=False))
+            walk.folder(path)
         elif _kind(path, extensions):
-            files.append(path)
+            walk.file(path)
         else:
-            problems.append(Skipped(str(path), f"unsupported file type (supported: {', '.join(extensions)})"))
-    return files, problems
+            walk.problems.append(Skipped(str(path), f"unsupported file type (supported: {', '.join(extensions)})"))
+    while walk.links:
+        walk.link(walk.links.pop(0))
+    return walk.files, walk.problems
+
+
+def _broken_link(path: Path) -> str:
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python 3.11's word for a loop of links
+        return _LINK_LOOP
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return _LINK_LOOP
+    return f"broken symbolic link (its target {os.readlink(path)} does not exist)"
+
+
+_LINK_LOOP = "symbolic link loop (the link leads back to itself); remove it or point it at a file"
+
+
+class _Walk:
+    """Depth-first with names sorted (the order of sorting the paths), hidden names skipped, and
+    symbolic links set aside in ``links`` for the caller to follow once the real tree is walked."""
+
+    def __init__(self, extensions: list[str]):
+        self.extensions = extensions
+        self.files: list[Path] = []
+        self.problems: list[Skipped] = []
+        self.read_from: dict[Path, Path] = {}  # real file -> the path it is read through
+        self.walked: dict[Path, Path] = {}  # real folder -> the path it was walked through
+        self.links: list[Path] = []  # symbolic links met in folders, followed last
+
+    def file(self, path: Path) -> None:
+        real = path.resolve()
+        if real in self.read_from:
+            # Not an error: the article is read, through the other path.
+            self.problems.append(Skipped(str(path), f"same file as {self.read_from[real]} (read once)", error=False))
+            return
+        self.read_from[real] = path
+        self.files.append(path)
+
+    def folder(self, folder: Path) -> None:
+        real = folder.resolve()
+        if real in self.walked:
+            self.problems.append(Skipped(str(folder), f"same folder as {self.walked[real]} (read once)", error=False))
+            return
+        self.walked[real] = folder
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError as exc:
+            self.problems.append(Skipped(str(folder), f"cannot list folder ({exc.strerror or exc})"))
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_symlink():
+                self.links.append(entry)
+            elif entry.is_dir():
+                self.folder(entry)
+            else:
+                self.entry(entry)
+
+    def link(self, link: Path) -> None:
+        if not link.exists():
+            # An article behind a dead link is lost to the user: an error. Anything else is not.
+            self.problems.append(Skipped(str(link), _broken_link(link), error=bool(_kind(link, self.extensions))))
+            return
+        if not link.is_dir():
+            self.entry(link)
+            return
+        target = link.resolve()
+        if target == link.parent.resolve() or target in link.parent.resolve().parents:
+            self.problems.append(
+                Skipped(str(link), f"symbolic link loop (points back to {target}), not followed", error=False)
+            )
+        else:
+            self.folder(link)
+
+    def entry(self, path: Path) -> None:
+        if not path.is_file():
+            self.problems.append(Skipped(str(path), "not a regular file (a device, socket or pipe)", error=False))
+        elif _kind(path, self.extensions):
+            self.file(path)
+        else:
+            self.problems.append(Skipped(str(path), f"unsupported file type '{''.join(path.suffixes) or path.name}'", error=False))
 
 
 def _kind(path: Path, extensions: list[str]) -> str | None:
@@ -101,7 +184,7 @@ def iter_file(path: Path, extensions: list[str], max_bytes: int) -> Iterator[Art
         yield from _iter_jsonl(path, max_bytes)
         return
     if size > max_bytes:
-        raise UnreadableFile(f"file is {size / 1e6:.1f} MB, over the ingest.max_file_mb limit")
+        raise UnreadableFile(f"file is {_mb(size)}, over the ingest.max_file_mb limit of {_mb(max_bytes)}")
     text = decode(path.read_bytes())
     if not text.strip():
         raise UnreadableFile("no text in file")
@@ -124,21 +207,30 @@ def read_file(path: Path, extensions: list[str], max_bytes: int) -> FileRead:
 
 
 def decode(data: bytes) -> str:
-    """Bytes → text: UTF-8 (with or without BOM), UTF-16 with BOM, Windows-1256 (legacy Arabic)."""
+    """Bytes → text: UTF-8 (with or without BOM), UTF-16 (with or without BOM), Windows-1256
+    (legacy Arabic). Raises UnreadableFile with what to do when it is none of them."""
     if data.startswith(codecs.BOM_UTF8):
-        return data[len(codecs.BOM_UTF8):].decode("utf-8", errors="replace")
+        return _utf8(data[len(codecs.BOM_UTF8):])
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             return data.decode("utf-16")
         except UnicodeDecodeError:
             raise UnreadableFile("invalid UTF-16 text (truncated or corrupt)") from None
     if b"\x00" in data[:65536]:
-        raise UnreadableFile("binary file (contains NUL bytes), not text")
+        text = _utf16_without_bom(data)
+        if text is None:
+            raise UnreadableFile("binary file (contains NUL bytes), not text")
+        return text
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    # Windows-1256 decodes almost any byte string, so accept it only when it yields Arabic text.
+    # Windows-1256 decodes any byte string: UTF-8 with a damaged byte would come out as
+    # "ظ‚ط§ظ„"-style Arabic-looking garbage and pass the Arabic-share check below. So first tell
+    # them apart: in UTF-8 nearly every non-ASCII byte belongs to a valid multi-byte sequence;
+    # in Windows-1256 Arabic only a few percent do (a letter followed by "،" or "؟", say).
+    if _utf8_share(data) >= 0.5:
+        return _utf8(data)
     try:
         text = data.decode("cp1256")
         if arabic_share(text) >= 0.5:
@@ -151,6 +243,67 @@ def decode(data: bytes) -> str:
     return str(best)
 
 
+# A valid UTF-8 multi-byte sequence (no overlongs, no surrogates), as the Unicode standard defines it.
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
+    rb"|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
+_ASCII = bytes(range(0x80))
+
+
+def _utf8_share(data: bytes) -> float:
+    """Share of the non-ASCII bytes that form valid UTF-8 sequences (in the first MB: enough to
+    tell the encoding, and a 50 MB file is not scanned match by match)."""
+    sample = data[: 1 << 20]
+    non_ascii = len(sample.translate(None, _ASCII))
+    return sum(map(len, _UTF8_SEQUENCE.findall(sample))) / non_ascii if non_ascii else 1.0
+
+
+def _utf8(data: bytes) -> str:
+    """UTF-8 that may be damaged. A few damaged places (a download cut inside a letter, a flipped
+    byte) cost a word or two: the article is kept with U+FFFD there, as losing it all would be
+    worse. More than about one per 1,000 non-ASCII bytes (~one word in a hundred) is no longer an
+    article worth answering from: it is refused, with where the damage starts."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        first = exc.start
+    text = data.decode("utf-8", errors="replace")
+    damaged = text.count("\ufffd") - data.count("\ufffd".encode("utf-8"))
+    if damaged <= max(2, len(data.translate(None, _ASCII)) // 1000):
+        return text
+    raise UnreadableFile(f"invalid UTF-8 at byte {first} ({damaged} damaged places); save the file as UTF-8")
+
+
+# What UTF-16 text is made of: ASCII, Latin-1, Arabic (with its supplements and presentation
+# forms) and general punctuation (RLM/LRM marks, dashes, quotes). Binary data read as UTF-16 is
+# scattered over the whole range instead.
+_UTF16_TEXT = re.compile(
+    r"[\t\n\f\r -~\u00a0-\u00ff\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\u2000-\u206f\ufb50-\ufdff\ufe70-\ufeff]"
+)
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """UTF-16 saved without a BOM (its NUL bytes would otherwise mark it binary), when clearly
+    text in one byte order: ASCII has a NUL high byte, Arabic U+06xx a 0x06 one."""
+    if len(data) % 2:
+        return None
+    for codec in ("utf-16-le", "utf-16-be"):
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        sample = text[:65536]
+        if sample.strip() and len(_UTF16_TEXT.findall(sample)) >= 0.98 * len(sample):
+            return text
+    return None
+
+
+def _mb(size: int) -> str:
+    """Megabytes of 10^6 bytes, as ingest.max_file_mb counts them, to 3 significant digits."""
+    return f"{size / 1e6:.3g} MB"
+
+
 def _control_share(text: str) -> float:
     if not text:
         return 1.0
@@ -159,13 +312,13 @@ def _control_share(text: str) -> float:
 
 
 _MD_SYNTAX = [
-    (re.compile(r"^\s{0,3}#{1,6}\s*", re.M), ""),  # headings
+    (re.compile(r"^\s{0,3}#{1,6}\s*", re.MULTILINE), ""),  # headings
     (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # images
     (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # links
     (re.compile(r"(\*\*|__)(.+?)\1"), r"\2"),  # bold
     (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])"), r"\1"),  # italics
-    (re.compile(r"^\s{0,3}>\s?", re.M), ""),  # quotes
-    (re.compile(r"^\s{0,3}[-*_]{3,}\s*$", re.M), ""),  # rules
+    (re.compile(r"^\s{0,3}>\s?", re.MULTILINE), ""),  # quotes
+    (re.compile(r"^\s{0,3}[-*_]{3,}\s*$", re.MULTILINE), ""),  # rules
 ]
 
 
@@ -256,15 +409,16 @@ _NOT_UTF8 = "not UTF-8 (JSON Lines must be UTF-8)"
 
 def _jsonl_record(raw: bytes, where: str, max_bytes: int) -> Article | Skipped:
     if len(raw) > max_bytes:
-        return Skipped(where, f"record is {len(raw) / 1e6:.1f} MB, over the ingest.max_file_mb limit")
+        return Skipped(where, f"record is {_mb(len(raw))}, over the ingest.max_file_mb limit of {_mb(max_bytes)}")
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError:
         return Skipped(where, _NOT_UTF8)
     try:
-        record = json.loads(line)
+        # Without the line end: a string cut short is then "Unterminated string", not "control character".
+        record = json.loads(line.rstrip("\r\n"))
     except json.JSONDecodeError as exc:
-        return Skipped(where, f"invalid JSON ({exc.msg})")
+        return Skipped(where, f"invalid JSON ({exc.msg} column {exc.colno})")
     if not isinstance(record, dict):
         return Skipped(where, "a line must be a JSON object")
     missing = [k for k in ("id", "text") if not str(record.get(k) or "").strip()]

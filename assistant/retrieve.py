@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from assistant.arabic import has_arabic, normalize
+from assistant.arabic import BIDI_CHARS, ZERO_WIDTH_CHARS, has_arabic, normalize
 from assistant.config import RetrievalSettings
 from assistant.embed import Embedder
 from assistant.errors import InputError
@@ -26,10 +26,25 @@ Mode = Literal["dense", "bm25", "hybrid"]
 _WORDS = re.compile(r"\w+")
 
 
+# Removed from a question: invisible formatting (bidi controls, zero-width characters) that a copy
+# from a web page or chat app brings along and that would split or hide words.
+_INVISIBLE = re.compile(f"[{BIDI_CHARS}{ZERO_WIDTH_CHARS}]")
+# Control characters (newlines and tabs too) and runs of white space become one space.
+_SPACES = re.compile(r"[\x00-\x1f\x7f-\x9f\s]+")
+
+
+def clean_question(question: str) -> str:
+    """The question as retrieval and the model get it: no invisible characters, one line."""
+    return _SPACES.sub(" ", _INVISIBLE.sub("", question)).strip()
+
+
 def check_question(question: str, max_chars: int) -> str:
-    question = question.strip()
+    """The cleaned question, or an ``InputError`` saying why it cannot be asked."""
+    question = clean_question(question)
     if not question:
         raise InputError("the question is empty: type a question about the indexed articles")
+    if not any(c.isalnum() for c in question):
+        raise InputError("the question has no words, only punctuation or symbols: type a question about the indexed articles")
     if len(question) > max_chars:
         raise InputError(
             f"the question is {len(question)} characters long; the limit is {max_chars} "

@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 import httpx
+from filelock import FileLock
 
 from assistant.config import LLMSettings
 from assistant.errors import AssistantError, BackendUnavailableError
@@ -50,14 +51,26 @@ def _part_paths() -> list[Path]:
 
 
 def model_path(settings: LLMSettings) -> Path:
-    """The joined GGUF, assembled and verified on first use."""
+    """The joined GGUF, assembled and verified on first use (by one process at a time: the UI
+    and a CLI started together would otherwise write the same file)."""
     folder = Path(os.path.expanduser(settings.embedded.model_dir))
     target = folder / f"{MODEL_NAME}.gguf"
     verified = target.with_suffix(".sha256")
-    if target.exists() and target.stat().st_size == SIZE and verified.exists() and verified.read_text().strip() == SHA256:
+
+    def joined() -> bool:
+        return target.exists() and target.stat().st_size == SIZE and verified.exists() and verified.read_text().strip() == SHA256
+
+    if joined():
         return target
     parts = _part_paths()
     folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.with_suffix(".lock"))):
+        if not joined():
+            _join(parts, target, verified)
+    return target
+
+
+def _join(parts: list[Path], target: Path, verified: Path) -> None:
     tmp = target.with_suffix(".part")
     digest = hashlib.sha256()
     with open(tmp, "wb") as out:
@@ -74,7 +87,6 @@ def model_path(settings: LLMSettings) -> Path:
         )
     os.replace(tmp, target)
     verified.write_text(SHA256)
-    return target
 
 
 def _server(settings: LLMSettings, path: Path):

@@ -10,27 +10,35 @@ after. The BM25 index follows the writes this process makes, in place, and is sa
 generation it matches. When it does not match (another process wrote, or a crash came between
 Chroma and the save), it is brought up to date from Chroma: only chunks it lacks, or whose
 ``doc_hash`` changed, are tokenized again.
+
+Writes and BM25 rebuilds take a file lock (one at a time, across threads and processes), so that
+two processes on one store, such as ``assistant serve`` and a CLI ingest, never count the same
+generation or save over each other's snapshot.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from assistant.config import Settings
-from assistant.models import Article, Chunk, DocumentInfo, IndexStatus
+from assistant.errors import AssistantError
+from assistant.models import Article, Chunk, DocumentInfo, IndexCheck, IndexStatus
 from assistant.store.chroma import ChromaStore, StoredChunk
 from assistant.store.lexical import LexicalIndex
 from assistant.timing import StageTimer
 
 # Chunks fetched from Chroma per call when the BM25 index catches up.
 CATCH_UP_PAGE = 500
+# Problems listed one by one by check(); the rest are counted.
+CHECK_LIST_MAX = 50
 
 
 def indexed_text(title: str, text: str, include_title: bool) -> str:
@@ -67,7 +75,9 @@ class Index:
         self._lexical: LexicalIndex | None = None
         self._lexical_generation: int | None = None  # the Chroma generation _lexical matches
         # The BM25 index is updated in place: one thread at a time (the UI serves several).
+        # Lock order: the write lock first, then this one.
         self._lexical_lock = threading.RLock()
+        self._write_lock = FileLock(str(self._write_lock_path))
 
     # --- state -------------------------------------------------------------------------------
     def doc_states(self, doc_ids: Iterable[str] | None = None) -> dict[str, DocState]:
@@ -111,6 +121,39 @@ class Index:
             collection=self.settings.store.collection,
             incomplete_documents=[d.doc_id for d in docs if not d.complete],
         )
+
+    def check(self) -> IndexCheck:
+        """Compare Chroma with the BM25 index chunk by chunk, and check that every article is whole.
+        Under the write lock, so that no write lands between the two reads."""
+        problems: list[str] = []
+        with self._writing():
+            lexical = self.lexical()
+            with self._lexical_lock:
+                in_bm25 = {cid: lexical.version(cid) for cid in lexical.chunk_ids}
+            states: dict[str, DocState] = defaultdict(DocState)
+            in_chroma = 0
+            for stored in self.vectors.iter_chunks(with_text=False):
+                in_chroma += 1
+                doc_hash = stored.meta.get("doc_hash", "")
+                doc_id = stored.meta.get("doc_id")
+                if doc_id is None:
+                    problems.append(f"chunk {stored.chunk_id} has no doc_id (not written by the assistant)")
+                else:
+                    state = states[doc_id]
+                    state.doc_hashes.add(doc_hash)
+                    state.chunk_ids.append(stored.chunk_id)
+                    state.n_chunks = int(stored.meta.get("n_chunks", 0))
+                if stored.chunk_id not in in_bm25:
+                    problems.append(f"chunk {stored.chunk_id} is in Chroma but not in BM25")
+                elif in_bm25.pop(stored.chunk_id) != doc_hash:
+                    problems.append(f"chunk {stored.chunk_id}: BM25 holds another version than Chroma")
+        problems += [f"chunk {cid} is in BM25 but not in Chroma" for cid in sorted(in_bm25)]
+        for doc_id, state in sorted(states.items()):
+            if len(state.doc_hashes) > 1:
+                problems.append(f"article {doc_id} mixes chunks of {len(state.doc_hashes)} versions")
+            elif len(state.chunk_ids) != state.n_chunks:
+                problems.append(f"article {doc_id} has {len(state.chunk_ids)} of its {state.n_chunks} chunks")
+        return IndexCheck(chunks=in_chroma, articles=len(states), problems=problems[:CHECK_LIST_MAX], problem_count=len(problems))
 
     def article(self, doc_id: str) -> Article | None:
         """The cleaned article rebuilt from its stored chunks (offsets match ``Chunk.start/end``).
@@ -162,7 +205,7 @@ class Index:
                 )
         keep = set(ids)
         removed = [i for i in stale_ids if i not in keep]
-        with timer("store"):
+        with timer("store"), self._writing():
             # Bump before and after: a crash in between leaves a generation no BM25 snapshot matches.
             first = self.vectors.bump_generation()
             self.vectors.delete(removed)
@@ -176,17 +219,19 @@ class Index:
     def remove(self, doc_ids: list[str]) -> dict[str, int]:
         """Delete articles from both indexes; returns chunks removed per doc id found."""
         found: dict[str, int] = defaultdict(int)
-        ids = []
-        for stored in self.vectors.chunks_of(doc_ids, with_text=False):
-            found[stored.meta["doc_id"]] += 1
-            ids.append(stored.chunk_id)
-        if ids:
-            self.lexical()  # so that it can follow this write instead of being rebuilt after it
+        self.lexical()  # so that it can follow this write instead of being rebuilt after it
+        with self._writing():
+            ids = []
+            for stored in self.vectors.chunks_of(doc_ids, with_text=False):
+                found[stored.meta["doc_id"]] += 1
+                ids.append(stored.chunk_id)
+            if not ids:
+                return {}
             first = self.vectors.bump_generation()
             self.vectors.delete(ids)
             last = self.vectors.bump_generation()
-            self._follow(first, last, ids, [], [], [])
-            self.save_lexical()
+        self._follow(first, last, ids, [], [], [])
+        self.save_lexical()
         return dict(found)
 
     def _follow(self, first: int, last: int, removed: list[str], ids: list[str], versions: list[str], texts: list[str]) -> None:
@@ -205,8 +250,9 @@ class Index:
         return self.vectors.query(vector, k)
 
     def lexical_search(self, query: str, k: int) -> list[tuple[str, float]]:
+        index = self.lexical()
         with self._lexical_lock:
-            return self.lexical().search(query, k)
+            return index.search(query, k)
 
     def fetch(self, chunk_ids: list[str]) -> dict[str, StoredChunk]:
         return self.vectors.get(chunk_ids)
@@ -226,22 +272,58 @@ class Index:
             "include_title": self.settings.embedding.include_title,
         }
 
+    @property
+    def _write_lock_path(self) -> Path:
+        store = self.settings.store
+        # Chroma's own folder when it is on disk (the thing that is not process-safe); for a server,
+        # the BM25 cache folder that the processes on this machine share.
+        folder = self.settings.resolve(store.path if store.mode == "persistent" else store.lexical_cache)
+        return folder / f".{store.collection}.write.lock"
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the store's write lock: one writer or BM25 builder at a time, across processes."""
+        try:
+            self._write_lock.acquire()
+        except OSError as exc:
+            raise AssistantError(
+                f"cannot take the store's lock file {self._write_lock_path} ({exc.strerror or exc}): "
+                "the folder must be writable by this user (store.path, store.lexical_cache)"
+            ) from None
+        try:
+            yield
+        finally:
+            self._write_lock.release()
+
+    def _current_lexical(self, generation: int) -> tuple[LexicalIndex | None, tuple[LexicalIndex, dict] | None]:
+        """(the BM25 index for ``generation`` from memory or the snapshot, else None; the snapshot)."""
+        if self._lexical is not None and self._lexical_generation == generation:
+            return self._lexical, None
+        r = self.settings.retrieval
+        loaded = LexicalIndex.load(self._lexical_folder, r.bm25_k1, r.bm25_b)
+        if loaded is not None and loaded[1] == self._lexical_state(generation):
+            self._lexical, self._lexical_generation = loaded[0], generation
+            return self._lexical, None
+        return None, loaded
+
     def lexical(self) -> LexicalIndex:
         """The BM25 index for the collection as it is now: in memory, the saved snapshot, or either
         brought up to date from Chroma (then saved)."""
         with self._lexical_lock:
+            current, _ = self._current_lexical(self.vectors.generation)
+        if current is not None:
+            return current
+        # One builder at a time: another thread or process may be catching up already, and may
+        # have saved the snapshot by the time this one gets the lock.
+        with self._writing(), self._lexical_lock:
             generation = self.vectors.generation
-            if self._lexical is not None and self._lexical_generation == generation:
-                return self._lexical
-            r = self.settings.retrieval
-            wanted = self._lexical_state(generation)
-            loaded = LexicalIndex.load(self._lexical_folder, r.bm25_k1, r.bm25_b)
-            if loaded is not None and loaded[1] == wanted:
-                self._lexical, self._lexical_generation = loaded[0], generation
-                return self._lexical
-            # Stale: start from what is closest (this process's index, else the snapshot of the same
+            current, loaded = self._current_lexical(generation)
+            if current is not None:
+                return current
+            # Start from what is closest (this process's index, else the snapshot of the same
             # collection, else nothing) and fetch only what changed.
-            same_collection = {k: v for k, v in wanted.items() if k != "generation"}
+            r = self.settings.retrieval
+            same_collection = {k: v for k, v in self._lexical_state(generation).items() if k != "generation"}
             if self._lexical is not None:
                 base = self._lexical
             elif loaded is not None and {k: v for k, v in loaded[1].items() if k != "generation"} == same_collection:
@@ -252,6 +334,14 @@ class Index:
             self._lexical_generation = generation
             self.save_lexical()
             return self._lexical
+
+    def rebuild_lexical(self) -> None:
+        """Drop the BM25 index and derive it again from Chroma (the repair for check()'s findings)."""
+        with self._writing(), self._lexical_lock:
+            r = self.settings.retrieval
+            self._lexical = self._catch_up(LexicalIndex(r.bm25_k1, r.bm25_b))
+            self._lexical_generation = self.vectors.generation
+            self.save_lexical()
 
     def _catch_up(self, index: LexicalIndex) -> LexicalIndex:
         in_chroma: set[str] = set()
@@ -273,6 +363,23 @@ class Index:
 
     def save_lexical(self) -> None:
         """Save the BM25 index with the generation it matches (a stale one is caught up on load)."""
-        with self._lexical_lock:
+        with self._writing(), self._lexical_lock:
             if self._lexical is not None and self._lexical_generation is not None:
                 self._lexical.save(self._lexical_folder, self._lexical_state(self._lexical_generation))
+
+    # --- copies under another id (read-only; used by ingest) ---------------------------------
+    def doc_ids_with_text_hash(self, hashes: Iterable[str]) -> dict[str, list[str]]:
+        """Text hash (chunk metadata ``text_hash``, see ``assistant.ingest.text_hash``) -> the doc
+        ids that hold it, sorted. One query. Articles written before that key existed lack it."""
+        wanted = sorted(set(hashes))
+        if not wanted:
+            return {}
+        # Imported here: this section is all that ingest adds to this file.
+        from assistant.store.chroma import _server_call
+
+        # Through the store's error translation: a lost server is a BackendUnavailableError.
+        fetch = _server_call(lambda store: store.collection.get(where={"text_hash": {"$in": wanted}}, include=["metadatas"]))
+        found: dict[str, set[str]] = defaultdict(set)
+        for meta in fetch(self.vectors)["metadatas"]:
+            found[meta["text_hash"]].add(meta["doc_id"])
+        return {digest: sorted(ids) for digest, ids in found.items()}

@@ -4,17 +4,24 @@
 ``store.mode: http``. Chroma's default embedding function is never used (it downloads an ONNX
 model): every add and query passes vectors. The collection metadata records the embedding model
 that built it and a generation counter bumped on every write (the BM25 index follows it).
+
+Chroma's on-disk store is not process-safe: a process keeps its HNSW index in memory and does not
+see vectors another process added (chroma-core/chroma#3792). Writers take the index's file lock
+(``assistant.store``), and a persistent store whose generation moved under this process is
+reopened before it is queried or written.
 """
 
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import chromadb
 import httpx
 import numpy as np
+from chromadb.api.shared_system_client import SharedSystemClient
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import NotFoundError
 
@@ -22,6 +29,11 @@ from assistant.config import Settings
 from assistant.errors import AssistantError, BackendUnavailableError, IndexMismatchError
 
 PAGE = 1000
+
+# Per cached Chroma System (one per path and process): the generation of each collection that its
+# in-memory HNSW has seen. A store opened later in the same process shares the System, so the view
+# belongs to the System, not to the store.
+_VIEWS: "weakref.WeakKeyDictionary[object, dict[str, int]]" = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -43,9 +55,22 @@ def connect(settings: Settings) -> chromadb.api.ClientAPI:
                 f"Start it with `chroma run --path DATA_DIR --host {store.host} --port {store.port}`, "
                 "or set store.mode: persistent in config.yaml."
             ) from None
+    import os  # only here: the rest of this module is not about folders
+
     path = settings.resolve(store.path)
-    path.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+    fix = "set store.path in the config to a folder this user can write, or fix its permissions"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # read-only parent, or a file where a folder should be
+        raise AssistantError(f"cannot create the Chroma folder {path} (store.path): {exc.strerror or exc}; {fix}") from None
+    # Chroma's own failure on a read-only folder is a long SQLite message, or none until the first write.
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise AssistantError(f"the Chroma folder {path} (store.path) is not writable; {fix}")
+    try:
+        return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+    except Exception as exc:  # noqa: BLE001 - chromadb raises plain exceptions (SQLite, Rust) for a bad folder
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise AssistantError(f"cannot open the Chroma store in {path} (store.path): {first_line}; {fix}") from None
 
 
 def drop_collection(settings: Settings) -> None:
@@ -53,6 +78,8 @@ def drop_collection(settings: Settings) -> None:
     client = connect(settings)
     if settings.store.collection in [c.name for c in client.list_collections()]:
         client.delete_collection(settings.store.collection)
+    if settings.store.mode == "persistent":
+        _VIEWS.get(client._system, {}).pop(settings.store.collection, None)  # a new one starts afresh
 
 
 def describe_location(settings: Settings) -> str:
@@ -101,6 +128,8 @@ class ChromaStore:
             embedding_function=None,
         )
         self._apply_ef_search(store.hnsw_ef_search)
+        self._views = self._views_of_system()
+        self._views.setdefault(store.collection, self.generation)
         built_with = (self.collection.metadata or {}).get("embedding_model")
         if built_with != embedding_model:
             raise IndexMismatchError(
@@ -132,11 +161,36 @@ class ChromaStore:
 
     @_server_call
     def bump_generation(self) -> int:
-        """Count one more write; returns the new generation."""
+        """Count one more write; returns the new generation. Called under the index's write lock,
+        so that no two processes count the same write."""
         meta = self._metadata()
+        self.reopen_if_moved(int(meta.get("generation", 0)))  # write on top of every earlier write
         meta["generation"] = int(meta.get("generation", 0)) + 1
         self.collection.modify(metadata=meta)
+        self._views[self.settings.store.collection] = meta["generation"]
         return meta["generation"]
+
+    def _views_of_system(self) -> dict[str, int]:
+        if self.settings.store.mode != "persistent":
+            return {}  # a Chroma server is one process: every client sees every write
+        return _VIEWS.setdefault(self.client._system, {})
+
+    def reopen_if_moved(self, generation: int) -> None:
+        """Reload a persistent store that another process wrote to since this process last looked,
+        so that its vectors are found. ``generation``: the collection's generation now."""
+        name = self.settings.store.collection
+        if self._views.get(name, generation) != generation:
+            self._reopen()
+        self._views[name] = generation
+
+    def _reopen(self) -> None:
+        # A new client on the same path would get the same cached, stale System. Forget it (queries
+        # under way in other threads keep it; it is freed with its last client), so that the new
+        # client loads the index from disk.
+        SharedSystemClient._identifier_to_system.pop(self.client._identifier, None)
+        self.client = connect(self.settings)
+        self.collection = self.client.get_collection(self.settings.store.collection, embedding_function=None)
+        self._views = self._views_of_system()
 
     @_server_call
     def count(self) -> int:
@@ -181,6 +235,7 @@ class ChromaStore:
     def query(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
         """(chunk_id, cosine similarity), best first. No count() first: Chroma 1.5 returns what
         it has when asked for more, and counting cost 10 ms per query at 100k chunks."""
+        self.reopen_if_moved(self.generation)
         result = self.collection.query(query_embeddings=[vector.tolist()], n_results=k, include=["distances"])
         return [(cid, 1.0 - float(dist)) for cid, dist in zip(result["ids"][0], result["distances"][0])]
 

@@ -170,17 +170,30 @@ class LexicalIndex:
         if len(self.ids) and (len(self.ids) - len(self.row_of)) / len(self.ids) > DEAD_SHARE_TO_COMPACT:
             self._drop_dead_rows()
         self._merge_pending()
-        folder.mkdir(parents=True, exist_ok=True)
         header = {"state": {**state, "k1": self.k1, "b": self.b}, "ids": self.ids, "versions": self.versions,
                   "vocab": sorted(self.vocab, key=self.vocab.__getitem__)}
         tmp = folder / f".{SNAPSHOT}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            np.savez(
-                f,
-                header=np.frombuffer(json.dumps(header, ensure_ascii=False).encode("utf-8"), dtype=np.uint8),
-                doc_len=self.doc_len, alive=self.alive, indptr=self._indptr, rows=self._rows, tf=self._tf,
-            )
-        os.replace(tmp, folder / SNAPSHOT)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                np.savez(
+                    f,
+                    header=np.frombuffer(json.dumps(header, ensure_ascii=False).encode("utf-8"), dtype=np.uint8),
+                    doc_len=self.doc_len, alive=self.alive, indptr=self._indptr, rows=self._rows, tf=self._tf,
+                )
+            os.replace(tmp, folder / SNAPSHOT)
+        except OSError as exc:  # read-only folder, a file in the way, a full disk
+            # Imported here: the one user-facing error of this module.
+            from assistant.errors import AssistantError
+
+            try:
+                tmp.unlink(missing_ok=True)  # a partial snapshot (a full disk)
+            except OSError:
+                pass
+            raise AssistantError(
+                f"cannot write the BM25 index to {folder} (store.lexical_cache): {exc.strerror or exc}; "
+                "set store.lexical_cache in the config to a folder this user can write, or fix its permissions"
+            ) from None
         for legacy in ("ids.json", "state.json"):  # the bm25s cache of earlier versions
             (folder / legacy).unlink(missing_ok=True)
         shutil.rmtree(folder / "bm25", ignore_errors=True)

@@ -3,6 +3,7 @@ here), a real `chroma run` server, free ports and the CLI as a subprocess."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -376,6 +377,29 @@ def cli_env() -> dict[str, str]:
     env["ANONYMIZED_TELEMETRY"] = "False"
     env["PYTHONIOENCODING"] = "utf-8"
     return env
+
+
+def ingest_until_first_batch(cwd: Path, *args: str) -> tuple[subprocess.Popen, bytes]:
+    """Start `assistant ingest --progress ARGS` in ``cwd``; return (the process, its stderr so far)
+    once it has written a batch (the progress bar shows chunks=N). Its stderr is blocking again."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "assistant.cli", "ingest", "--progress", *map(str, args)],
+        cwd=cwd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    stderr = b""
+    os.set_blocking(process.stderr.fileno(), False)
+    deadline = time.monotonic() + 600
+    while b"chunks=" not in stderr and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        stderr += process.stderr.read() or b""
+    os.set_blocking(process.stderr.fileno(), True)
+    assert b"chunks=" in stderr, f"no batch was written: {stderr.decode(errors='replace')[-2000:]}"
+    return process, stderr
+
+
+def write_jsonl_gz(path: Path, records: list[dict]) -> Path:
+    path.write_bytes(gzip.compress("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")))
+    return path
 
 
 def run_cli(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:

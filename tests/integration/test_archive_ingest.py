@@ -19,9 +19,6 @@ import itertools
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +26,7 @@ import pytest
 from assistant.assistant import Assistant
 from assistant.config import load_settings
 
-from .helpers import cli_env
+from .helpers import ingest_until_first_batch, write_jsonl_gz
 
 REPO = Path(__file__).resolve().parents[2]
 ARTICLES = 200
@@ -63,28 +60,15 @@ def _real_articles(path: Path) -> list[dict]:
 def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
     given = os.environ.get("ASSISTANT_TEST_ARCHIVE")
     records = _real_articles(Path(given)) if given else _seed_articles()
-    path = tmp_path_factory.mktemp("archive") / "archive.jsonl.gz"
-    path.write_bytes(gzip.compress("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")))
-    return path, records
+    return write_jsonl_gz(tmp_path_factory.mktemp("archive") / "archive.jsonl.gz", records), records
 
 
 def _interrupt_after_first_batch(cwd: Path, archive: Path) -> tuple[int, str]:
-    """Run `assistant ingest --progress`, send SIGINT once a batch is written (the progress bar
-    shows chunks=N), and return (exit code, stderr)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "assistant.cli", "ingest", "--progress", str(archive)],
-        cwd=cwd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-    stderr = b""
-    os.set_blocking(process.stderr.fileno(), False)
-    deadline = time.monotonic() + 600
-    while b"chunks=" not in stderr and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-        stderr += process.stderr.read() or b""
-    assert b"chunks=" in stderr, f"no batch was written: {stderr.decode(errors='replace')[-2000:]}"
+    """Run `assistant ingest --progress`, send SIGINT once a batch is written, and return
+    (exit code, stderr)."""
+    process, stderr = ingest_until_first_batch(cwd, archive)
     process.send_signal(signal.SIGINT)
-    os.set_blocking(process.stderr.fileno(), True)
-    out, rest = process.communicate(timeout=600)
+    _out, rest = process.communicate(timeout=600)
     return process.returncode, (stderr + rest).decode("utf-8", errors="replace")
 
 

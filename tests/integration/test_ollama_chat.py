@@ -406,6 +406,31 @@ def test_auto_uses_ollama_when_it_has_the_model(fake_chat_ollama, seeded_setting
     assert len(fake.chat_requests) == 1
 
 
+@pytest.mark.parametrize("server", ["down", "hanging"])
+def test_auto_falls_back_when_ollama_is_down_or_hangs(server, seeded_settings_factory):
+    """Nothing listening, or a server that accepts the connection and never answers: auto answers
+    with the next backend and says why, once the probe's timeout is up (not the request's)."""
+    import socket
+
+    with socket.socket() as listener:
+        if server == "hanging":
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()  # connections are queued by the kernel and never read
+            host = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        else:
+            host = f"http://127.0.0.1:{free_port()}"
+        settings = seeded_settings_factory(
+            **ollama_llm_overrides(host, provider="auto", probe_timeout=1, request_timeout=600),
+            answer={"min_dense_score": {"ar": 1.0, "en": 1.0}},  # refused before generation: no slow answer
+        )
+        outcome = run_with_limit(lambda: Assistant(settings).ask("What is the best recipe for chocolate cake?"))
+
+    answer = outcome.get("value")
+    assert isinstance(answer, Answer), outcome
+    assert answer.model == "extractive" or answer.model.startswith("embedded:")
+    assert any("Ollama not used" in note and host.removeprefix("http://") in note for note in answer.notes), answer.notes
+
+
 def test_auto_falls_back_when_ollama_lacks_the_model(fake_chat_ollama, seeded_settings_factory):
     """Ollama answers but lacks the model: auto picks the embedded model (or extractive) and says why.
 

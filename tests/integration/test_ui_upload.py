@@ -12,9 +12,11 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
+from fastapi.testclient import TestClient
+from gradio.routes import App
 
 from assistant.assistant import Assistant
-from assistant.config import IngestSettings
+from assistant.config import IngestSettings, megabytes
 from assistant.ui.app import ChatUI, build_app
 
 pytestmark = pytest.mark.slow
@@ -52,3 +54,37 @@ def test_upload_size_limit_counts_megabytes_of_a_million_bytes(settings_factory,
     assert 1_400_000 < big.stat().st_size < 1.4 * 1024 * 1024
     _status, _rows, _choices, message = ui.upload([str(big)])
     assert message == "Rejected big.txt: larger than 1.4 MB"
+
+
+def test_upload_file_name_with_path_traversal_stays_in_the_upload_folder(settings_factory, tmp_path: Path, monkeypatch):
+    """A browser may send any file name. Through Gradio's own upload route and then the handler:
+    nothing is written outside the upload folder and the store, and the doc id is a plain name."""
+    uploads = tmp_path / "a" / "b" / "uploads"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(uploads))
+    assistant = Assistant(settings_factory(llm={"provider": "extractive"}))
+    app = build_app(assistant)
+    app.max_file_size = megabytes(assistant.settings.ui.max_upload_mb)  # what launch() sets
+    before = {p for p in tmp_path.rglob("*")}
+    names = ["../../x.txt", "..\\..\\y.txt", "/etc/z.txt"]
+    texts = [ARTICLE, ARTICLE + " وقال المدير إن الدخول مجاني.", ARTICLE + " ويفتح المتحف يوميا."]
+
+    with TestClient(App.create_app(app)) as client:
+        response = client.post("/gradio_api/upload", files=[("files", (n, t.encode())) for n, t in zip(names, texts)])
+    assert response.status_code == 200, response.text
+    saved = [Path(p) for p in response.json()]
+    _status, rows, _choices, message = ChatUI(assistant).upload([str(p) for p in saved])
+
+    assert all(p.resolve().is_relative_to(uploads.resolve()) for p in saved), saved
+    store = {tmp_path / "chroma", tmp_path / "lexical"}
+    written = {p for p in tmp_path.rglob("*") if p not in before}
+    # New: files under the upload folder or the store, and the folders leading to the upload folder.
+    outside = [
+        p for p in written
+        if not any(p.is_relative_to(s) for s in (uploads, *store)) and not (p.is_dir() and uploads.is_relative_to(p))
+    ]
+    assert outside == [], outside
+    assert not Path("/etc/z.txt").exists()
+    assert message.startswith("Added 3, updated 0, unchanged 0"), message
+    doc_ids = sorted(row[1] for row in rows)
+    assert doc_ids[-2:] == ["x", "z"] and doc_ids[0].endswith("y"), doc_ids  # Gradio keeps "..\\..\\y" as "....y"
+    assert not any("/" in d or "\\" in d or d in (".", "..") for d in doc_ids), doc_ids

@@ -8,6 +8,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from assistant.models import Answer
+from assistant.prompts import Prompts
 
 pytestmark = pytest.mark.slow  # the embedded model answers
 
@@ -43,3 +44,45 @@ def test_empty_question_raises_the_friendly_error(client: Client, question: str)
     message = str(error.value)
     assert message == "the question is empty: type a question about the indexed articles"
     assert "Traceback" not in message
+
+
+# --------------------------------------------------------------------------- bad questions (issue 20)
+@pytest.mark.parametrize(
+    ("question", "message"),
+    [
+        ("؟؟؟", "the question has no words, only punctuation or symbols: type a question about the indexed articles"),
+        ("!!", "the question has no words, only punctuation or symbols: type a question about the indexed articles"),
+        ("\u200f\u200b\n\u202e", "the question is empty: type a question about the indexed articles"),
+    ],
+    ids=["arabic-question-marks", "exclamation-marks", "invisible-only"],
+)
+def test_a_question_without_words_raises_the_friendly_error(client: Client, question: str, message: str):
+    with pytest.raises(AppError) as error:
+        client.predict(question, None, api_name="/ask")
+    assert str(error.value) == message
+
+
+def test_a_question_over_the_limit_raises_the_length_message(client: Client, ui_server):
+    limit = ui_server.settings.retrieval.max_question_chars
+    with pytest.raises(AppError) as error:
+        client.predict("س" * (limit + 1), None, api_name="/ask")
+    assert str(error.value) == (
+        f"the question is {limit + 1} characters long; the limit is {limit} (retrieval.max_question_chars). Ask a shorter question."
+    )
+
+
+def test_the_question_box_stops_at_the_length_limit(client: Client, ui_server):
+    (box,) = [c for c in client.config["components"] if c.get("props", {}).get("elem_id") == "question"]
+    assert box["type"] == "textbox"
+    assert box["props"]["max_length"] == ui_server.settings.retrieval.max_question_chars
+
+
+def test_a_french_question_is_answered_in_english_or_told_the_languages(client: Client):
+    result = client.predict("Qui est le porte-parole officiel de la coalition internationale ?", None, api_name="/ask")
+    answer = Answer.model_validate(result)
+    assert answer.language == "en"
+    assert any(note.startswith("the question looks French; the assistant answers in Arabic and English") for note in answer.notes)
+    if answer.refused:
+        assert answer.text.endswith(Prompts().localized("languages", "en"))
+    else:
+        assert answer.citations, answer.text

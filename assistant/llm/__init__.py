@@ -8,8 +8,9 @@ turns transport failures into errors that say what to do. ``extractive`` has no 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 from assistant.config import Settings
@@ -44,6 +45,7 @@ class ChatBackend:
         explain: Callable[[Exception], Exception | None],
         yes_no: Callable[[list[Message]], YesNoReply] | None = None,
         count_tokens: Callable[[list[Message]], int] | None = None,
+        turn: threading.Lock | None = None,
     ):
         self.name = name
         self._llm = llm
@@ -52,6 +54,9 @@ class ChatBackend:
         # (llama.cpp's OpenAI-compatible server; Ollama since 0.12.11); else the reply is streamed.
         self._yes_no = yes_no
         self._count_tokens = count_tokens  # the prompt's size in the model's own tokens, where the API tells
+        # Held for each generation when the model serves one request at a time (the embedded one):
+        # callers wait here, untimed, so that request_timeout covers only the model's own work.
+        self._turn = turn or nullcontext()
 
     @contextmanager
     def _errors(self):
@@ -64,7 +69,7 @@ class ChatBackend:
             raise explained from None
 
     def stream(self, messages: list[Message]) -> Iterator[str]:
-        with self._errors():
+        with self._turn, self._errors():
             for response in self._llm.stream_chat(chat_messages(messages)):
                 if response.delta:
                     yield response.delta
@@ -72,8 +77,11 @@ class ChatBackend:
     def yes_probability(self, messages: list[Message]) -> float:
         """P(the reply is "yes"): from the first token's probabilities when the backend reports
         them, else 1.0 or 0.0 from the reply's first word."""
-        with self._errors():
-            reply = self._yes_no(messages) if self._yes_no else YesNoReply("".join(self.stream(messages)), [])
+        if self._yes_no:
+            with self._turn, self._errors():
+                reply = self._yes_no(messages)
+        else:
+            reply = YesNoReply("".join(self.stream(messages)), [])
         yes = sum(math.exp(logprob) for token, logprob in reply.alternatives if token.strip().lower() in YES)
         no = sum(math.exp(logprob) for token, logprob in reply.alternatives if token.strip().lower() in NO)
         if yes + no:

@@ -30,6 +30,9 @@ SIZE = 1_117_320_768
 
 _LOCK = threading.Lock()
 _SERVERS: dict[tuple, object] = {}  # one llama.cpp server per process and configuration
+# One request at a time per server, waited for here: llama.cpp (n_parallel=1) would queue a second
+# request itself, and that wait would count against the client's request_timeout.
+_TURNS: dict[tuple, threading.Lock] = {}
 
 
 class EmbeddedUnavailable(AssistantError):
@@ -90,6 +93,7 @@ def _join(parts: list[Path], target: Path, verified: Path) -> None:
 
 
 def _server(settings: LLMSettings, path: Path):
+    """(the server for this configuration, the lock its requests take turns with)."""
     cfg = settings.embedded
     key = (str(path), cfg.threads, cfg.context_window)
     with _LOCK:
@@ -109,7 +113,8 @@ def _server(settings: LLMSettings, path: Path):
             params.port = 0  # any free port on loopback
             server = xllamacpp.Server(params)
             _SERVERS[key] = server
-        return server
+            _TURNS[key] = threading.Lock()
+        return server, _TURNS[key]
 
 
 def make_embedded(settings: LLMSettings) -> ChatBackend:
@@ -120,7 +125,7 @@ def make_embedded(settings: LLMSettings) -> ChatBackend:
     path = model_path(settings)
     from llama_index.llms.openai_like import OpenAILike
 
-    server = _server(settings, path)
+    server, turn = _server(settings, path)
     llm = OpenAILike(
         model=MODEL_NAME,
         api_base=f"{server.listening_address.rstrip('/')}/v1",
@@ -151,4 +156,4 @@ def make_embedded(settings: LLMSettings) -> ChatBackend:
             tokens = client.post(f"{base}/tokenize", json={"content": templated.raise_for_status().json()["prompt"]})
             return len(tokens.raise_for_status().json()["tokens"])
 
-    return ChatBackend(f"embedded:{MODEL_NAME}", llm, explain, yes_no=yes_no, count_tokens=count_tokens)
+    return ChatBackend(f"embedded:{MODEL_NAME}", llm, explain, yes_no=yes_no, count_tokens=count_tokens, turn=turn)

@@ -2,14 +2,15 @@
 
 One ``Assistant`` serves every browser tab. All events that touch it share one concurrency
 queue (``concurrency_id``), so an upload never writes the index while a question reads it and
-the in-process model answers one question at a time.
+the in-process model answers one question at a time. Asking is two events: ``accept`` shows the
+question at once, marked as waiting (it never touches the Assistant, so it need not queue), then
+``answer`` waits its turn in that queue, with Gradio's queue position shown under the chat.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
 
@@ -68,28 +69,42 @@ class ChatUI:
         self.assistant = assistant
 
     # --- chat ----------------------------------------------------------------------------------
-    def submit(self, question: str, turns: list[dict]):
-        """Stream one answer into the conversation: yields (conversation HTML, turns, textbox)."""
-        turns = list(turns or [])
+    # ``turns`` is changed in place, never copied: a question accepted while an earlier answer
+    # streams appends to the same list that answer is writing back, so neither drops the other.
+    def accept(self, question: str, turns: list[dict] | None):
+        """Step one, instant: the question joins the conversation as waiting (or, empty, as an
+        error). Returns (conversation HTML, turns, the emptied textbox)."""
+        turns = turns if turns is not None else []
         question = (question or "").strip()
-        if not question:
+        if question:
+            turns.append({"question": question, "language": detect_language(question), "waiting": True})
+        else:
             turns.append({"question": "", "language": "en", "error": f"{EMPTY_QUESTION['en']} / {EMPTY_QUESTION['ar']}"})
-            yield render.conversation_html(turns), turns, ""
+        return render.conversation_html(turns), turns, ""
+
+    def answer(self, turns: list[dict] | None):
+        """Step two, in the one queue: stream the answer to the oldest waiting question.
+        Yields (conversation HTML, turns)."""
+        turns = turns if turns is not None else []
+        index = next((i for i, t in enumerate(turns) if t.get("waiting")), None)
+        if index is None:  # an empty question, or its conversation was cleared
+            yield render.conversation_html(turns), turns
             return
-        history = _history(turns)
-        turn: dict[str, Any] = {"question": question, "language": detect_language(question), "partial": ""}
-        turns.append(turn)
-        yield render.conversation_html(turns), turns, ""
+        turn = turns[index]
+        turn.pop("waiting")
+        turn["partial"] = ""
+        history = _history(turns[:index])
+        yield render.conversation_html(turns), turns
         try:
-            for item in self.assistant.stream(question, history=history or None):
+            for item in self.assistant.stream(turn["question"], history=history or None):
                 if isinstance(item, Answer):
                     turn["answer"] = item.model_dump(mode="json")
                 else:
                     turn["partial"] += item
-                yield render.conversation_html(turns), turns, ""
+                yield render.conversation_html(turns), turns
         except Exception as exc:  # shown in the chat, never as a stack trace in the page
             turn["error"] = _friendly(exc)
-            yield render.conversation_html(turns), turns, ""
+            yield render.conversation_html(turns), turns
 
     def show_source(self, turns: list[dict], event: gr.EventData) -> str:
         data = getattr(event, "_data", None) or {}
@@ -115,7 +130,9 @@ class ChatUI:
         try:
             return self.assistant.ask(question, history=history or None).model_dump(mode="json")
         except Exception as exc:
-            raise gr.Error(_friendly(exc)) from None
+            # No traceback on the server's stderr: the message is the whole story (an unexpected
+            # error was logged by _friendly), and the user's question stays out of the log.
+            raise gr.Error(_friendly(exc), print_exception=False) from None
 
     # --- library -------------------------------------------------------------------------------
     def llm_label(self) -> str:
@@ -187,6 +204,7 @@ def build_app(assistant) -> gr.Blocks:
                             max_height=620,
                             min_height=300,
                         )
+                        ask_status = gr.HTML("", elem_id="ask-status")  # Gradio's queue position (ui.css)
                         with gr.Row():
                             question = gr.Textbox(
                                 show_label=False,
@@ -194,6 +212,8 @@ def build_app(assistant) -> gr.Blocks:
                                 elem_id="question",
                                 lines=1,
                                 max_lines=6,
+                                # The browser stops typing at the limit; /ask still checks it.
+                                max_length=assistant.settings.retrieval.max_question_chars,
                                 scale=5,
                                 autofocus=True,
                             )
@@ -224,8 +244,19 @@ def build_app(assistant) -> gr.Blocks:
                         remove = gr.Button("Remove", variant="stop", elem_id="remove-article")
                 library_message = gr.Textbox(label="Library", interactive=False, lines=2, elem_id="library-message")
 
-        ask_event = dict(fn=ui.submit, inputs=[question, turns], outputs=[conversation, turns, question], concurrency_id=QUEUE, show_progress="hidden")
-        asking = [send.click(**ask_event, api_visibility="private"), question.submit(**ask_event, api_visibility="private")]
+        # Asking: ``accept`` shows the question at once (own group, no limit: it never touches the
+        # Assistant), then ``answer`` waits in QUEUE; while it waits, Gradio's queue position
+        # ("queue: 2/3") shows on #ask-status instead of the page looking idle.
+        accept = {"fn": ui.accept, "inputs": [question, turns], "outputs": [conversation, turns, question], "show_progress": "hidden",
+                  "concurrency_id": "accept", "concurrency_limit": None, "api_visibility": "private"}
+        # trigger_mode "multiple": a question asked while this tab's previous answer streams gets its
+        # own turn in the queue ("once", the default, would drop it and leave it waiting forever).
+        answer = {"fn": ui.answer, "inputs": [turns], "outputs": [conversation, turns], "concurrency_id": QUEUE, "trigger_mode": "multiple",
+                  "show_progress": "minimal", "show_progress_on": [ask_status], "api_visibility": "private"}
+        asking = []
+        for trigger in (send.click, question.submit):
+            accepted = trigger(**accept)
+            asking += [accepted, accepted.then(**answer)]
         conversation.click(ui.show_source, inputs=[turns], outputs=[viewer], concurrency_id=QUEUE, api_visibility="private")
         # Cancel an answer still streaming, or it redraws the old conversation into the new one.
         new_chat.click(ui.new_chat, outputs=[conversation, turns, viewer, question], cancels=asking, api_visibility="private")

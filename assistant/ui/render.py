@@ -28,6 +28,12 @@ EMPTY_VIEWER = (
     '<p dir="rtl" lang="ar">انقر على إحالة مثل [1] لقراءة المقطع في مقاله.</p></div>'
 )
 
+# A question accepted while earlier ones are answered; Gradio's queue position shows under the chat.
+WAITING = {
+    "ar": "في الانتظار: يُجاب أولاً عن الأسئلة التي سبقته…",
+    "en": "Waiting: questions asked before this one are answered first…",
+}
+
 
 def _dir(language: str) -> str:
     return "rtl" if language == "ar" else "ltr"
@@ -94,7 +100,8 @@ def _message(role: str, language: str, body: str, extra_class: str = "") -> str:
 
 
 def turn_html(turn: dict, index: int) -> str:
-    """One exchange. ``turn``: question, language, and then partial (streaming), answer or error."""
+    """One exchange. ``turn``: question, language, and then waiting (in the queue), partial
+    (streaming), answer or error."""
     language = turn.get("language") or detect_language(turn.get("question") or "")
     parts = []
     if turn.get("question"):
@@ -105,6 +112,8 @@ def turn_html(turn: dict, index: int) -> str:
         answer = Answer.model_validate(turn["answer"])
         body = f'<div class="text">{answer_text_html(answer, index)}</div>' + sources_html(answer, index) + _meta_html(answer)
         parts.append(_message("bot", answer.language, body, "refusal" if answer.refused else ""))
+    elif turn.get("waiting"):  # "streaming" too: the answer is still to come
+        parts.append(_message("bot", language, f'<div class="text">{escape(WAITING[language])}</div>', "streaming waiting"))
     else:
         waiting = "…" if not turn.get("partial") else escape(turn["partial"])
         parts.append(_message("bot", language, f'<div class="text">{waiting}</div>', "streaming"))

@@ -8,6 +8,8 @@ out/ui-screenshots/arabic-answer.png shows a finished Arabic answer with its sou
 from __future__ import annotations
 
 import re
+import threading
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -16,9 +18,17 @@ from playwright.sync_api import expect
 from assistant.arabic import detect_language
 from assistant.config import Settings
 from assistant.ui.app import EMPTY_QUESTION
+from assistant.ui.render import WAITING
 from tests.integration.helpers import free_port
 
-from .helpers import ANSWER_TIMEOUT_MS, SCREENSHOTS, SEEDS, SPOKESMAN_DOC, SPOKESMAN_Q, running_ui
+from .helpers import (
+    ANSWER_TIMEOUT_MS,
+    SCREENSHOTS,
+    SEEDS,
+    SPOKESMAN_DOC,
+    SPOKESMAN_Q,
+    running_ui,
+)
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
@@ -95,8 +105,8 @@ def test_arabic_answer_streams_with_citation_then_english_follow_up_then_new_cha
     # Seen streaming: the recorder saw the placeholder or partial text before the final answer.
     streamed = ui.stream_log(turn)
     assert streamed, "the answer never showed in a streaming state"
-    partial = [t for t in streamed if t.strip("…").strip()]
-    assert all(a in b for a, b in zip(partial, partial[1:])), f"the partial text did not grow: {partial}"
+    partial = [t for t in streamed if t.strip("…").strip() and t not in WAITING.values()]
+    assert all(a in b for a, b in pairwise(partial)), f"the partial text did not grow: {partial}"
 
     expect(answer).to_have_attribute("dir", "rtl")
     expect(answer).not_to_have_class(re.compile(r"\b(refusal|error)\b"))
@@ -145,14 +155,15 @@ def test_arabic_answer_streams_with_citation_then_english_follow_up_then_new_cha
 
 def test_new_chat_while_answer_streams_leaves_the_conversation_empty(ui):
     turn = ui.send(SPOKESMAN_Q)
-    ui.page.locator(f'#conversation .turn[data-turn="{turn}"] .msg.bot.streaming').wait_for()
+    ui.page.locator(f'#conversation .turn[data-turn="{turn}"] .msg.bot.streaming:not(.waiting)').wait_for()
     ui.page.click("#new-chat")
     expect(ui.turns()).to_have_count(0)
-    # An empty question waits in the same queue behind the first answer; once its error shows,
-    # the first answer has finished (or been cancelled) and can no longer redraw the conversation.
-    ui.send("", press_enter=True)
-    ui.page.locator("#conversation .msg.bot.error").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    # The next question is answered in the same queue after the cancelled answer (refused after the
+    # one-token evidence check, so quickly): once it shows, the cancelled answer can no longer redraw.
+    off_topic = ui.send("What is the capital of Australia?")
+    reply = ui.finished(off_topic)
     ui.shot("after-new-chat")
+    expect(reply).to_have_class(re.compile(r"\brefusal\b"))
     text = ui.page.locator("#conversation").inner_text()
     assert SPOKESMAN_Q not in text, text
     expect(ui.turns()).to_have_count(1)
@@ -292,3 +303,63 @@ def test_unreachable_ollama_is_a_friendly_error_naming_the_host(open_ui, seeded_
         expect(error).to_contain_text(f"cannot reach Ollama at {host}")
         assert_no_traceback(ui)
 
+
+
+# --------------------------------------------------------------------------- g. waiting in the queue
+def test_a_question_asked_while_another_is_answered_shows_at_once_as_waiting(open_ui, seeded_settings_factory):
+    """Two tabs share the one queue: a question asked while another is being answered appears at
+    once, marked as waiting, with Gradio's queue position under the chat; then each tab gets the
+    answers to its own questions. The extractive backend answers (fast); the first answer is held
+    in its handler (``assistant.stream``) until the waiting states have been seen."""
+    settings: Settings = seeded_settings_factory(llm={"provider": "extractive"}, ui={"port": free_port()})
+    asked = {  # tab -> its questions, in order
+        "first": ["في أي بلدة عُقد المؤتمر الصحفي المشترك بين التحالف الدولي وقسد؟", "Where was the coalition press briefing held?"],
+        "second": ["أين أقام التحالف مركزاً لتأهيل مقاتلات وحدات حماية المرأة؟"],
+    }
+    with running_ui(settings) as server:
+        release, entered = threading.Event(), threading.Event()
+        stream = server.assistant.stream
+
+        def held_stream(*args, **kwargs):
+            entered.set()
+            release.wait(ANSWER_TIMEOUT_MS / 1000)
+            yield from stream(*args, **kwargs)
+
+        server.assistant.stream = held_stream  # this server's Assistant only
+        try:
+            first, second = open_ui(server.url), open_ui(server.url)
+            answering = first.send(asked["first"][0])
+            assert entered.wait(ANSWER_TIMEOUT_MS / 1000), "the first question never reached its handler"
+            expect(first.bot(answering)).to_have_class(re.compile(r"\bstreaming\b"))
+            expect(first.bot(answering)).not_to_have_class(re.compile(r"\bwaiting\b"))
+
+            # The other tab's question shows at once, waiting, first in line.
+            waiting = second.send(asked["second"][0])
+            expect(second.page.locator(f'#conversation .turn[data-turn="{waiting}"] .msg.user')).to_have_text(asked["second"][0])
+            expect(second.bot(waiting)).to_have_class(re.compile(r"\bwaiting\b"))
+            expect(second.bot(waiting)).to_have_text(WAITING["ar"])
+            expect(second.page.locator("#ask-status")).to_contain_text("queue: 1/1")
+            expect(second.page.locator("#question textarea")).to_have_value("")
+            second.shot("waiting")
+
+            # A follow-up in the first tab waits behind both.
+            follow = first.send(asked["first"][1])
+            expect(first.bot(follow)).to_have_text(WAITING["en"])
+            expect(first.page.locator("#ask-status")).to_contain_text("queue: 2/2")
+            first.shot("waiting-behind-two")
+        finally:
+            release.set()
+
+        for ui, questions in ((first, asked["first"]), (second, asked["second"])):
+            expect(ui.turns()).to_have_count(len(questions))
+            for index, question in enumerate(questions):
+                answer = ui.finished(index)
+                expect(answer).not_to_have_class(re.compile(r"\b(error|refusal|waiting)\b"))
+                expect(answer).to_have_attribute("lang", detect_language(question))
+                assert answer.locator(".text a.cite").count() >= 1, answer.inner_html()
+                expect(ui.page.locator(f'#conversation .turn[data-turn="{index}"] .msg.user')).to_have_text(question)
+            ui.shot("answered")
+            assert_no_traceback(ui)
+        # Each tab shows only its own questions: nothing crossed between the two conversations.
+        assert asked["second"][0] not in first.page.locator("#conversation").inner_text()
+        assert asked["first"][0] not in second.page.locator("#conversation").inner_text()

@@ -22,8 +22,7 @@ from assistant.llm import Message, resolve_backend
 from assistant.models import Answer, Article, DocumentInfo, IndexCheck, IndexStatus, IngestReport, Passage
 from assistant.prompts import Prompts
 from assistant.retrieve import Mode, Retriever, check_question
-from assistant.store import Index
-from assistant.store.chroma import drop_collection
+from assistant.store import Index, drop_index
 
 # The parts built on first use that read the index: a rebuild makes each of them anew.
 _INDEX_PARTS = ("index", "retriever", "answerer")
@@ -103,7 +102,7 @@ class Assistant:
     def rebuild(self) -> None:
         """Drop the collection (whatever model built it) and start an empty one."""
         with self._parts_lock:
-            drop_collection(self.settings)
+            drop_index(self.settings)
             for part in _INDEX_PARTS:
                 self.__dict__.pop(part, None)
 

@@ -31,7 +31,7 @@ from filelock import FileLock
 from assistant.config import Settings
 from assistant.errors import AssistantError
 from assistant.models import Article, Chunk, DocumentInfo, IndexCheck, IndexStatus
-from assistant.store.chroma import ChromaStore, StoredChunk
+from assistant.store.chroma import ChromaStore, StoredChunk, drop_collection
 from assistant.store.lexical import LexicalIndex
 from assistant.timing import StageTimer
 
@@ -39,6 +39,36 @@ from assistant.timing import StageTimer
 CATCH_UP_PAGE = 500
 # Problems listed one by one by check(); the rest are counted.
 CHECK_LIST_MAX = 50
+
+
+def write_lock_path(settings: Settings) -> Path:
+    """The lock file that writers of this collection take turns with."""
+    store = settings.store
+    # Chroma's own folder when it is on disk (the thing that is not process-safe); for a server,
+    # the BM25 cache folder that the processes on this machine share.
+    folder = settings.resolve(store.path if store.mode == "persistent" else store.lexical_cache)
+    return folder / f".{store.collection}.write.lock"
+
+
+@contextmanager
+def _holding(lock: FileLock) -> Iterator[None]:
+    try:
+        lock.acquire()
+    except OSError as exc:
+        raise AssistantError(
+            f"cannot take the store's lock file {lock.lock_file} ({exc.strerror or exc}): "
+            "the folder must be writable by this user (store.path, store.lexical_cache)"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def drop_index(settings: Settings) -> None:
+    """Delete the collection (whatever model built it), between two other processes' writes."""
+    with _holding(FileLock(str(write_lock_path(settings)))):
+        drop_collection(settings)
 
 
 def indexed_text(title: str, text: str, include_title: bool) -> str:
@@ -77,7 +107,7 @@ class Index:
         # The BM25 index is updated in place: one thread at a time (the UI serves several).
         # Lock order: the write lock first, then this one.
         self._lexical_lock = threading.RLock()
-        self._write_lock = FileLock(str(self._write_lock_path))
+        self._write_lock = FileLock(str(write_lock_path(settings)))
 
     # --- state -------------------------------------------------------------------------------
     def doc_states(self, doc_ids: Iterable[str] | None = None) -> dict[str, DocState]:
@@ -272,28 +302,9 @@ class Index:
             "include_title": self.settings.embedding.include_title,
         }
 
-    @property
-    def _write_lock_path(self) -> Path:
-        store = self.settings.store
-        # Chroma's own folder when it is on disk (the thing that is not process-safe); for a server,
-        # the BM25 cache folder that the processes on this machine share.
-        folder = self.settings.resolve(store.path if store.mode == "persistent" else store.lexical_cache)
-        return folder / f".{store.collection}.write.lock"
-
-    @contextmanager
-    def _writing(self) -> Iterator[None]:
+    def _writing(self):
         """Hold the store's write lock: one writer or BM25 builder at a time, across processes."""
-        try:
-            self._write_lock.acquire()
-        except OSError as exc:
-            raise AssistantError(
-                f"cannot take the store's lock file {self._write_lock_path} ({exc.strerror or exc}): "
-                "the folder must be writable by this user (store.path, store.lexical_cache)"
-            ) from None
-        try:
-            yield
-        finally:
-            self._write_lock.release()
+        return _holding(self._write_lock)
 
     def _current_lexical(self, generation: int) -> tuple[LexicalIndex | None, tuple[LexicalIndex, dict] | None]:
         """(the BM25 index for ``generation`` from memory or the snapshot, else None; the snapshot)."""

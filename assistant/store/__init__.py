@@ -87,6 +87,13 @@ class DocState:
     def complete(self) -> bool:
         return len(self.doc_hashes) == 1 and len(self.chunk_ids) == self.n_chunks
 
+    def add(self, stored: StoredChunk) -> None:
+        """Count one of the article's stored chunks."""
+        self.doc_hashes.add(stored.meta.get("doc_hash", ""))
+        self.chunk_ids.append(stored.chunk_id)
+        self.n_chunks = int(stored.meta.get("n_chunks", 0))
+        self.meta = stored.meta
+
 
 @dataclass
 class ArticleChunks:
@@ -117,11 +124,7 @@ class Index:
             self.vectors.iter_chunks(with_text=False) if doc_ids is None else self.vectors.chunks_of(list(doc_ids), with_text=False)
         )
         for stored in stored_chunks:
-            state = states[stored.meta["doc_id"]]
-            state.doc_hashes.add(stored.meta.get("doc_hash", ""))
-            state.chunk_ids.append(stored.chunk_id)
-            state.n_chunks = int(stored.meta.get("n_chunks", 0))
-            state.meta = stored.meta
+            states[stored.meta["doc_id"]].add(stored)
         return dict(states)
 
     def documents(self) -> list[DocumentInfo]:
@@ -169,10 +172,7 @@ class Index:
                 if doc_id is None:
                     problems.append(f"chunk {stored.chunk_id} has no doc_id (not written by the assistant)")
                 else:
-                    state = states[doc_id]
-                    state.doc_hashes.add(doc_hash)
-                    state.chunk_ids.append(stored.chunk_id)
-                    state.n_chunks = int(stored.meta.get("n_chunks", 0))
+                    states[doc_id].add(stored)
                 if stored.chunk_id not in in_bm25:
                     problems.append(f"chunk {stored.chunk_id} is in Chroma but not in BM25")
                 elif in_bm25.pop(stored.chunk_id) != doc_hash:
@@ -385,12 +385,7 @@ class Index:
         wanted = sorted(set(hashes))
         if not wanted:
             return {}
-        # Imported here: this section is all that ingest adds to this file.
-        from assistant.store.chroma import _server_call
-
-        # Through the store's error translation: a lost server is a BackendUnavailableError.
-        fetch = _server_call(lambda store: store.collection.get(where={"text_hash": {"$in": wanted}}, include=["metadatas"]))
         found: dict[str, set[str]] = defaultdict(set)
-        for meta in fetch(self.vectors)["metadatas"]:
-            found[meta["text_hash"]].add(meta["doc_id"])
+        for stored in self.vectors.chunks_where("text_hash", wanted, with_text=False):
+            found[stored.meta["text_hash"]].add(stored.meta["doc_id"])
         return {digest: sorted(ids) for digest, ids in found.items()}

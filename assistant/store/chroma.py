@@ -14,6 +14,7 @@ reopened before it is queried or written.
 from __future__ import annotations
 
 import functools
+import os
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,8 +56,6 @@ def connect(settings: Settings) -> chromadb.api.ClientAPI:
                 f"Start it with `chroma run --path DATA_DIR --host {store.host} --port {store.port}`, "
                 "or set store.mode: persistent in config.yaml."
             ) from None
-    import os  # only here: the rest of this module is not about folders
-
     path = settings.resolve(store.path)
     fix = "set store.path in the config to a folder this user can write, or fix its permissions"
     try:
@@ -221,12 +220,14 @@ class ChromaStore:
         page = self.collection.get(ids=chunk_ids, include=["metadatas", "documents"])
         return {i: StoredChunk(i, d or "", dict(m or {})) for i, d, m in zip(page["ids"], page["documents"], page["metadatas"])}
 
-    @_server_call
     def chunks_of(self, doc_ids: list[str], with_text: bool = True) -> list[StoredChunk]:
-        if not doc_ids:
-            return []
+        return self.chunks_where("doc_id", doc_ids, with_text) if doc_ids else []
+
+    @_server_call
+    def chunks_where(self, key: str, values: list[str], with_text: bool = True) -> list[StoredChunk]:
+        """The chunks whose metadata ``key`` is one of ``values`` (one query)."""
         include = ["metadatas", "documents"] if with_text else ["metadatas"]
-        page = self.collection.get(where={"doc_id": {"$in": doc_ids}}, include=include)
+        page = self.collection.get(where={key: {"$in": values}}, include=include)
         if not with_text:
             return [StoredChunk(i, "", dict(m or {})) for i, m in zip(page["ids"], page["metadatas"])]
         return [StoredChunk(i, d or "", dict(m or {})) for i, d, m in zip(page["ids"], page["documents"], page["metadatas"])]

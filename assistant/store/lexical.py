@@ -15,6 +15,7 @@ was built for (collection id and generation). ``assistant.store.Index`` decides 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.arabic import lexical_tokens
+from assistant.errors import AssistantError
 
 SNAPSHOT = "bm25.npz"
 # Compact away dead rows once they are this share of all rows.
@@ -183,13 +185,8 @@ class LexicalIndex:
                 )
             os.replace(tmp, folder / SNAPSHOT)
         except OSError as exc:  # read-only folder, a file in the way, a full disk
-            # Imported here: the one user-facing error of this module.
-            from assistant.errors import AssistantError
-
-            try:
+            with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)  # a partial snapshot (a full disk)
-            except OSError:
-                pass
             raise AssistantError(
                 f"cannot write the BM25 index to {folder} (store.lexical_cache): {exc.strerror or exc}; "
                 "set store.lexical_cache in the config to a folder this user can write, or fix its permissions"

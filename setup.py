@@ -1,7 +1,7 @@
 """Build hook (metadata is in pyproject.toml): ship the default prompts and config in the package.
 
 ``prompts/`` and ``config.yaml`` stay at the repository's top level, where they are edited. A
-wheel carries copies as ``assistant/defaults/prompts/*.txt`` and ``assistant/defaults/config.yaml``,
+wheel carries copies as ``assistant/defaults/prompts/*.txt`` (and the ``*.gbnf`` grammars) and ``assistant/defaults/config.yaml``,
 which ``assistant.prompts.default_file`` finds; an editable install has no copies and reads the
 top-level files. The sdist includes both through MANIFEST.in.
 """
@@ -18,7 +18,7 @@ DEFAULTS = Path("assistant", "defaults")
 class BuildPyWithDefaults(build_py):
     def _defaults(self) -> dict[str, str]:
         """Build path -> source path of every shipped default."""
-        config, prompts = ROOT / "config.yaml", sorted((ROOT / "prompts").glob("*.txt"))
+        config, prompts = ROOT / "config.yaml", sorted(p for p in (ROOT / "prompts").iterdir() if p.suffix in (".txt", ".gbnf"))
         if not config.is_file() or not prompts:
             raise FileNotFoundError(f"the build needs {config} and {ROOT / 'prompts'}/*.txt")
         sources = [config, *prompts]

@@ -30,10 +30,11 @@ import numpy as np
 from assistant.arabic import detect_language, lexical_tokens, normalize, other_language
 from assistant.chunk import sentence_spans
 from assistant.cite import Cited, answer_support, cite, strip_markers, to_citation
+from assistant.compress import compress, estimate_tokens, sentence_scores
 from assistant.config import AnswerSettings
 from assistant.embed import Embedder
 from assistant.llm import ChatBackend, Message, ResolvedBackend
-from assistant.models import Answer, Passage, Timings
+from assistant.models import Answer, Passage, Timings, TokenUsage
 from assistant.prompts import LANGUAGE_NAMES, Prompts
 from assistant.retrieve import Retriever, check_question, clean_question
 
@@ -56,8 +57,10 @@ class Turn:
     notes: list[str] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)
     retrieval_ms: float = 0.0
+    compress_ms: float = 0.0
     evidence: float | None = None  # the evidence check's P(yes), once asked
     first_token_ms: float | None = None
+    usage: TokenUsage = field(default_factory=TokenUsage)  # the model's tokens, where it reports them
 
 
 class Answerer:
@@ -79,8 +82,10 @@ class Answerer:
         turn.retrieval_ms = _ms(turn.started)
 
         refusal = self.similarity_gate(turn.passages, turn.language)
-        if refusal is None and self.llm is not None and self.settings.min_answerable > 0:
-            refusal = self.evidence_gate(self.check_evidence(turn))
+        if refusal is None and self.llm is not None:
+            self.compress(turn)
+            if self.settings.min_answerable > 0:
+                refusal = self.evidence_gate(self.check_evidence(turn))
         if refusal is not None:  # refused before any text was generated: the refusal is the text
             yield self.refusal_text(turn)
             yield self.refuse(turn, refusal)
@@ -113,6 +118,13 @@ class Answerer:
                 return item
         raise RuntimeError("the answer stream ended without an Answer")  # a bug, not a user error
 
+    def warm_up(self) -> None:
+        """Load the model and have it read the system prompt that begins every answer prompt: it
+        stays in the model server's prompt cache, so the first question reads only what follows."""
+        if self.llm is not None:
+            system = self.prompts.render("answer_system", refusal=self.refusal("ar"))
+            self.llm.yes_probability([Message("system", system), Message("user", "?")])
+
     # --- steps --------------------------------------------------------------------------------
     def start(self, question: str, history: History) -> Turn:
         """The checked question, its language, and the standalone form of a follow-up."""
@@ -125,18 +137,38 @@ class Answerer:
             notes.append(f"the question looks {asked_in}; the assistant answers in Arabic and English, here in {LANGUAGE_NAMES[language]}")
         return Turn(question=standalone, language=language, started=started, notes=notes, asked_in=asked_in)
 
+    def compress(self, turn: Turn) -> None:
+        """The passages cut to the sentences that bear on the question, so that the whole answer
+        prompt fits ``answer.prompt_tokens`` (counted by the model's tokenizer where the backend
+        has one, else estimated; 0 shows whole passages)."""
+        if not self.settings.prompt_tokens or not turn.passages:
+            return
+        started = time.perf_counter()
+        count = self.llm.text_tokens if self.llm.can.count_text else estimate_tokens
+        bare = Turn(question=turn.question, language=turn.language, started=started)  # the prompt without passages
+        fixed = sum(count(m.content) for m in self._messages(bare, self._answer_instruction(turn.language)))
+        budget = self.settings.prompt_tokens - fixed
+        turn.passages = compress(turn.question, turn.passages, self.embedder, budget, count, lambda p: self._passage(0, p, ""))
+        turn.compress_ms = _ms(started)
+
     def check_evidence(self, turn: Turn) -> float:
         """The model's P(the passages state the answer), kept in the turn and its notes."""
-        turn.evidence = self.llm.yes_probability(self._messages(turn, self.prompts.text("verify_instruction")))
+        turn.evidence = self.llm.yes_probability(self._messages(turn, self.prompts.text("verify_instruction")), turn.usage)
         turn.notes.append(f"evidence check: P(the passages answer the question) = {turn.evidence:.2f}")
         return turn.evidence
 
     def generate(self, turn: Turn) -> Generator[str, None, str]:
-        """Stream the model's answer; returns its whole text."""
+        """Stream the model's answer, in the reply format of its language (``prompts/answer.*.gbnf``,
+        where the backend can follow one); returns its whole text."""
         pieces: list[str] = []
-        for delta in self.llm.stream(self._messages(turn, self._answer_instruction(turn.language))):
+        messages = self._messages(turn, self._answer_instruction(turn.language))
+        for delta in self.llm.stream(messages, self.prompts.grammar("answer", turn.language), turn.usage):
             if turn.first_token_ms is None:
                 turn.first_token_ms = _ms(turn.started)
+            if not pieces:
+                delta = delta.lstrip()  # the reply format may begin with a space
+                if not delta:
+                    continue
             pieces.append(delta)
             yield delta
         return "".join(pieces).strip()
@@ -147,13 +179,15 @@ class Answerer:
         if said == turn.language:
             return raw
         turn.notes.append(f"the model answered in {LANGUAGE_NAMES[said]}; translated")
-        return self._translate_answer(raw, turn.language)
+        return self._translate_answer(raw, turn.language, turn.usage)
 
     def cite(self, turn: Turn, raw: str) -> Cited:
-        """Markers checked against the passages shown; missing ones attached by matching. With
+        """Markers checked against the passages shown; missing ones attached by matching. A number
+        in neither the question nor the cited passage leaves a sentence unsupported. With
         ``strict_support`` only what the answer adds to the question counts as support."""
         asked = turn.question if self.settings.strict_support else ""
-        return cite(raw, turn.passages, lambda sentence, p: answer_support(sentence, p, asked), self.settings.min_support)
+        support = lambda sentence, p: answer_support(sentence, p, asked, question=turn.question)  # noqa: E731
+        return cite(raw, turn.passages, support, self.settings.min_support)
 
     def refusal(self, language: str) -> str:
         return self.prompts.localized("refusal", language)
@@ -174,11 +208,14 @@ class Answerer:
             language=turn.language,
             citations=list(citations),
             refused=refused,
-            timings=Timings(retrieval_ms=turn.retrieval_ms, first_token_ms=turn.first_token_ms, total_ms=_ms(turn.started)),
+            timings=Timings(
+                retrieval_ms=turn.retrieval_ms, compress_ms=turn.compress_ms, first_token_ms=turn.first_token_ms, total_ms=_ms(turn.started)
+            ),
             model=self.resolved.label,
             notes=turn.notes,
             question=turn.question,
             evidence=turn.evidence,
+            usage=turn.usage if turn.usage.calls else None,
         )
 
     # --- refusal gates: each returns why it refuses, or None to go on ---------------------------
@@ -225,9 +262,11 @@ class Answerer:
         return self.retriever.search(question, top_k=top_k or self.settings.passages, lexical_query=self.arabic_query(question, language))
 
     def answer_messages(self, question: str) -> list[Message]:
-        """The answer prompt for a standalone question, as the model gets it (to measure its size)."""
+        """The answer prompt for a standalone question, as the model gets it (passages compressed)."""
         language = detect_language(question)
         turn = Turn(question=question, language=language, started=time.perf_counter(), passages=self.passages(question, language))
+        if self.llm is not None:
+            self.compress(turn)
         return self._messages(turn, self._answer_instruction(language))
 
     def arabic_query(self, question: str, language: str, force: bool = False) -> str | None:
@@ -241,22 +280,22 @@ class Answerer:
         """System prompt, numbered passages and question, then the instruction. Everything before
         the instruction is identical for the evidence check and the answer, so the model server
         reuses its prompt cache for the second call."""
-        shown = "\n\n".join(
-            self.prompts.render("passage", n=str(i), title=p.title or p.doc_id, date=f" ({p.date})" if p.date else "", text=p.text)
-            for i, p in enumerate(turn.passages, start=1)
-        )
+        shown = "\n\n".join(self._passage(i, p, p.text) for i, p in enumerate(turn.passages, start=1))
         user = self.prompts.render("answer_user", passages=shown, question=turn.question, instruction=instruction)
         # The refusal sentence sits in the system prompt: placed in the final instruction, it made
         # the small model refuse most answerable questions (docs/experiments.md).
         system = self.prompts.render("answer_system", refusal=self.refusal(turn.language))
         return [Message("system", system), Message("user", user)]
 
+    def _passage(self, n: int, p: Passage, text: str) -> str:
+        return self.prompts.render("passage", n=str(n), title=p.title or p.doc_id, date=f" ({p.date})" if p.date else "", text=text)
+
     def _answer_instruction(self, language: str) -> str:
         return self.prompts.render("answer_instruction", language_name=LANGUAGE_NAMES[language])
 
-    def _translate_answer(self, answer: str, language: str) -> str:
+    def _translate_answer(self, answer: str, language: str, usage: TokenUsage | None = None) -> str:
         prompt = self.prompts.render("translate_answer", answer=answer, language_name=LANGUAGE_NAMES[language])
-        translated = self.llm.complete([Message("user", prompt)]).strip()
+        translated = self.llm.complete([Message("user", prompt)], self.prompts.grammar("answer", language), usage).strip()
         return translated if translated and detect_language(strip_markers(translated)) == language else answer
 
     def _is_refusal(self, text: str, language: str) -> bool:
@@ -273,10 +312,7 @@ class Answerer:
         for n, p in enumerate(passages, start=1):
             for span in sentence_spans(p.text, max_chars=10_000):
                 candidates.append((n, p.text[span.start : span.end]))
-        q = self.embedder.embed_queries([question])[0]
-        vectors = self.embedder.embed_passages([s for _, s in candidates])
-        terms = set(lexical_tokens(question))
-        scores = vectors @ q + np.array([0.1 * len(terms & set(lexical_tokens(s))) / max(len(terms), 1) for _, s in candidates])
+        scores = sentence_scores(question, [s for _, s in candidates], self.embedder)
         best = [candidates[i] for i in np.argsort(-scores)[: self.settings.extractive_sentences]]
         quoted = " ".join(f"«{s.rstrip('.')}» [{n}]" for n, s in best)
         text = f"{self.prompts.localized('extractive', language)} {quoted}"

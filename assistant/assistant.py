@@ -16,6 +16,7 @@ from typing import Any
 from assistant.answer import Answerer, History
 from assistant.config import Settings, load_settings
 from assistant.embed import Embedder, make_embedder, model_id_for
+from assistant.errors import AssistantError
 from assistant.arabic import detect_language
 from assistant.ingest import check_paths, ingest, ingest_articles
 from assistant.llm import Message, resolve_backend
@@ -138,12 +139,35 @@ class Assistant:
         resolved = self.answerer.resolved
         return resolved.label + (f" — {resolved.note}" if resolved.note else "")
 
-    def warm_up(self) -> None:
+    def warm_up(self, model: bool = False) -> None:
         """Open the index (Chroma and BM25) and load the embedding model now, not at the first
-        question. No scan of every chunk: that grows with the archive."""
+        question. No scan of every chunk: that grows with the archive. With ``model``, also load
+        the language model and have it read the answer prompt's fixed start (see
+        ``Answerer.warm_up``), so that the first question pays neither."""
         self.chunk_count()
         self.index.lexical()
         self.embedder.embed_queries(["warm-up"])
+        if model:
+            self.answerer.warm_up()
+
+    def warm_up_in_background(self, on_ready=None) -> threading.Thread:
+        """``warm_up(model=True)`` in a thread, so that a UI or chat can start at once; a question
+        asked meanwhile waits for the parts it needs. ``on_ready(error)`` is called at the end,
+        with the AssistantError that stopped it, or None."""
+
+        def run() -> None:
+            try:
+                self.warm_up(model=True)
+            except AssistantError as exc:  # the same error will be told with the first question
+                error = exc
+            else:
+                error = None
+            if on_ready:
+                on_ready(error)
+
+        thread = threading.Thread(target=run, name="warm-up", daemon=True)
+        thread.start()
+        return thread
 
     def translate_query(self, question: str) -> str | None:
         """The question in Arabic for BM25, by the language model (None when it cannot)."""

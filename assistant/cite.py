@@ -11,13 +11,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
 
 from assistant.arabic import detect_language, lexical_tokens, normalize
 from assistant.models import Citation, Passage
+from assistant.numbers import number_spans, prepared_text
 
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _MARKER = re.compile(r"[\[【]\s*([0-9٠-٩۰-۹]+(?:\s*[,،;؛-]\s*[0-9٠-٩۰-۹]+)*)\s*[\]】]")
-_SENTENCE = re.compile(r"[^.!?؟۔\n]+(?:[.!?؟۔]+|\n|$)")
+# A "." between two digits ("1.5 مليون", "١.٥") is a decimal point, never a sentence end.
+_SENTENCE = re.compile(r"(?:[^.!?؟۔\n]|(?<=\d)\.(?=\d))+(?:[.!?؟۔]+|\n|$)")
 # Markers written after the sentence's final punctuation ("… النفط.[2]") belong to that sentence.
 _TRAILING = re.compile(r"([.!?؟۔]+)((?:[ \t]*" + _MARKER.pattern + r")+)")
 # Attributions the model writes in words instead of markers (English answers, about one in five on
@@ -48,36 +51,67 @@ def strip_markers(text: str) -> str:
     return re.sub(r"\s+([.،,؟?!])", r"\1", _MARKER.sub("", text)).strip()
 
 
-def lexical_support(sentence: str, passage: Passage, asked: str = "") -> float:
+@lru_cache(maxsize=2048)
+def _terms_and_numbers(text: str) -> tuple[frozenset[str], frozenset[Decimal]]:
+    """``lexical_tokens`` of ``text`` with each number as one term of its value ("num1500000" for
+    "1.5 مليون" and "1,500,000" alike), and the numbers' values. Cached: called per sentence × passage."""
+    prepared = prepared_text(text)
+    spans = number_spans(prepared)
+    pieces, last = [], 0
+    for start, end, value in spans:
+        pieces += [prepared[last:start], f" num{format(value.normalize(), 'f').replace('.', 'p')} "]
+        last = end
+    pieces.append(prepared[last:])
+    return frozenset(lexical_tokens("".join(pieces))), frozenset(value for _, _, value in spans)
+
+
+def _passage_text(passage: Passage) -> str:
+    return f"{passage.title}\n{passage.text}"
+
+
+def invented_numbers(sentence: str, passage: Passage, question: str = "") -> set[Decimal]:
+    """The values of the numbers ``sentence`` gives that neither ``question`` nor ``passage`` has."""
+    said = _terms_and_numbers(strip_markers(sentence))[1]
+    if not said:
+        return set()
+    return set(said - _terms_and_numbers(question)[1] - _terms_and_numbers(_passage_text(passage))[1])
+
+
+def lexical_support(sentence: str, passage: Passage, asked: str = "", *, question: str | None = None) -> float:
     """Share of the sentence's content terms (stems) that occur in the passage. Terms of ``asked``
     (the question) do not count: an answer that restates the question is supported by any
-    passage on the topic, so only what it adds is evidence (0.0 when it adds nothing)."""
-    terms = set(lexical_tokens(strip_markers(sentence))) - set(lexical_tokens(asked))
+    passage on the topic, so only what it adds is evidence (0.0 when it adds nothing).
+
+    Numbers are terms by value, and a number the sentence gives that neither the question nor the
+    passage has makes it 0.0 (``invented_numbers``). ``question`` (default ``asked``) exempts the
+    question's numbers without discounting its words."""
+    sentence = strip_markers(sentence)
+    if invented_numbers(sentence, passage, asked if question is None else question):
+        return 0.0
+    terms = _terms_and_numbers(sentence)[0] - _terms_and_numbers(asked)[0]
     if not terms:
         return 0.0
-    found = set(lexical_tokens(f"{passage.title}\n{passage.text}"))
+    found = _terms_and_numbers(_passage_text(passage))[0]
     return len(terms & found) / len(terms)
 
 
-def answer_support(sentence: str, passage: Passage, asked: str = "") -> float:
+def answer_support(sentence: str, passage: Passage, asked: str = "", *, question: str | None = None) -> float:
     """How well a passage supports an answer sentence (0..1), in either language.
 
     Arabic sentences: ``lexical_support``. Other sentences cannot be matched word for word
     against Arabic text, and multilingual embeddings proved useless at sentence level (an
-    unrelated sentence scored above the right one), so only what crosses scripts unchanged is
-    checked: the share of the sentence's numbers found in the passage (1.0 with no numbers).
-    With ``asked`` (the question), numbers the question already has are not evidence, and a
-    sentence that adds no term to the question gets 0.0."""
+    unrelated sentence scored above the right one), so only what crosses scripts is checked: the
+    sentence's numbers, by value. 1.0 when the passage (or the question) has each of them, also
+    when there are none; 0.0 when one is made up. With ``asked`` (the question) a sentence that
+    adds no term to the question gets 0.0. ``question`` (default ``asked``) exempts the
+    question's numbers alone, as in ``lexical_support``."""
     text = strip_markers(sentence)
+    question = asked if question is None else question
     if detect_language(text) == "ar":
-        return lexical_support(text, passage, asked)
+        return lexical_support(text, passage, asked, question=question)
     if asked and not set(lexical_tokens(text)) - set(lexical_tokens(asked)):
         return 0.0
-    numbers = set(_NUMBER.findall(normalize(text))) - set(_NUMBER.findall(normalize(asked)))
-    if not numbers:
-        return 1.0
-    found = set(_NUMBER.findall(normalize(passage.text)))
-    return len(numbers & found) / len(numbers)
+    return 0.0 if invented_numbers(text, passage, question) else 1.0
 
 
 @dataclass
@@ -220,4 +254,5 @@ def to_citation(n: int, passage: Passage) -> Citation:
         score=passage.score,
         source=passage.source,
         date=passage.date,
+        spans=passage.spans,
     )

@@ -188,6 +188,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from assistant.models import Answer
 
     assistant = _assistant(args, check_llm=True)
+    assistant.warm_up_in_background()  # the models load while the first question is typed
     history: list[dict] = []
     seen_notes: set[str] = set()  # e.g. "Ollama not used ..." is said once per chat
     print("Ask about the indexed articles, in Arabic or English; follow-up questions keep the conversation.")

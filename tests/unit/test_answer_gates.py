@@ -16,7 +16,7 @@ import pytest
 from assistant.answer import Answerer, exchange
 from assistant.config import AnswerSettings, RetrievalSettings
 from assistant.errors import InputError
-from assistant.llm import ChatBackend, Message, ResolvedBackend, YesNoReply
+from assistant.llm import Capabilities, ChatBackend, Message, ResolvedBackend, YesNoReply
 from assistant.models import Answer, Passage
 from assistant.prompts import Prompts
 
@@ -66,7 +66,7 @@ def make_answerer(passages, replies=(), p_yes: float | None = None, **settings) 
         checks.append(messages)
         return YesNoReply("yes", [("yes", math.log(p_yes)), ("no", math.log(1 - p_yes))])
 
-    backend = ChatBackend("fake", llm, explain=lambda exc: None, yes_no=yes_no if p_yes is not None else None)
+    backend = ChatBackend("fake", llm, explain=lambda exc: None, capabilities=Capabilities(yes_no=yes_no if p_yes is not None else None))
     answerer = Answerer(FakeRetriever(passages), None, ResolvedBackend(backend, "fake"), AnswerSettings(**settings), Prompts())
     return answerer, llm, checks
 

@@ -41,13 +41,24 @@ def test_stats_ignore_missing_values():
 
 
 def test_table_says_when_a_figure_is_not_available():
-    summary = {"retrieval_ms": _stats([20.0, 30.0]), "first_token_ms": _stats([None]), "total_ms": _stats([100.0, 300.0]), "prompt_tokens": _stats([None])}
+    summary = {
+        "retrieval_ms": _stats([20.0, 30.0]),
+        "compress_ms": _stats([400.0, 500.0]),
+        "first_token_ms": _stats([None]),
+        "total_ms": _stats([100.0, 300.0]),
+        "prompt_tokens": _stats([700.0, 760.0]),
+        "cached_tokens": _stats([500.0, 520.0]),
+        "read_tokens": _stats([None]),
+    }
     table = format_latency_table({"n_questions": 2, "model": "ollama:x", "warmup_ms": 1500.0, "summary": summary, "peak_rss_mb": 812.4})
     lines = table.splitlines()
     assert lines[0] == "2 questions answered by ollama:x (a warm-up question before them, loading the model: 1.5 s)"
     assert lines[2].split() == ["retrieval", "(ms)", "2", "25", "30"]
-    assert lines[3].split() == ["first", "token", "(ms)", "0", "n/a", "n/a"]
-    assert lines[5].split() == ["prompt", "(tokens)", "0", "n/a", "n/a"]
+    assert lines[3].split() == ["compression", "(ms)", "2", "450", "495"]
+    assert lines[4].split() == ["first", "token", "(ms)", "0", "n/a", "n/a"]
+    assert lines[6].split() == ["prompt", "tokens", "sent", "2", "730", "757"]
+    assert lines[7].split() == ["reused", "from", "cache", "2", "510", "519"]
+    assert lines[8].split() == ["read", "by", "the", "model", "0", "n/a", "n/a"]
     assert lines[-1] == "peak memory (RSS): 812 MB"
 
 

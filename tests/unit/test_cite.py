@@ -409,15 +409,16 @@ def test_strict_support_wants_an_added_number_in_the_passage():
     question = "كم شاحنة أدخل التحالف منذ 23 ديسمبر 2019؟"
     assert "500" not in TRUCKS.text and "23" in TRUCKS.text
     invented = "أدخل التحالف منذ 23 ديسمبر 2019 نحو 500 شاحنة."
-    assert answer_support(invented, TRUCKS) >= 0.3  # the question's words carry it
+    assert answer_support(invented, TRUCKS) == 0.0  # a number the passage lacks: unsupported, however many words match
+    assert answer_support(invented.replace(" نحو 500 شاحنة", " مئات الشاحنات"), TRUCKS) >= 0.3  # the question's words carry it
     assert answer_support(invented, TRUCKS, asked=question) < 0.3
 
 
 @pytest.mark.parametrize(
     ("sentence", "without", "strict"),
     [
-        # A number the question gives is no evidence; one the passage lacks is unsupported.
-        ("Since 23 December 2019 the coalition brought 500 trucks.", 2 / 3, 0.0),
+        # A number the passage lacks makes the sentence unsupported (a number the question gives is no evidence).
+        ("Since 23 December 2019 the coalition brought 500 trucks.", 0.0, 0.0),
         # A sentence without numbers cannot be checked across scripts: supported...
         ("The coalition brought hundreds of trucks since 23 December 2019.", 1.0, 1.0),
         # ...unless it only restates the question.

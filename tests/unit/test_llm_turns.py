@@ -7,7 +7,7 @@ import threading
 import time
 from types import SimpleNamespace
 
-from assistant.llm import ChatBackend, Message, YesNoReply
+from assistant.llm import Capabilities, ChatBackend, Message, YesNoReply
 
 
 class OneAtATimeLLM:
@@ -55,7 +55,7 @@ def yes(llm: OneAtATimeLLM):
 
 def test_with_a_turn_lock_generations_never_overlap():
     llm = OneAtATimeLLM()
-    backend = ChatBackend("test", llm, lambda exc: None, yes_no=yes(llm), turn=threading.Lock())
+    backend = ChatBackend("test", llm, lambda exc: None, capabilities=Capabilities(yes_no=yes(llm)), turn=threading.Lock())
     assert ask_from_threads(backend) == ["one two"] * 6
     assert llm.most == 1
 
@@ -63,6 +63,6 @@ def test_with_a_turn_lock_generations_never_overlap():
 def test_without_one_they_do_overlap():
     # The control: the threads above really would meet inside the model.
     llm = OneAtATimeLLM()
-    backend = ChatBackend("test", llm, lambda exc: None, yes_no=yes(llm))
+    backend = ChatBackend("test", llm, lambda exc: None, capabilities=Capabilities(yes_no=yes(llm)))
     ask_from_threads(backend)
     assert llm.most > 1

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from assistant.errors import ConfigError
-from assistant.models import Answer, Article, Citation, DocumentInfo, IndexStatus
+from assistant.models import SPAN_GAP, Answer, Article, Citation, DocumentInfo, IndexStatus
 from assistant.ui import check_exposure, is_loopback
 from assistant.ui import render
 
@@ -178,6 +178,22 @@ def test_viewer_highlights_exactly_the_cited_slice():
     assert text_of(root.find(".//h3")) == "عنوان المقال"
     assert "doc_a" in text_of(root.find(".//span[@class='doc-id']"))
     assert root.find(".//p[@class='notice']") is None
+
+
+def test_viewer_marks_each_run_of_sentences_the_model_was_shown():
+    """A compressed passage: two sentences of the article, not adjacent; the text between is not marked."""
+    first, second = ARTICLE_TEXT.index("الفقرة الأولى"), ARTICLE_TEXT.index("الفقرة الأخيرة")
+    spans = [(first, ARTICLE_TEXT.index("\n")), (second, len(ARTICLE_TEXT))]
+    shown = SPAN_GAP.join(ARTICLE_TEXT[a:b] for a, b in spans)
+    cited = citation(text=shown, start=spans[0][0], end=spans[-1][1], spans=spans)
+    body = parse(render.article_html(article(), cited)).find(".//div[@class='article-body']")
+    marks = body.findall("mark")
+    assert [m.text for m in marks] == ["الفقرة الأولى عن التحالف.", "الفقرة الأخيرة."]
+    assert marks[0].get("id") == "cited-passage" and marks[1].get("id") is None
+    assert marks[0].tail == "\n" + PASSAGE + "\n"  # shown in the article, not marked
+    alone = parse(render.article_html(None, cited)).find(".//div[@class='article-body']")
+    assert [m.text for m in alone.findall("mark")] == ["الفقرة الأولى عن التحالف.", "الفقرة الأخيرة."]
+    assert text_of(alone) == shown
 
 
 @pytest.mark.parametrize(

@@ -26,10 +26,11 @@ from assistant.embed import Embedder
 from assistant.models import SPAN_GAP, Passage
 # A sentence longer than this is cut at its clauses, so that one long sentence cannot take the budget.
 MAX_SENTENCE_CHARS = 400
-# Without the model's tokenizer (Ollama has no tokenize endpoint), characters per token of the Qwen2.5
-# tokenizer (the embedded model's, and that of Ollama's default qwen2.5:7b-instruct): 2.85 on the seed
-# articles' text, 4.6 on the English prompts (measured: docs/experiments.md, 2026-11-30).
-CHARS_PER_TOKEN = {"arabic": 2.85, "other": 4.6}
+# Without the model's tokenizer (Ollama has no tokenize endpoint): characters per token of the Qwen2.5
+# tokenizer (the embedded model's, and that of Ollama's default qwen2.5:7b-instruct), for Arabic
+# letters and for all other characters, fitted by least squares on the seeds and the prompts
+# (docs/experiments.md, 2026-11-30).
+CHARS_PER_TOKEN = {"arabic": 2.63, "other": 4.37}
 _ARABIC_CHARS = re.compile(r"[\u0600-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFF\uFE70-\uFEFF]")
 
 TokenCounter = Callable[[str], int]

@@ -158,7 +158,7 @@ class AnswerSettings(Section):
     # (0 turns the check off; it costs one short model call). Set for the embedded model by
     # `make calibrate`, trading unanswerable questions refused against answerable ones refused
     # (measured: docs/experiments.md); another model needs its own calibration.
-    min_answerable: float = Field(default=0.45, ge=0, le=1)
+    min_answerable: float = Field(default=0.40, ge=0, le=1)
     # A citation marker stays only when its sentence is supported at least this much (0..1).
     min_support: float = Field(default=0.3, ge=0, le=1)
     # Count as support only what an answer adds to the question (its other words and numbers), so an

@@ -117,13 +117,13 @@ def test_a_full_run_writes_every_design_key_and_notes_the_missing_judge(seeded_s
 def test_calibrate_answers_past_the_evidence_check_and_tabulates_thresholds(
     fake_chat_ollama: FakeOllama, seeded_settings_factory, tmp_path, small_dataset
 ):
-    """The model gives every question P(yes) = 0.3, below the default min_answerable (0.45): a
+    """The model gives every question P(yes) = 0.3, below the default min_answerable (0.40): a
     normal run would refuse them all at the evidence check; --calibrate answers them and reports
     that any threshold above 0.3 refuses every question that reached the check."""
     fake_chat_ollama.verify_top_logprobs = {"no": math.log(0.7), "yes": math.log(0.3)}
     fake_chat_ollama.chat_reply = lambda body: "المتحدث الرسمي باسم التحالف الدولي هو العقيد مايلز كيغينز [1]."
     settings = seeded_settings_factory(**ollama_llm_overrides(fake_chat_ollama.host))
-    assert settings.answer.min_answerable == 0.45
+    assert settings.answer.min_answerable == 0.40
 
     result = run_cli(tmp_path, "eval", "--calibrate", "--dataset", small_dataset, "--json", "calibration.json", timeout=300)
 

@@ -16,6 +16,9 @@ three decisions are made in code, not left to the model:
   allow, in Arabic or English by its script, with a note; its refusal says which languages are answered;
 - citations: markers are validated and, when missing, attached by matching (see cite.py).
 The streamed deltas are the model's raw text; the final ``Answer.text`` is authoritative.
+Before the model reads anything, the passages are cut to the answer prompt's token budget
+(compress.py), and the model's replies follow a grammar per language where the backend allows
+(``prompts/answer.*.gbnf``: the question's script, the other one only in parentheses).
 """
 
 from __future__ import annotations

@@ -122,7 +122,9 @@ def test_calibrate_answers_past_the_evidence_check_and_tabulates_thresholds(
     that any threshold above 0.3 refuses every question that reached the check."""
     fake_chat_ollama.verify_top_logprobs = {"no": math.log(0.7), "yes": math.log(0.3)}
     fake_chat_ollama.chat_reply = lambda body: "المتحدث الرسمي باسم التحالف الدولي هو العقيد مايلز كيغينز [1]."
-    settings = seeded_settings_factory(**ollama_llm_overrides(fake_chat_ollama.host))
+    # Whole passages: the fixed reply names the spokesman, and every passage shown must be able to
+    # support it (cut to a question's best sentences, a passage may lose the name, and the support check refuses).
+    settings = seeded_settings_factory(**ollama_llm_overrides(fake_chat_ollama.host), answer={"prompt_tokens": 0})
     assert settings.answer.min_answerable == 0.40
 
     result = run_cli(tmp_path, "eval", "--calibrate", "--dataset", small_dataset, "--json", "calibration.json", timeout=300)

@@ -33,8 +33,9 @@ def test_ask_returns_a_cited_answer_in_the_question_language(client: Client):
     assert not answer.refused, answer.notes
     assert answer.citations, answer.text
     assert all(f"[{c.n}]" in answer.text for c in answer.citations), answer.text
-    # The spokesman's article (the same answer the Python API gives; see tests/e2e).
-    assert "000_f059682764c3eed9" in {c.doc_id for c in answer.citations}, answer.citations
+    # An article naming the spokesman (the three that do; the same answer the Python API gives, see tests/e2e).
+    spokesman_docs = {"000_f059682764c3eed9", "001_85a3b68c139dd4d8", "003_e7f47d77941dc1b4"}
+    assert {c.doc_id for c in answer.citations} & spokesman_docs, answer.citations
 
 
 @pytest.mark.parametrize("question", ["", "   "])

@@ -7,7 +7,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install run chat seed-index test eval eval-index calibrate bench-latency bench-xquad bench-xquad-answers bench-xquad-unanswerable bench-ingest bench-retrieval bench-search-start constraints clean
+.PHONY: install run chat seed-index test eval eval-index calibrate bench-latency bench-xquad bench-mlqa bench-xquad-answers bench-xquad-unanswerable bench-ingest bench-retrieval bench-search-start constraints clean
 
 $(BIN)/assistant: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,11 @@ bench-xquad: install
 	$(BIN)/assistant bench squad --retrieval-only --data evals/xquad/xquad.ar.json --json out/bench-xquad-ar.json
 	$(BIN)/assistant bench squad --retrieval-only --data evals/xquad/xquad.ar.json \
 		--questions evals/xquad/xquad.en.json --json out/bench-xquad-en.json
+
+# MLQA retrieval, Arabic paragraphs and questions. MLQA: the MLQA v1 dev file with Arabic contexts
+# and Arabic questions (dev-context-ar-question-ar.json, CC BY-SA 3.0; not vendored).
+bench-mlqa: install
+	$(BIN)/assistant bench squad --retrieval-only --data $(MLQA) --json out/bench-mlqa.json
 
 # XQuAD answers, first 100 questions, with the configured model (the embedded one when no Ollama
 # runs; ~10 s a question on 2 cores): Arabic questions, then English questions over the same

@@ -18,6 +18,10 @@ from dataclasses import dataclass
 from assistant.config import ChunkingSettings
 from assistant.models import Chunk
 
+# The sentences of a chunk that get their own vectors and that compression chooses from: a longer
+# sentence is cut at its clauses, so that one long sentence cannot take the answer's budget.
+MAX_SENTENCE_CHARS = 400
+
 _SENTENCE_END = re.compile(r"[.!?؟۔…]+[\"'»”’)\]]*(?=\s|$)")
 _CLAUSE_END = re.compile(r"[،؛,;:]+(?=\s)")
 
@@ -120,3 +124,13 @@ def chunk_article(doc_id: str, text: str, settings: ChunkingSettings) -> list[Ch
         digest = hashlib.sha1(piece.encode("utf-8")).hexdigest()[:12]
         chunks.append(Chunk(chunk_id=f"{doc_id}:{index}:{digest}", doc_id=doc_id, index=index, text=piece, start=start, end=end))
     return chunks
+
+
+def chunk_sentences(chunk: Chunk) -> list[tuple[int, int]]:
+    """Article offsets (start, end) of a chunk's sentences, or [] for a chunk of one sentence
+    (whose sentence vector would be the chunk's own). Embedded beside the chunk, they let dense
+    retrieval score a chunk by its best sentence as well (``retrieval.sentence_weight``)."""
+    spans = sentence_spans(chunk.text, MAX_SENTENCE_CHARS)
+    if len(spans) < 2:
+        return []
+    return [(chunk.start + s.start, chunk.start + s.end) for s in spans]

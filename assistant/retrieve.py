@@ -9,9 +9,8 @@ Near-duplicate passages (the same paragraph syndicated by two outlets) are dropp
 
 Dense candidates are rescored by their best sentence as well: (1 - w) × the passage's similarity +
 w × its best sentence's, from the sentence vectors stored beside the chunks. A whole passage's
-vector blurs the one sentence an English question is about; this ranked the right XQuAD paragraph
-first for 0.785 of English questions instead of 0.749 (``sentence_weight`` 0.3, fitted on ARCD
-train; docs/experiments.md).
+vector blurs the one sentence an English question is about (``sentence_weight`` 0.3, fitted on
+ARCD train; the XQuAD and MLQA numbers: README, "Retrieval, by set"; docs/experiments.md).
 """
 
 from __future__ import annotations
@@ -162,7 +161,6 @@ class Retriever:
             if len(passages) == top_k:
                 break
         return passages
-
 
     def _by_best_sentence(self, dense: Ranking, query: np.ndarray) -> Ranking:
         """Dense candidates rescored with their best sentence's similarity, best first. A chunk

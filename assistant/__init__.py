@@ -1,6 +1,6 @@
 """Private, local question answering over Arabic news articles.
 
-``from assistant import Assistant, Answer, Citation``. Names are imported on first use, so that
+``from assistant import Assistant, Answer, Citation, Filters``. Names are imported on first use, so that
 the command line can report a configuration or connection problem before loading heavy modules.
 """
 
@@ -14,6 +14,7 @@ _EXPORTS = {
     "Answer": "assistant.models",
     "Article": "assistant.models",
     "Citation": "assistant.models",
+    "Filters": "assistant.models",
     "IngestReport": "assistant.models",
     "Passage": "assistant.models",
 }
@@ -21,7 +22,7 @@ __all__ = list(_EXPORTS)
 
 if TYPE_CHECKING:
     from assistant.assistant import Assistant
-    from assistant.models import Answer, Article, Citation, IngestReport, Passage
+    from assistant.models import Answer, Article, Citation, Filters, IngestReport, Passage
 
 
 def __getattr__(name: str):

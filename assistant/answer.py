@@ -37,7 +37,7 @@ from assistant.compress import compress, estimate_tokens, sentence_scores
 from assistant.config import AnswerSettings
 from assistant.embed import Embedder
 from assistant.llm import ChatBackend, Message, ResolvedBackend
-from assistant.models import Answer, Passage, Timings, TokenUsage
+from assistant.models import Answer, Filters, Passage, Timings, TokenUsage
 from assistant.prompts import LANGUAGE_NAMES, Prompts
 from assistant.retrieve import Retriever, check_question, clean_question
 
@@ -79,12 +79,14 @@ class Answerer:
         return self.resolved.backend
 
     # --- the one code path --------------------------------------------------------------------
-    def stream(self, question: str, history: History = None, top_k: int | None = None) -> Iterator[str | Answer]:
+    def stream(
+        self, question: str, history: History = None, top_k: int | None = None, filters: Filters | None = None
+    ) -> Iterator[str | Answer]:
         turn = self.start(question, history)
-        turn.passages = self.passages(turn.question, turn.language, top_k)
+        turn.passages = self.passages(turn.question, turn.language, top_k, filters)
         turn.retrieval_ms = _ms(turn.started)
 
-        refusal = self.similarity_gate(turn.passages, turn.language)
+        refusal = self.filters_gate(turn.passages, filters) or self.similarity_gate(turn.passages, turn.language)
         if refusal is None and self.llm is not None:
             self.compress(turn)
             if self.settings.min_answerable > 0:
@@ -115,8 +117,10 @@ class Answerer:
             turn.notes.append(f"removed unsupported or invalid citation markers: {sorted(set(cited.dropped))}")
         yield self.finish(turn, cited.text, cited.citations)
 
-    def ask(self, question: str, history: History = None, top_k: int | None = None) -> Answer:
-        for item in self.stream(question, history, top_k):
+    def ask(
+        self, question: str, history: History = None, top_k: int | None = None, filters: Filters | None = None
+    ) -> Answer:
+        for item in self.stream(question, history, top_k, filters):
             if isinstance(item, Answer):
                 return item
         raise RuntimeError("the answer stream ended without an Answer")  # a bug, not a user error
@@ -222,6 +226,13 @@ class Answerer:
         )
 
     # --- refusal gates: each returns why it refuses, or None to go on ---------------------------
+    @staticmethod
+    def filters_gate(passages: list[Passage], filters: Filters | None) -> str | None:
+        """No article matches the outlet or date filters."""
+        if passages or filters is None or not filters.active:
+            return None
+        return f"refused: no indexed article matches the filters ({filters.describe()})"
+
     def similarity_gate(self, passages: list[Passage], language: str) -> str | None:
         """Off-topic: the best passage is far from the question (no model call at all)."""
         best = max((p.dense_score or 0.0 for p in passages), default=0.0)
@@ -260,14 +271,19 @@ class Answerer:
         unchanged = _norm_words(rewritten) == _norm_words(question)
         return with_context if len(rewritten) < 3 or len(rewritten) > limit or unchanged else rewritten
 
-    def passages(self, question: str, language: str, top_k: int | None = None) -> list[Passage]:
+    def passages(
+        self, question: str, language: str, top_k: int | None = None, filters: Filters | None = None
+    ) -> list[Passage]:
         """The passages shown to the model for a standalone question."""
-        return self.retriever.search(question, top_k=top_k or self.settings.passages, lexical_query=self.arabic_query(question, language))
+        return self.retriever.search(
+            question, top_k=top_k or self.settings.passages, lexical_query=self.arabic_query(question, language), filters=filters
+        )
 
-    def answer_messages(self, question: str) -> list[Message]:
+    def answer_messages(self, question: str, filters: Filters | None = None) -> list[Message]:
         """The answer prompt for a standalone question, as the model gets it (passages compressed)."""
         language = detect_language(question)
-        turn = Turn(question=question, language=language, started=time.perf_counter(), passages=self.passages(question, language))
+        passages = self.passages(question, language, filters=filters)
+        turn = Turn(question=question, language=language, started=time.perf_counter(), passages=passages)
         if self.llm is not None:
             self.compress(turn)
         return self._messages(turn, self._answer_instruction(language))

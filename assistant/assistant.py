@@ -20,7 +20,7 @@ from assistant.errors import AssistantError
 from assistant.arabic import detect_language
 from assistant.ingest import check_paths, ingest, ingest_articles
 from assistant.llm import Message, resolve_backend
-from assistant.models import Answer, Article, DocumentInfo, IndexCheck, IndexStatus, IngestReport, Passage
+from assistant.models import Answer, Article, DocumentInfo, Filters, IndexCheck, IndexStatus, IngestReport, Passage
 from assistant.prompts import Prompts
 from assistant.retrieve import Mode, Retriever, check_question
 from assistant.store import Index, drop_index
@@ -71,15 +71,20 @@ class Assistant:
         folder = self.settings.answer.prompts_dir
         return Prompts(self.settings.resolve(folder) if folder else None)
 
-    def stream(self, question: str, history: History = None, top_k: int | None = None) -> Iterator[str | Answer]:
+    def stream(
+        self, question: str, history: History = None, top_k: int | None = None, filters: Filters | None = None
+    ) -> Iterator[str | Answer]:
         """Text deltas as the model writes them, then the final ``Answer`` (the authoritative text)."""
         self._check(question)
-        return self.answerer.stream(question, history, top_k)
+        return self.answerer.stream(question, history, top_k, filters)
 
-    def ask(self, question: str, history: History = None, top_k: int | None = None) -> Answer:
-        """``history``: earlier turns as ``{"role": "user"|"assistant", "content": ...}`` dicts."""
+    def ask(
+        self, question: str, history: History = None, top_k: int | None = None, filters: Filters | None = None
+    ) -> Answer:
+        """``history``: earlier turns as ``{"role": "user"|"assistant", "content": ...}`` dicts.
+        ``filters``: answer only from some outlets or a date range (``Filters``)."""
         self._check(question)
-        return self.answerer.ask(question, history, top_k)
+        return self.answerer.ask(question, history, top_k, filters)
 
     def _check(self, question: str) -> None:
         # Before the answerer is built: a bad question must not wait for a model to load.
@@ -108,10 +113,15 @@ class Assistant:
                 self.__dict__.pop(part, None)
 
     def search(
-        self, question: str, top_k: int | None = None, mode: Mode | None = None, lexical_query: str | None = None
+        self,
+        question: str,
+        top_k: int | None = None,
+        mode: Mode | None = None,
+        lexical_query: str | None = None,
+        filters: Filters | None = None,
     ) -> list[Passage]:
         """``lexical_query``: an Arabic rendering of the question for the BM25 side."""
-        return self.retriever.search(question, top_k=top_k, mode=mode, lexical_query=lexical_query)
+        return self.retriever.search(question, top_k=top_k, mode=mode, lexical_query=lexical_query, filters=filters)
 
     def remove(self, doc_ids: list[str]) -> dict[str, int]:
         return self.index.remove(doc_ids)
@@ -173,9 +183,9 @@ class Assistant:
         """The question in Arabic for BM25, by the language model (None when it cannot)."""
         return self.answerer.arabic_query(question, detect_language(question), force=True)
 
-    def answer_prompt(self, question: str) -> list[Message]:
+    def answer_prompt(self, question: str, filters: Filters | None = None) -> list[Message]:
         """The answer prompt as the model gets it for a standalone question."""
-        return self.answerer.answer_messages(question)
+        return self.answerer.answer_messages(question, filters)
 
     def prompt_tokens(self, question: str) -> int | None:
         """The answer prompt's size in the model's own tokens (None when the backend cannot count)."""

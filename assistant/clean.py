@@ -1,4 +1,4 @@
-"""Stage 2, clean: drop site furniture and repeated lines, settle the title.
+"""Stage 2, clean: drop site furniture and repeated lines, settle the title and the date.
 
 The cleaned body is what gets chunked and what citation offsets point into: one paragraph per
 line, no blank lines. Cases seen in real scraped articles (see seeds/):
@@ -15,6 +15,7 @@ from collections import Counter
 
 from assistant.arabic import normalize
 from assistant.config import CleaningSettings
+from assistant.dates import find_dateline, parse_date
 from assistant.models import Article
 
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
@@ -28,7 +29,9 @@ def _key(line: str) -> str:
 
 
 def clean_article(article: Article, rules: CleaningSettings) -> Article:
-    """A copy of ``article`` with a cleaned body and a settled title (body may come back empty)."""
+    """A copy of ``article`` with a cleaned body, a settled title (body may come back empty) and
+    its date as ISO ``YYYY-MM-DD``: the one it came with if that is a whole date, else the date
+    of its dateline, else none."""
     lines = [_SPACES.sub(" ", ln).strip() for ln in article.text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
     lines = [ln for ln in lines if ln]
 
@@ -41,6 +44,7 @@ def clean_article(article: Article, rules: CleaningSettings) -> Article:
     drop_keys = {_key(d) for d in rules.drop_lines}
     lines = [ln for ln in lines if _key(ln) not in drop_keys and not _URL_LINE.match(ln)]
 
+    published = parse_date(article.date) if article.date.strip() else find_dateline("\n".join(lines))
     title = article.title.strip()
     if not title and len(lines) > 1:  # a single paragraph is body, not a title
         title = _pick_title(lines, rules.max_title_chars)
@@ -57,7 +61,7 @@ def clean_article(article: Article, rules: CleaningSettings) -> Article:
             continue
         seen.add(key)
         body.append(line)
-    return article.model_copy(update={"title": title, "text": "\n".join(body)})
+    return article.model_copy(update={"title": title, "text": "\n".join(body), "date": published})
 
 
 def _pick_title(lines: list[str], max_chars: int) -> str:

@@ -114,8 +114,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     if status.incomplete_documents:
         print(f"incomplete:      {', '.join(status.incomplete_documents)} (re-run `assistant ingest` on them)")
     if check is None:
+        from collections import Counter
+
+        from assistant.present import byline, outlet
+
+        outlets = Counter(outlet(doc.source, doc.doc_id) for doc in documents)
+        outlets.pop("", None)
+        if outlets:
+            print(f"outlets:         {', '.join(f'{name} ({n})' for name, n in sorted(outlets.items()))}")
         for doc in documents:
-            print(f"  {doc.doc_id}  [{doc.chunks} chunks]  {doc.title}")
+            where = byline(doc.source, doc.date, doc.doc_id)
+            print(f"  {doc.doc_id}  [{doc.chunks} chunks]  {doc.title}{'  — ' + where if where else ''}")
         return EXIT_OK
     if check.ok:
         print(f"check:           OK, Chroma and BM25 hold the same {check.chunks} chunks; all {check.articles} articles are whole")
@@ -140,15 +149,30 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return EXIT_OK if len(removed) == len(set(args.doc_ids)) else EXIT_ERROR
 
 
+def _filters(args: argparse.Namespace):
+    """The --source/--since/--until options as ``Filters`` (None when none is given)."""
+    from assistant.models import Filters
+
+    filters = Filters.of(args.source, args.since, args.until)
+    return filters if filters.active else None
+
+
 def cmd_search(args: argparse.Namespace) -> int:
-    passages = _assistant(args).search(args.question, top_k=args.top_k, mode=args.retriever)
+    from assistant.present import byline
+
+    filters = _filters(args)
+    passages = _assistant(args).search(args.question, top_k=args.top_k, mode=args.retriever, filters=filters)
     if args.json:
         print(json.dumps([p.model_dump() for p in passages], ensure_ascii=False, indent=2))
         return EXIT_OK
     if not passages:
-        print("no passages found (is the index empty? run `assistant ingest seeds/`)")
+        if filters:
+            print(f"no passages found among the articles {filters.describe()}")
+        else:
+            print("no passages found (is the index empty? run `assistant ingest seeds/`)")
     for n, p in enumerate(passages, start=1):
-        print(f"[{n}] {p.title or p.doc_id}  ({p.doc_id}, chars {p.start}-{p.end}, score {p.score:.4f})")
+        where = byline(p.source, p.date, p.doc_id)
+        print(f"[{n}] {p.title or p.doc_id}{' — ' + where if where else ''}  ({p.doc_id}, chars {p.start}-{p.end}, score {p.score:.4f})")
         print(f"    {p.text}")
     return EXIT_OK
 
@@ -174,7 +198,8 @@ def print_answer(answer, file=sys.stdout, seen_notes: set[str] | None = None) ->
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    answer = _assistant(args, check_llm=True).ask(args.question, top_k=args.top_k)
+    filters = _filters(args)
+    answer = _assistant(args, check_llm=True).ask(args.question, top_k=args.top_k, filters=filters)
     if args.json:
         print(answer.model_dump_json(indent=2))
     else:
@@ -187,6 +212,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from assistant.cite import strip_markers
     from assistant.models import Answer
 
+    filters = _filters(args)
     assistant = _assistant(args, check_llm=True)
     assistant.warm_up_in_background()  # the models load while the first question is typed
     history: list[dict] = []
@@ -204,7 +230,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             return EXIT_OK
         try:
             streamed = []
-            for item in assistant.stream(question, history=history):
+            for item in assistant.stream(question, history=history, filters=filters):
                 if isinstance(item, Answer):
                     answer = item
                 else:
@@ -383,6 +409,13 @@ def cmd_bench_retrieval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_filter_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", action="append", metavar="OUTLET",
+                   help="only articles from this outlet, as `assistant status` lists it; repeatable")
+    p.add_argument("--since", metavar="DATE", help="only articles published on or after DATE: YYYY, YYYY-MM or YYYY-MM-DD")
+    p.add_argument("--until", metavar="DATE", help="only articles published on or before DATE (a month or year: its last day)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistant", description="Question answering over Arabic news articles.")
     parser.add_argument("--config", default=None, help="config file (default: $ASSISTANT_CONFIG or ./config.yaml)")
@@ -411,16 +444,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--retriever", choices=["dense", "bm25", "hybrid"], default=None)
+    _add_filter_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("ask", help="answer a question with numbered sources")
     p.add_argument("question")
     p.add_argument("--top-k", type=int, default=None, help="passages shown to the model")
+    _add_filter_options(p)
     p.add_argument("--json", action="store_true", help="print the Answer as JSON")
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("chat", help="a conversation in the terminal, with follow-up questions")
+    _add_filter_options(p)
     p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("serve", help="the web UI (default http://127.0.0.1:7860)")

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from assistant.chunk import chunk_article, chunk_sentences
 from assistant.clean import clean_article
 from assistant.config import Settings, megabytes
+from assistant.dates import day_number
 from assistant.embed import Embedder
 from assistant.errors import InputError
 from assistant.models import Article, IngestReport
@@ -53,6 +54,8 @@ def content_hash(article: Article, settings: Settings) -> str:
         "include_title": settings.embedding.include_title,
         "sentences": settings.embedding.sentences,
     }
+    if article.date:  # stored as a number too, for date filters (indexes from before lack it)
+        shaping["day"] = day_number(article.date)
     return hashlib.sha1(json.dumps(shaping, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
 
 
@@ -92,6 +95,8 @@ def prepare(article: Article, settings: Settings) -> ArticleChunks | None:
         "title": cleaned.title, "source": cleaned.source, "url": cleaned.url, "date": cleaned.date,
         TEXT_HASH: text_hash(cleaned),
     }
+    if cleaned.date:  # Chroma metadata has no null: an undated article has no "day"
+        meta["day"] = day_number(cleaned.date)
     return ArticleChunks(cleaned.doc_id, meta, chunks, content_hash(cleaned, settings))
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+from assistant.dates import day_number, period_bounds
+from assistant.errors import InputError
 
 
 class Article(BaseModel):
@@ -32,6 +36,69 @@ class Chunk(BaseModel):
 
 
 SPAN_GAP = " … "  # joins runs of a passage's sentences that are not adjacent in the article
+
+
+class Filters(BaseModel):
+    """Which articles a question may be answered from: outlets (``Article.source``, exactly as
+    stored) and an inclusive range of publication dates. Empty means no restriction. A date
+    range leaves out articles whose date is unknown. ``since``/``until`` also take ``YYYY`` or
+    ``YYYY-MM``: the period's first day, or for ``until`` its last."""
+
+    sources: list[str] = Field(default_factory=list)
+    since: date | None = None
+    until: date | None = None
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _one_or_many(cls, value):
+        items = [value] if isinstance(value, str) else list(value or [])
+        return [str(item).strip() for item in items if str(item).strip()]
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _period(cls, value, info):
+        if isinstance(value, str):
+            return period_bounds(value, end=info.field_name == "until") if value.strip() else None
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Filters":
+        if self.since and self.until and self.since > self.until:
+            raise ValueError(f"since ({self.since}) is after until ({self.until})")
+        return self
+
+    @classmethod
+    def of(cls, sources=None, since: str | None = None, until: str | None = None) -> "Filters":
+        """Filters from what a user typed; InputError saying what is wrong when it is not valid."""
+        try:
+            return cls(sources=sources or [], since=since or None, until=until or None)
+        except ValidationError as exc:
+            raise InputError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.sources or self.since or self.until)
+
+    def where(self) -> dict | None:
+        """The Chroma metadata filter, or None for no restriction."""
+        clauses: list[dict] = []
+        if self.sources:
+            clauses.append({"source": {"$in": self.sources}})
+        if self.since:
+            clauses.append({"day": {"$gte": day_number(self.since.isoformat())}})
+        if self.until:
+            clauses.append({"day": {"$lte": day_number(self.until.isoformat())}})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def describe(self) -> str:
+        parts = []
+        if self.sources:
+            parts.append("from " + ", ".join(self.sources))
+        if self.since or self.until:
+            parts.append(f"dated {self.since or '…'} to {self.until or '…'}")
+        return "; ".join(parts)
 
 
 class Passage(BaseModel):

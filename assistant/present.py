@@ -8,11 +8,15 @@ from pathlib import Path
 from assistant.models import IngestReport
 
 
+def outlet(source: str, doc_id: str) -> str:
+    """The outlet an article is from, or "". Without a known outlet, ``source`` is the file the
+    article came from: noise next to its id, so it is left out."""
+    return "" if source.startswith(doc_id) else source
+
+
 def byline(source: str, date: str, doc_id: str) -> str:
-    """"outlet · date". Without a known outlet, ``source`` is the file the article came from:
-    noise next to its id, so it is left out."""
-    outlet = "" if source.startswith(doc_id) else source
-    return " · ".join(x for x in (outlet, date) if x)
+    """"outlet · date", either left out when unknown."""
+    return " · ".join(x for x in (outlet(source, doc_id), date) if x)
 
 
 def _plural(n: int, word: str) -> str:

@@ -2,7 +2,8 @@
 
 Plain text and Markdown take their title from the first line (cleaning may pick a better one);
 HTML takes it from <h1> or <title>; JSON Lines (optionally gzipped) carry one article per line
-with ``id``, ``title``, ``text`` and optional ``source``, ``url``, ``date``.
+with ``id``, ``title``, ``text`` and optional ``source`` (or ``outlet``), ``url`` and ``date`` (or
+``time``, ``published``, ``pubDate``), in any written form (see assistant.dates).
 Anything unusable is reported as skipped with the reason, never silently dropped.
 """
 
@@ -428,11 +429,20 @@ def _jsonl_record(raw: bytes, where: str, max_bytes: int) -> Article | Skipped:
         doc_id=str(record["id"]).strip(),
         title=str(record.get("title") or "").strip(),
         text=str(record["text"]),
-        source=str(record.get("source") or ""),
+        source=_first_field(record, _SOURCE_FIELDS),
         url=str(record.get("url") or ""),
-        date=str(record.get("date") or ""),
+        date=_first_field(record, _DATE_FIELDS),
         path=where,
     )
+
+
+# The names archives and scrapers give an article's outlet and publication date, in order of trust.
+_SOURCE_FIELDS = ("source", "outlet", "site_name")
+_DATE_FIELDS = ("date", "published", "published_at", "pubDate", "time")
+
+
+def _first_field(record: dict, names: tuple[str, ...]) -> str:
+    return next((str(record[n]).strip() for n in names if str(record.get(n) or "").strip()), "")
 
 
 @dataclass

@@ -24,7 +24,7 @@ from assistant.arabic import BIDI_CHARS, ZERO_WIDTH_CHARS, has_arabic, normalize
 from assistant.config import RetrievalSettings
 from assistant.embed import Embedder
 from assistant.errors import InputError
-from assistant.models import Passage
+from assistant.models import Filters, Passage
 from assistant.store import Index
 
 Mode = Literal["dense", "bm25", "hybrid"]
@@ -101,9 +101,15 @@ class Retriever:
         self.settings = settings
 
     def search(
-        self, question: str, top_k: int | None = None, mode: Mode | None = None, lexical_query: str | None = None
+        self,
+        question: str,
+        top_k: int | None = None,
+        mode: Mode | None = None,
+        lexical_query: str | None = None,
+        filters: Filters | None = None,
     ) -> list[Passage]:
-        """``lexical_query``: an Arabic rendering of the question for the BM25 side (hybrid/bm25)."""
+        """``lexical_query``: an Arabic rendering of the question for the BM25 side (hybrid/bm25).
+        ``filters``: only passages of matching articles, applied by both retrievers before fusion."""
         s = self.settings
         question = check_question(question, s.max_question_chars)
         top_k = top_k or s.top_k
@@ -114,10 +120,10 @@ class Retriever:
         lexical: list[tuple[str, float]] = []
         if mode in ("dense", "hybrid"):
             query = self.embedder.embed_queries([question])[0]
-            dense = self._by_best_sentence(self.index.dense_search(query, candidates), query)
+            dense = self._by_best_sentence(self.index.dense_search(query, candidates, filters), query)
         lexical_text = lexical_query if lexical_query and has_arabic(lexical_query) else question
         if mode == "bm25" or (mode == "hybrid" and has_arabic(lexical_text)):
-            lexical = self.index.lexical_search(lexical_text, candidates)
+            lexical = self.index.lexical_search(lexical_text, candidates, filters)
 
         fused = fuse([(dense, s.dense_weight), (lexical, s.bm25_weight)], s.fusion, s.rrf_k)
         order = sorted(fused, key=lambda cid: -fused[cid])

@@ -30,7 +30,7 @@ from filelock import FileLock
 
 from assistant.config import Settings
 from assistant.errors import AssistantError
-from assistant.models import Article, Chunk, DocumentInfo, IndexCheck, IndexStatus
+from assistant.models import Article, Chunk, DocumentInfo, Filters, IndexCheck, IndexStatus
 from assistant.store.chroma import ChromaStore, StoredChunk, drop_collection
 from assistant.store.lexical import LexicalIndex
 from assistant.timing import StageTimer
@@ -294,13 +294,17 @@ class Index:
                 self._lexical_generation = None  # stale: the next lexical() catches it up from Chroma
 
     # --- search ------------------------------------------------------------------------------
-    def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
-        return self.vectors.query(vector, k)
+    def dense_search(self, vector: np.ndarray, k: int, filters: Filters | None = None) -> list[tuple[str, float]]:
+        return self.vectors.query(vector, k, filters.where() if filters else None)
 
-    def lexical_search(self, query: str, k: int) -> list[tuple[str, float]]:
+    def lexical_search(self, query: str, k: int, filters: Filters | None = None) -> list[tuple[str, float]]:
+        """BM25's top ``k`` among the chunks ``filters`` admit (Chroma says which), so that a
+        filtered question still gets ``k`` candidates."""
+        where = filters.where() if filters else None
+        allowed = self.vectors.ids_where(where) if where else None
         index = self.lexical()
         with self._lexical_lock:
-            return index.search(query, k)
+            return index.search(query, k, allowed)
 
     def sentence_vectors(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
         return self.vectors.sentence_vectors(chunk_ids)

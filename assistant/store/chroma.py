@@ -251,12 +251,27 @@ class ChromaStore:
         return [StoredChunk(i, d or "", dict(m or {})) for i, d, m in zip(page["ids"], page["documents"], page["metadatas"])]
 
     @_server_call
-    def query(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """(chunk_id, cosine similarity), best first. No count() first: Chroma 1.5 returns what
-        it has when asked for more, and counting cost 10 ms per query at 100k chunks."""
+    def query(self, vector: np.ndarray, k: int, where: dict | None = None) -> list[tuple[str, float]]:
+        """(chunk_id, cosine similarity), best first, among the chunks matching ``where`` (a
+        metadata filter) if given. No count() first: Chroma 1.5 returns what it has when asked
+        for more, and counting cost 10 ms per query at 100k chunks."""
         self.reopen_if_moved(self.generation)
-        result = self.collection.query(query_embeddings=[vector.tolist()], n_results=k, include=["distances"])
+        result = self.collection.query(
+            query_embeddings=[vector.tolist()], n_results=k, where=where, include=["distances"]
+        )
         return [(cid, 1.0 - float(dist)) for cid, dist in zip(result["ids"][0], result["distances"][0])]
+
+    @_server_call
+    def ids_where(self, where: dict) -> set[str]:
+        """The ids of the chunks matching a metadata filter (ids only, page by page)."""
+        ids: set[str] = set()
+        offset = 0
+        while True:
+            page = self.collection.get(where=where, limit=PAGE, offset=offset, include=[])
+            ids.update(page["ids"])
+            if len(page["ids"]) < PAGE:
+                return ids
+            offset += PAGE
 
     @_server_call
     def sentence_vectors(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:

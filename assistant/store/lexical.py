@@ -95,12 +95,18 @@ class LexicalIndex:
                 self.alive[row] = False
 
     # --- search ------------------------------------------------------------------------------
-    def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        """(chunk_id, BM25 score), best first; only chunks sharing a term with the query."""
+    def search(self, query: str, k: int, allowed: Iterable[str] | None = None) -> list[tuple[str, float]]:
+        """(chunk_id, BM25 score), best first; only chunks sharing a term with the query, and
+        when ``allowed`` is given only those chunk ids. Term statistics stay those of the whole
+        index, so a chunk scores the same with or without a filter."""
         term_ids = [self.vocab[t] for t in lexical_tokens(query) if t in self.vocab]
         if not term_ids or not self.row_of:
             return []
         self._merge_pending()
+        admitted = None
+        if allowed is not None:
+            admitted = np.zeros(len(self.ids), dtype=bool)
+            admitted[[self.row_of[cid] for cid in allowed if cid in self.row_of]] = True
         live = len(self.row_of)
         average = float(self.doc_len[self.alive].mean())
         scores = np.zeros(len(self.ids), dtype=np.float32)
@@ -115,6 +121,8 @@ class LexicalIndex:
             idf = np.log(1.0 + (live - len(rows) + 0.5) / (len(rows) + 0.5))
             norm = self.k1 * ((1.0 - self.b) + self.b * self.doc_len[rows] / average)
             scores[rows] += (idf * tf / (norm + tf)).astype(np.float32)
+        if admitted is not None:
+            scores[~admitted] = 0.0
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]

@@ -18,7 +18,7 @@ from assistant.answer import exchange
 from assistant.arabic import detect_language
 from assistant.config import megabytes
 from assistant.errors import AssistantError
-from assistant.models import Answer, Citation
+from assistant.models import Answer, Citation, Filters
 from assistant.present import ingest_summary, skipped_lines
 from assistant.ui import render
 
@@ -71,15 +71,26 @@ class ChatUI:
     # --- chat ----------------------------------------------------------------------------------
     # ``turns`` is changed in place, never copied: a question accepted while an earlier answer
     # streams appends to the same list that answer is writing back, so neither drops the other.
-    def accept(self, question: str, turns: list[dict] | None):
-        """Step one, instant: the question joins the conversation as waiting (or, empty, as an
-        error). Returns (conversation HTML, turns, the emptied textbox)."""
+    def accept(
+        self, question: str, turns: list[dict] | None, sources: list[str] | None = None, since: str = "", until: str = ""
+    ):
+        """Step one, instant: the question joins the conversation as waiting, with the outlet and
+        date filters set when it was asked (or, empty or badly filtered, as an error). Returns
+        (conversation HTML, turns, the emptied textbox)."""
         turns = turns if turns is not None else []
         question = (question or "").strip()
-        if question:
-            turns.append({"question": question, "language": detect_language(question), "waiting": True})
-        else:
+        if not question:
             turns.append({"question": "", "language": "en", "error": f"{EMPTY_QUESTION['en']} / {EMPTY_QUESTION['ar']}"})
+            return render.conversation_html(turns), turns, ""
+        turn = {"question": question, "language": detect_language(question)}
+        try:
+            filters = Filters.of(sources, since, until)
+        except AssistantError as exc:
+            turns.append({**turn, "error": f"Filters: {exc}"})
+            return render.conversation_html(turns), turns, question  # kept, to ask again once fixed
+        if filters.active:
+            turn["filters"] = filters.model_dump(mode="json")
+        turns.append({**turn, "waiting": True})
         return render.conversation_html(turns), turns, ""
 
     def answer(self, turns: list[dict] | None):
@@ -94,9 +105,10 @@ class ChatUI:
         turn.pop("waiting")
         turn["partial"] = ""
         history = _history(turns[:index])
+        filters = Filters.model_validate(turn["filters"]) if turn.get("filters") else None
         yield render.conversation_html(turns), turns
         try:
-            for item in self.assistant.stream(turn["question"], history=history or None):
+            for item in self.assistant.stream(turn["question"], history=history or None, filters=filters):
                 if isinstance(item, Answer):
                     turn["answer"] = item.model_dump(mode="json")
                 else:
@@ -125,10 +137,20 @@ class ChatUI:
         return render.conversation_html([]), [], render.EMPTY_VIEWER, ""
 
     # --- API for scripts (gradio_client) ------------------------------------------------------
-    def api_ask(self, question: str, history: list[dict] | None = None) -> dict:
-        """Answer one question; returns the ``Answer`` as JSON (errors raise ``gr.Error``)."""
+    def api_ask(
+        self,
+        question: str,
+        history: list[dict] | None = None,
+        sources: list[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> dict:
+        """Answer one question, optionally only from some outlets (``sources``) and dates (``since``,
+        ``until``: YYYY, YYYY-MM or YYYY-MM-DD); returns the ``Answer`` as JSON (errors raise
+        ``gr.Error``)."""
         try:
-            return self.assistant.ask(question, history=history or None).model_dump(mode="json")
+            filters = Filters.of(sources, since, until)
+            return self.assistant.ask(question, history=history or None, filters=filters if filters.active else None).model_dump(mode="json")
         except Exception as exc:
             # No traceback on the server's stderr: the message is the whole story (an unexpected
             # error was logged by _friendly), and the user's question stays out of the log.
@@ -141,18 +163,19 @@ class ChatUI:
         return self.assistant.model_label() or f"{self.assistant.settings.llm.provider} (not loaded yet)"
 
     def library(self, message: str = ""):
-        """(status HTML, article rows, remove-choices, message)."""
+        """(status HTML, article rows, remove-choices, message, the chat's outlet choices)."""
         try:
             documents = self.assistant.documents()
             status = self.assistant.status(documents)
         except Exception as exc:
-            return f'<p class="error">{render.escape(_friendly(exc))}</p>', [], gr.update(choices=[]), message
+            return f'<p class="error">{render.escape(_friendly(exc))}</p>', [], gr.update(choices=[]), message, gr.update()
         choices = [(f"{d.doc_id} — {d.title}"[:120], d.doc_id) for d in documents]
         return (
             render.status_html(status, self.llm_label()),
             render.library_rows(documents),
             gr.update(choices=choices, value=None),
             message,
+            gr.update(choices=render.outlets(documents)),  # the selection is kept
         )
 
     def upload(self, files: list[str] | None):
@@ -219,6 +242,13 @@ def build_app(assistant) -> gr.Blocks:
                                 autofocus=True,
                             )
                             send = gr.Button("Ask · اسأل", variant="primary", elem_id="send", scale=1, min_width=90)
+                        with gr.Accordion("Outlets and dates · المصادر والتواريخ", open=False, elem_id="filters"):
+                            with gr.Row():
+                                sources = gr.Dropdown(
+                                    label="Only from · من المصادر", choices=[], multiselect=True, elem_id="filter-sources", scale=2
+                                )
+                                since = gr.Textbox(label="From · من تاريخ", placeholder="YYYY-MM-DD", elem_id="filter-since", max_lines=1)
+                                until = gr.Textbox(label="To · إلى تاريخ", placeholder="YYYY-MM", elem_id="filter-until", max_lines=1)
                         with gr.Row():
                             new_chat = gr.Button("New chat · محادثة جديدة", elem_id="new-chat", size="sm")
                         gr.Examples(examples=[[q] for q in assistant.settings.ui.examples], inputs=[question], label="Examples · أمثلة")
@@ -232,6 +262,7 @@ def build_app(assistant) -> gr.Blocks:
                     interactive=False,
                     elem_id="articles",
                     wrap=True,
+                    show_search="filter",  # find an outlet or a date; headers sort
                 )
                 with gr.Row():
                     with gr.Column():
@@ -248,7 +279,7 @@ def build_app(assistant) -> gr.Blocks:
         # Asking: ``accept`` shows the question at once (own group, no limit: it never touches the
         # Assistant), then ``answer`` waits in QUEUE; while it waits, Gradio's queue position
         # ("queue: 2/3") shows on #ask-status instead of the page looking idle.
-        accept = {"fn": ui.accept, "inputs": [question, turns], "outputs": [conversation, turns, question], "show_progress": "hidden",
+        accept = {"fn": ui.accept, "inputs": [question, turns, sources, since, until], "outputs": [conversation, turns, question], "show_progress": "hidden",
                   "concurrency_id": "accept", "concurrency_limit": None, "api_visibility": "private"}
         # trigger_mode "multiple": a question asked while this tab's previous answer streams gets its
         # own turn in the queue ("once", the default, would drop it and leave it waiting forever).
@@ -262,7 +293,7 @@ def build_app(assistant) -> gr.Blocks:
         # Cancel an answer still streaming, or it redraws the old conversation into the new one.
         new_chat.click(ui.new_chat, outputs=[conversation, turns, viewer, question], cancels=asking, api_visibility="private")
 
-        library_outputs = [status, articles, to_remove, library_message]
+        library_outputs = [status, articles, to_remove, library_message, sources]
         app.load(ui.library, outputs=library_outputs, concurrency_id=QUEUE, api_visibility="private")
         add.click(ui.upload, inputs=[files], outputs=library_outputs, concurrency_id=QUEUE, api_visibility="private").then(
             lambda: None, outputs=[files], api_visibility="private"

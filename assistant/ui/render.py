@@ -13,8 +13,8 @@ from html import escape
 from urllib.parse import urlparse
 
 from assistant.arabic import detect_language
-from assistant.models import SPAN_GAP, Answer, Article, Citation, DocumentInfo, IndexStatus
-from assistant.present import byline
+from assistant.models import SPAN_GAP, Answer, Article, Citation, DocumentInfo, Filters, IndexStatus
+from assistant.present import byline, outlet
 
 _MARKER = re.compile(r"\[(\d+)\]")
 
@@ -33,6 +33,16 @@ WAITING = {
     "ar": "في الانتظار: يُجاب أولاً عن الأسئلة التي سبقته…",
     "en": "Waiting: questions asked before this one are answered first…",
 }
+
+
+# Under a question asked with filters: the outlets and dates its answer was limited to.
+FILTERED = {"ar": "من المقالات فقط:", "en": "Only articles:"}
+
+
+def filters_html(filters: Filters, language: str) -> str:
+    dates = f"{filters.since or '…'} – {filters.until or '…'}" if filters.since or filters.until else ""
+    only = " · ".join(x for x in (", ".join(filters.sources), dates) if x)
+    return f'<div class="filters">{escape(FILTERED[language])} <bdi>{escape(only)}</bdi></div>'
 
 
 def _dir(language: str) -> str:
@@ -105,7 +115,8 @@ def turn_html(turn: dict, index: int) -> str:
     language = turn.get("language") or detect_language(turn.get("question") or "")
     parts = []
     if turn.get("question"):
-        parts.append(_message("user", language, f'<div class="text">{escape(turn["question"])}</div>'))
+        shown = filters_html(Filters.model_validate(turn["filters"]), language) if turn.get("filters") else ""
+        parts.append(_message("user", language, f'<div class="text">{escape(turn["question"])}</div>{shown}'))
     if turn.get("error"):
         parts.append(_message("bot", language, f'<div class="text">{escape(turn["error"])}</div>', "error"))
     elif turn.get("answer"):
@@ -181,4 +192,9 @@ def status_html(status: IndexStatus, llm: str) -> str:
 
 
 def library_rows(documents: list[DocumentInfo]) -> list[list]:
-    return [[d.title, d.doc_id, d.source, d.date, d.chunks] for d in documents]
+    return [[d.title, d.doc_id, outlet(d.source, d.doc_id), d.date, d.chunks] for d in documents]
+
+
+def outlets(documents: list[DocumentInfo]) -> list[str]:
+    """The outlets the indexed articles come from, for the chat's outlet filter."""
+    return sorted({outlet(d.source, d.doc_id) for d in documents} - {""})

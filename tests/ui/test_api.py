@@ -87,3 +87,21 @@ def test_a_french_question_is_answered_in_english_or_told_the_languages(client: 
         assert answer.text.endswith(Prompts().localized("languages", "en"))
     else:
         assert answer.citations, answer.text
+
+
+# --------------------------------------------------------------------------- outlet and date filters
+def test_filters_limit_what_the_answer_may_draw_from(client: Client):
+    """The seeds have no outlet and no date: filtered by either, nothing matches, and the answer
+    says so without asking the model; a malformed date is the same message as on the command line."""
+    question = "Who is the coalition spokesman?"
+    for sources, since, until, described in [
+        (["Enab Baladi"], None, None, "from Enab Baladi"),
+        (None, "2020-07", "2020-07", "dated 2020-07-01 to 2020-07-31"),
+    ]:
+        answer = Answer.model_validate(client.predict(question, None, sources, since, until, api_name="/ask"))
+        assert answer.refused and not answer.citations
+        assert f"refused: no indexed article matches the filters ({described})" in answer.notes
+        assert answer.usage is None  # no model call
+    with pytest.raises(AppError) as error:
+        client.predict(question, None, None, "last July", None, api_name="/ask")
+    assert str(error.value) == "'last July' is not a date: write YYYY, YYYY-MM or YYYY-MM-DD"

@@ -7,6 +7,7 @@ out/ui-screenshots/arabic-answer.png shows a finished Arabic answer with its sou
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from itertools import pairwise
@@ -260,6 +261,56 @@ def test_markup_in_an_article_is_shown_as_text_and_never_runs(ui, ui_server, add
     ui.shot("library")
     assert ui.page.locator("img[src=x], img[src=y]").count() == 0
     assert ui.page.evaluate("window.__pwned") is None
+    assert_no_traceback(ui)
+
+
+# --------------------------------------------------------------------------- outlets and dates
+MUSEUM_OUTLET = "Tetouan Daily"
+
+
+def test_questions_are_answered_only_from_the_chosen_outlet_and_dates(ui, ui_server, added_articles, tmp_path):
+    """An article with an outlet and an Arabic date is listed with them; chosen in the chat's
+    filters, it is the only article answers draw from, whatever the seeds say."""
+    doc_id = "zafaran_dated"
+    added_articles.append(doc_id)
+    record = {"id": doc_id, "source": MUSEUM_OUTLET, "date": "15 آذار 2031", "title": MUSEUM_TITLE,
+              "text": MUSEUM_TEXT.split("\n", 1)[1]}
+    path = write_article(tmp_path, "dated.jsonl", json.dumps(record, ensure_ascii=False) + "\n")
+    ui.open_library()
+    ui.upload([path])
+    expect(ui.library_message()).to_have_value(re.compile(r"^Added 1,"))
+    row = ui.page.locator("#articles").get_by_role("row", name=re.compile(doc_id))
+    expect(row).to_contain_text(MUSEUM_OUTLET)
+    expect(row).to_contain_text("2031-03-15")
+    ui.shot("dated-article-listed")
+
+    ui.open_tab("Chat")
+    ui.page.locator("#filters").get_by_text(re.compile("Outlets and dates")).click()
+    ui.page.locator("#filter-sources input").click()
+    ui.page.get_by_role("option", name=MUSEUM_OUTLET).click()
+    ui.page.keyboard.press("Escape")
+    answer = ui.ask(SPOKESMAN_Q)  # the seeds answer it; they are not from this outlet
+    turn = ui.page.locator('#conversation .turn[data-turn="0"]')
+    expect(turn.locator(".msg.user .filters")).to_contain_text(MUSEUM_OUTLET)
+    cited = {c.get_attribute("title") for c in answer.locator(".text a.cite").all()}
+    assert cited <= {MUSEUM_TITLE}, (cited, answer.inner_html())
+    ui.shot("filtered-by-outlet")
+
+    ui.page.locator("#filter-since input").fill("July 2031")
+    index = ui.send(MUSEUM_Q)
+    error = ui.page.locator(f'#conversation .turn[data-turn="{index}"] .msg.bot.error')
+    expect(error).to_contain_text("'July 2031' is not a date: write YYYY, YYYY-MM or YYYY-MM-DD")
+    expect(ui.page.locator("#question textarea")).to_have_value(MUSEUM_Q)  # kept, to ask again
+    ui.shot("bad-date")
+
+    ui.page.click("#new-chat")  # else the museum question is read as a follow-up of the spokesman one
+    expect(ui.turns()).to_have_count(0)
+    ui.page.locator("#filter-since input").fill("2031-03")
+    answer = ui.ask(MUSEUM_Q)
+    assert MUSEUM_DIRECTOR in answer.locator(".text").inner_text(), answer.inner_html()
+    cited = {c.get_attribute("title") for c in answer.locator(".text a.cite").all()}
+    assert cited == {MUSEUM_TITLE}, answer.inner_html()
+    ui.shot("filtered-by-date")
     assert_no_traceback(ui)
 
 

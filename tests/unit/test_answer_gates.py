@@ -53,7 +53,7 @@ class FakeRetriever:
     passages: list[Passage]
     settings: RetrievalSettings = field(default_factory=RetrievalSettings)
 
-    def search(self, question, top_k=None, mode=None, lexical_query=None):
+    def search(self, question, top_k=None, mode=None, lexical_query=None, filters=None):
         return list(self.passages)
 
 

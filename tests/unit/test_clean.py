@@ -246,3 +246,26 @@ def test_input_article_not_mutated() -> None:
 def test_only_furniture_gives_empty_body() -> None:
     article = _clean("ع ع ع\nlogo\nhttps://example.com")
     assert article.text == ""
+
+
+# --------------------------------------------------------------------------- the date
+@pytest.mark.parametrize(
+    ("given", "text", "iso"),
+    [
+        ("Sun, 18 Feb 2018 21:35:43 +0400", "نص الخبر.", "2018-02-18"),  # a record's date, any form
+        ("٣١ يوليو ٢٠٢٠", "نص الخبر.", "2020-07-31"),
+        ("", "عنوان الخبر\nالسبت ١٥ تشرين الثاني ٢٠٢٠\nنص الخبر.", "2020-11-15"),  # the dateline
+        ("", "السبت ١٥ تشرين الثاني ٢٠٢٠\nعنوان الخبر\nنص الخبر.", "2020-11-15"),
+        ("2019-01-01", "عنوان\nالسبت ١٥ تشرين الثاني ٢٠٢٠\nنص.", "2019-01-01"),  # the record's date wins
+        ("yesterday", "عنوان\nالسبت ١٥ تشرين الثاني ٢٠٢٠\nنص.", ""),  # given but no date: not replaced by a guess
+        ("", "عنوان\nقال المتحدث أمس الثلاثاء، 28 من تموز، إن القوات تحركت.", ""),
+    ],
+)
+def test_the_date_is_the_records_or_the_datelines_as_iso(given: str, text: str, iso: str) -> None:
+    assert clean_article(Article(doc_id="x", text=text, date=given), CleaningSettings()).date == iso
+
+
+def test_seeds_have_no_whole_date_and_get_none(raw_seeds) -> None:
+    """The seeds say "أمس الثلاثاء، 28 من تموز" (no year): no date is made up for them."""
+    for article in raw_seeds.values():
+        assert clean_article(article, CleaningSettings()).date == ""

@@ -203,7 +203,7 @@ class CheckingRetriever:
     settings: RetrievalSettings
     asked: list[str] = field(default_factory=list)
 
-    def search(self, question, top_k=None, mode=None, lexical_query=None):
+    def search(self, question, top_k=None, mode=None, lexical_query=None, filters=None):
         self.asked.append(check_question(question, self.settings.max_question_chars))
         return list(self.passages)
 

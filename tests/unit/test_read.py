@@ -329,6 +329,26 @@ def test_jsonl_records_become_articles(tmp_path: Path, extensions: list[str], na
     assert third.path == f"{path}:3"
 
 
+def test_jsonl_outlet_and_date_under_the_names_archives_use(tmp_path: Path, extensions: list[str]) -> None:
+    """The ANT corpus writes ``time`` (RFC 2822), scrapers ``outlet`` and ``pubDate``; ``source`` and
+    ``date`` win when both are there. The written form is kept here; cleaning makes it ISO."""
+    records = [
+        {"id": "ant", "text": "نص.", "source": "alarabia", "time": "Sun, 18 Feb 2018 21:35:43 +0400"},
+        {"id": "scraped", "text": "نص.", "outlet": "Enab Baladi", "pubDate": "2020-07-28T10:00:00+03:00"},
+        {"id": "both", "text": "نص.", "source": "a", "outlet": "b", "date": "1 آب 2020", "published": "2 آب 2020"},
+        {"id": "empty", "text": "نص.", "source": "", "outlet": "  ", "date": None},
+    ]
+    path = tmp_path / "archive.jsonl"
+    path.write_bytes(_jsonl(records))
+    got = {a.doc_id: (a.source, a.date) for a in read_file(path, extensions, MAX).articles}
+    assert got == {
+        "ant": ("alarabia", "Sun, 18 Feb 2018 21:35:43 +0400"),
+        "scraped": ("Enab Baladi", "2020-07-28T10:00:00+03:00"),
+        "both": ("a", "1 آب 2020"),
+        "empty": ("", ""),
+    }
+
+
 def test_jsonl_with_bom_and_blank_lines(tmp_path: Path, extensions: list[str]) -> None:
     path = tmp_path / "feed.jsonl"
     path.write_bytes(codecs.BOM_UTF8 + b"\n" + _jsonl(RECORDS[:1]) + b"\n   \n" + _jsonl(RECORDS[1:2]))

@@ -74,6 +74,16 @@ def test_markup_in_titles_bylines_and_questions_is_text():
     assert f"سؤال {HOSTILE}" in text_of(root) and f"<b>{HOSTILE}</b>" in text_of(root)
 
 
+def test_the_filters_a_question_was_asked_with_show_under_it_as_text():
+    filters = {"sources": [f"<b>{HOSTILE}</b>", "Syria TV"], "since": "2020-07-01", "until": None}
+    turn = {"question": "سؤال", "language": "ar", "filters": filters, "waiting": True}
+    html = render.conversation_html([turn])
+    assert "<b>" not in html and "<script" not in html and "<img" not in html
+    (shown,) = [e for e in parse(html).iter("div") if e.get("class") == "filters"]
+    assert text_of(shown) == f"{render.FILTERED['ar']} <b>{HOSTILE}</b>, Syria TV · 2020-07-01 – …"
+    assert 'class="filters"' not in render.conversation_html([{**turn, "filters": None}])
+
+
 def test_markup_in_article_text_title_and_question_is_text():
     text = f"{HOSTILE}\n{PASSAGE}\n{{{{value}}}} ${{1+1}}"
     start = text.index(PASSAGE)

@@ -18,6 +18,7 @@ from assistant.config import Settings, load_settings
 from assistant.embed import Embedder, make_embedder, model_id_for
 from assistant.errors import AssistantError
 from assistant.arabic import detect_language
+from assistant.fetch import is_url
 from assistant.ingest import check_paths, ingest, ingest_articles
 from assistant.llm import Message, resolve_backend
 from assistant.models import Answer, Article, DocumentInfo, Filters, IndexCheck, IndexStatus, IngestReport, Passage
@@ -93,9 +94,12 @@ class Assistant:
     def ingest(
         self, paths: list[str | Path], progress: bool = False, rebuild: bool = False, stop: threading.Event | None = None
     ) -> IngestReport:
-        """``stop``: set it (e.g. on Ctrl-C) to end the ingest after the batch being written."""
+        """``paths``: files, folders, and URLs of pages and RSS/Atom feeds. ``stop``: set it (e.g.
+        on Ctrl-C) to end the ingest after the batch being written."""
         if rebuild:
-            check_paths(paths, self.settings.ingest.extensions)  # before dropping anything
+            files = [p for p in paths if not is_url(p)]
+            if files or not paths:
+                check_paths(files, self.settings.ingest.extensions)  # before dropping anything
             self.rebuild()
         return ingest(paths, self.settings, self.index, self.embedder, progress=progress, stop=stop)
 

@@ -421,8 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default=None, help="config file (default: $ASSISTANT_CONFIG or ./config.yaml)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("ingest", help="index files or folders of articles (.txt .md .html .jsonl[.gz])")
-    p.add_argument("paths", nargs="+")
+    p = sub.add_parser("ingest", help="index files or folders of articles (.txt .md .html .jsonl[.gz]), or URLs of pages and RSS/Atom feeds")
+    p.add_argument("paths", nargs="+", metavar="PATH_OR_URL")
     p.add_argument("--rebuild", action="store_true", help="drop the whole index first (e.g. after changing the embedding model)")
     p.add_argument("--json", action="store_true", help="print the ingest report as JSON")
     p.add_argument("--progress", action="store_true", help="show progress bars even when not on a terminal")

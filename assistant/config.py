@@ -216,6 +216,10 @@ class UISettings(Section):
 class IngestSettings(Section):
     max_file_mb: float = Field(default=50.0, gt=0)
     extensions: list[str] = [".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".jsonl.gz"]
+    # Pages and feeds by URL (assistant.fetch).
+    fetch_timeout_s: float = Field(default=20.0, gt=0)
+    user_agent: str = "arabic-news-assistant/0.1 (a private, local reader; obeys robots.txt)"
+    allow_private_hosts: bool = False
 
 
 class Settings(BaseSettings):

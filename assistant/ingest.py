@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 import threading
 import time
@@ -26,6 +27,7 @@ from assistant.clean import clean_article
 from assistant.config import Settings, megabytes
 from assistant.dates import day_number
 from assistant.embed import Embedder
+from assistant.fetch import is_url, read_urls
 from assistant.errors import InputError
 from assistant.models import Article, IngestReport
 from assistant.read import Opened, Skipped, expand_paths, read_paths
@@ -56,6 +58,8 @@ def content_hash(article: Article, settings: Settings) -> str:
     }
     if article.date:  # stored as a number too, for date filters (indexes from before lack it)
         shaping["day"] = day_number(article.date)
+    if article.author:  # only when there is one, so that other articles keep their hash
+        shaping["author"] = article.author
     return hashlib.sha1(json.dumps(shaping, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
 
 
@@ -97,6 +101,8 @@ def prepare(article: Article, settings: Settings) -> ArticleChunks | None:
     }
     if cleaned.date:  # Chroma metadata has no null: an undated article has no "day"
         meta["day"] = day_number(cleaned.date)
+    if cleaned.author:
+        meta["author"] = cleaned.author
     return ArticleChunks(cleaned.doc_id, meta, chunks, content_hash(cleaned, settings))
 
 
@@ -124,19 +130,24 @@ def ingest(
     progress: bool = False,
     stop: threading.Event | None = None,
 ) -> IngestReport:
-    """Ingest files and folders. A path that is missing or unreadable is reported in the report
+    """Ingest files, folders and URLs (pages and feeds, see assistant.fetch). A path that is
+    missing or unreadable, or a URL that cannot be read, is reported in the report
     (an error) and the rest of the batch is indexed; only when nothing at all can be read does it
     raise InputError (see ``check_paths``), before anything is written.
 
     An article with the same title and text as one already indexed (or read earlier in this run)
     under another doc id is skipped and reported, not an error: one copy is indexed."""
-    check_paths(paths, settings.ingest.extensions)
+    urls = [p for p in paths if is_url(p)]
+    files = [p for p in paths if not is_url(p)]
+    if files or not urls:
+        check_paths(files, settings.ingest.extensions)
 
     report = IngestReport()
     max_bytes = megabytes(settings.ingest.max_file_mb)
 
     def articles() -> Iterator[Article]:
-        for item in read_paths(paths, settings.ingest.extensions, max_bytes):
+        read = read_paths(files, settings.ingest.extensions, max_bytes) if files else iter(())
+        for item in itertools.chain(read, read_urls(urls, settings.ingest)):
             if isinstance(item, Opened):
                 report.files_read += 1
             elif isinstance(item, Skipped):
@@ -144,7 +155,7 @@ def ingest(
             else:
                 yield item
 
-    total = count_articles(paths, settings.ingest.extensions) if progress else None
+    total = count_articles(files, settings.ingest.extensions) if progress and not urls else None
     return ingest_articles(
         articles(), settings, index, embedder, progress, report, stop=stop, total=total, skip_same_text=True
     )

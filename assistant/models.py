@@ -21,6 +21,7 @@ class Article(BaseModel):
     source: str = ""  # outlet, or the file it came from
     url: str = ""
     date: str = ""
+    author: str = ""
     path: str = ""
 
 

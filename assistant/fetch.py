@@ -1,0 +1,222 @@
+"""Stage 1, read, from the web: article pages and RSS/Atom feeds by URL → Articles.
+
+A feed (``feedparser``: RSS 2.0, Atom) is read for its entries' links, and each page is fetched and
+read like an HTML file (``read.html_article``); the entry's title and date stand in where the page
+has none, and the feed's title where the page names no outlet. Fetching is polite and safe:
+http(s) only, a timeout for the whole response, a size cap (``ingest.max_file_mb``), the
+``User-Agent`` of ``ingest.user_agent``, each site's ``robots.txt`` obeyed, redirects followed
+only to where a first request could go, and no request to a loopback, private, link-local or
+reserved address unless ``ingest.allow_private_hosts`` is set. Every URL that fails is reported
+with the reason; the others are still read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+from urllib.robotparser import RobotFileParser
+
+import httpx
+
+from assistant.config import IngestSettings, megabytes
+from assistant.models import Article
+from assistant.read import Opened, Skipped, UnreadableFile, decode, html_article
+
+MAX_REDIRECTS = 5
+_FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/xml", "text/xml", "application/rdf+xml")
+
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(text: str | Path) -> bool:
+    """Whether an ingest argument names a URL (any ``scheme://``) rather than a path."""
+    return isinstance(text, str) and bool(_SCHEME.match(text))
+
+
+class FetchError(Exception):
+    """Why one URL could not be read, in words for the ingest report."""
+
+
+@dataclass
+class Page:
+    url: str  # after redirects
+    content: bytes
+    content_type: str
+
+
+def doc_id_for(url: str) -> str:
+    """A stable doc id for an article found at ``url``: its host and a hash of the URL."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or 'web'}-{hashlib.sha1(url.encode('utf-8')).hexdigest()[:12]}"
+
+
+@dataclass
+class Fetcher:
+    settings: IngestSettings
+    _robots: dict[str, RobotFileParser] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(
+            headers={"User-Agent": self.settings.user_agent}, follow_redirects=False, timeout=self.settings.fetch_timeout_s
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    # --- one URL -------------------------------------------------------------------------------
+    def get(self, url: str, check_robots: bool = True) -> Page:
+        """The response body at ``url`` (redirects followed, each hop checked). Raises FetchError."""
+        for _ in range(MAX_REDIRECTS + 1):
+            self._check_address(url)
+            if check_robots and not self._allowed(url):
+                raise FetchError("disallowed by the site's robots.txt")
+            status, headers, content = self._request(url)
+            if status in (301, 302, 303, 307, 308) and headers.get("location"):
+                url = urljoin(url, headers["location"])
+                continue
+            if status >= 400:
+                raise FetchError(f"HTTP {status}")
+            return Page(url, content, headers.get("content-type", "").split(";")[0].strip().lower())
+        raise FetchError(f"more than {MAX_REDIRECTS} redirects")
+
+    def _request(self, url: str) -> tuple[int, httpx.Headers, bytes]:
+        limit = megabytes(self.settings.max_file_mb)
+        deadline = time.monotonic() + self.settings.fetch_timeout_s
+        try:
+            with self.client.stream("GET", url) as response:
+                declared = response.headers.get("content-length")
+                if declared and declared.isdigit() and int(declared) > limit:
+                    raise FetchError(f"the page is {int(declared) / 1e6:.3g} MB, over ingest.max_file_mb ({limit / 1e6:.3g} MB)")
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > limit:
+                        raise FetchError(f"the page is over ingest.max_file_mb ({limit / 1e6:.3g} MB)")
+                    if time.monotonic() > deadline:  # a server trickling bytes never times out per read
+                        raise httpx.ReadTimeout("deadline")
+                return response.status_code, response.headers, bytes(body)
+        except httpx.TimeoutException:
+            raise FetchError(f"no complete answer within {self.settings.fetch_timeout_s:g} s (ingest.fetch_timeout_s)") from None
+        except httpx.HTTPError as exc:
+            raise FetchError(f"cannot connect ({exc.__class__.__name__}: {exc})") from None
+
+    def _check_address(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise FetchError(f"only http and https URLs are fetched, not {parts.scheme}://")
+        if not parts.hostname:
+            raise FetchError("the URL names no host")
+        if self.settings.allow_private_hosts:
+            return
+        try:
+            infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        except socket.gaierror as exc:
+            raise FetchError(f"cannot resolve {parts.hostname} ({exc.strerror})") from None
+        for info in infos:
+            address = ipaddress.ip_address(info[4][0].split("%")[0])
+            if not address.is_global:
+                raise FetchError(
+                    f"{parts.hostname} is a local or private address ({address}); set ingest.allow_private_hosts to fetch from it"
+                )
+
+    def _allowed(self, url: str) -> bool:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        robots = self._robots.get(origin)
+        if robots is None:
+            robots = RobotFileParser(origin + "/robots.txt")
+            try:
+                page = self.get(origin + "/robots.txt", check_robots=False)
+                robots.parse(decode(page.content).splitlines())
+            except FetchError as exc:
+                # As robotparser does: no robots.txt (4xx) allows everything, 401/403 nothing.
+                robots.disallow_all = str(exc) in ("HTTP 401", "HTTP 403")
+                robots.allow_all = not robots.disallow_all
+            except UnreadableFile:
+                robots.allow_all = True
+            self._robots[origin] = robots
+        return robots.can_fetch(self.settings.user_agent, url)
+
+
+def is_feed(page: Page) -> bool:
+    if page.content_type in _FEED_TYPES:
+        return True
+    head = page.content[:512].lstrip().lower()
+    return head.startswith((b"<?xml", b"<rss", b"<feed", b"<rdf")) and b"<html" not in head
+
+
+def read_urls(urls: list[str], settings: IngestSettings) -> Iterator[Opened | Article | Skipped]:
+    """Articles from each URL (a page, or every entry of a feed), and a Skipped for each URL that
+    could not be read; ``Opened(url)`` marks each page fetched."""
+    fetcher = Fetcher(settings)
+    try:
+        for url in urls:
+            try:
+                page = fetcher.get(url)
+            except FetchError as exc:
+                yield Skipped(url, str(exc))
+                continue
+            if is_feed(page):
+                yield from _feed_articles(fetcher, page)
+            else:
+                yield from _page_article(page)
+    finally:
+        fetcher.close()
+
+
+def _page_article(page: Page, fallback: Article | None = None) -> Iterator[Opened | Article | Skipped]:
+    try:
+        text = decode(page.content)
+    except UnreadableFile as exc:
+        yield Skipped(page.url, str(exc))
+        return
+    yield Opened(page.url)
+    article = html_article(text, page.url)
+    if fallback is not None:  # what the feed says, where the page says nothing
+        article = article.model_copy(
+            update={k: getattr(fallback, k) for k in ("title", "date", "source") if not getattr(article, k) and getattr(fallback, k)}
+        )
+    if not article.text.strip():
+        yield Skipped(page.url, "no article text in the page")
+        return
+    host = (urlsplit(page.url).hostname or "").removeprefix("www.")
+    yield article.model_copy(
+        update={"doc_id": doc_id_for(article.url or page.url), "path": page.url, "source": article.source or host}
+    )
+
+
+def _feed_articles(fetcher: Fetcher, page: Page) -> Iterator[Opened | Article | Skipped]:
+    import feedparser
+
+    feed = feedparser.parse(page.content)
+    if feed.bozo and not feed.entries:
+        yield Skipped(page.url, f"not a readable RSS or Atom feed ({feed.bozo_exception})")
+        return
+    outlet = (feed.feed.get("title") or "").strip()
+    for entry in feed.entries:
+        link = entry.get("link")
+        if not link:
+            yield Skipped(page.url, f"a feed entry without a link ({entry.get('title', '')!r})", error=False)
+            continue
+        link = urljoin(page.url, link)
+        hint = Article(
+            doc_id="",
+            text="",
+            title=(entry.get("title") or "").strip(),
+            date=entry.get("published") or entry.get("updated") or "",
+            source=outlet,
+        )
+        try:
+            article_page = fetcher.get(link)
+        except FetchError as exc:
+            yield Skipped(link, str(exc))
+            continue
+        yield from _page_article(article_page, hint)

@@ -1,0 +1,178 @@
+"""Pages and feeds by URL, from an HTTP server on loopback that this test starts: RSS and Atom feeds,
+Arabic article pages with and without page metadata, a 404, a page that never answers, an oversize
+page and a robots.txt that disallows one path. Real Chroma and the real embedder."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from assistant.assistant import Assistant
+from assistant.config import load_settings
+from assistant.fetch import doc_id_for
+from tests.conftest import write_config
+
+from .helpers import run_cli
+
+pytestmark = pytest.mark.slow
+
+PAGES = Path(__file__).parent.parent / "fixtures" / "html"
+TIMEOUT_S = 2.0
+MAX_MB = 0.2
+
+BARE_PAGE = """<!DOCTYPE html><html lang="ar"><head><meta charset="utf-8"></head><body>
+<div class="nav"><a href="/">الرئيسية</a></div>
+<article><p>أعلنت مديرية التربية في مدينة الحسكة عن افتتاح ثلاث مدارس جديدة في ريف المدينة الشمالي مع بداية العام الدراسي المقبل.</p>
+<p>وقال مدير التربية إن المدارس الجديدة تتسع لأكثر من ألف وخمسمئة طالب وطالبة من أبناء القرى المحيطة بالمدينة.</p></article>
+</body></html>"""
+
+
+def rss(base: str) -> str:
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>نشرة الشمال</title><link>{base}/</link><description>أخبار</description>
+<item><title>التحالف الدولي يعلن تحركه نحو دير الزور</title><link>{base}/news/coalition.html</link>
+  <pubDate>Wed, 29 Jul 2020 10:15:00 +0300</pubDate></item>
+<item><title>مدارس جديدة في ريف الحسكة</title><link>{base}/news/schools.html</link>
+  <pubDate>Mon, 14 Sep 2020 08:00:00 +0300</pubDate></item>
+<item><title>خبر محذوف</title><link>{base}/news/gone.html</link></item>
+<item><title>صفحة بطيئة</title><link>{base}/news/slow.html</link></item>
+</channel></rss>"""
+
+
+def atom(base: str) -> str:
+    return f"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>تطوان اليوم</title><id>{base}/atom</id><updated>2021-03-16T00:00:00Z</updated>
+<entry><title>افتتاح متحف الخط العربي في تطوان</title><link href="{base}/culture/museum.html"/><id>m1</id>
+  <updated>2021-03-16T00:00:00Z</updated></entry>
+<entry><title>خبر خاص</title><link href="{base}/private/secret.html"/><id>m2</id><updated>2021-03-16T00:00:00Z</updated></entry>
+<entry><title>صفحة ضخمة</title><link href="{base}/big.html"/><id>m3</id><updated>2021-03-16T00:00:00Z</updated></entry>
+</feed>"""
+
+
+class Site:
+    """The test's web server: routes, and every path requested, in order."""
+
+    def __init__(self):
+        self.requests: list[str] = []
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                site.requests.append(self.path)
+                route = site.routes().get(self.path)
+                if self.path == "/news/slow.html":
+                    time.sleep(TIMEOUT_S * 3)  # never answers in time
+                    route = ("text/html", BARE_PAGE)
+                if route is None:
+                    self.send_error(404)
+                    return
+                kind, body = route
+                data = body.encode("utf-8") if isinstance(body, str) else body
+                self.send_response(200)
+                self.send_header("Content-Type", f"{kind}; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def routes(self) -> dict[str, tuple[str, str | bytes]]:
+        return {
+            "/robots.txt": ("text/plain", "User-agent: *\nDisallow: /private/\n"),
+            "/feed.xml": ("application/rss+xml", rss(self.base)),
+            "/atom.xml": ("application/atom+xml", atom(self.base)),
+            "/news/coalition.html": ("text/html", (PAGES / "enab_og.html").read_text(encoding="utf-8")),
+            "/news/schools.html": ("text/html", BARE_PAGE),
+            "/culture/museum.html": ("text/html", (PAGES / "jsonld_only.html").read_text(encoding="utf-8")),
+            "/private/secret.html": ("text/html", BARE_PAGE),
+            "/big.html": ("text/html", "<p>" + "كلمة " * 60_000 + "</p>"),
+        }
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def site():
+    server = Site()
+    yield server
+    server.close()
+
+
+def make_assistant(root: Path, allow_private: bool = True) -> Assistant:
+    ingest = {"fetch_timeout_s": TIMEOUT_S, "max_file_mb": MAX_MB, "allow_private_hosts": allow_private}
+    return Assistant(load_settings(write_config(root, ingest=ingest, llm={"provider": "extractive"})))
+
+
+def test_feeds_are_ingested_with_titles_outlets_and_dates_and_failures_reported_per_url(site, tmp_path):
+    assistant = make_assistant(tmp_path)
+    report = assistant.ingest([f"{site.base}/feed.xml", f"{site.base}/atom.xml"])
+
+    coalition = doc_id_for("https://www.enabbaladi.net/archives/405123")  # the page's canonical URL
+    schools = doc_id_for(f"{site.base}/news/schools.html")
+    museum = doc_id_for(f"{site.base}/culture/museum.html")
+    assert sorted(report.added) == sorted([coalition, schools, museum]), report
+    docs = {d.doc_id: d for d in assistant.documents()}
+    # The page's own metadata, where it has it; the feed's title, date and name where it has not.
+    assert (docs[coalition].title, docs[coalition].source, docs[coalition].date) == (
+        "التحالف الدولي يعلن تحركه نحو دير الزور", "عنب بلدي", "2020-07-29"
+    )
+    assert (docs[schools].title, docs[schools].source, docs[schools].date) == ("مدارس جديدة في ريف الحسكة", "نشرة الشمال", "2020-09-14")
+    assert (docs[museum].title, docs[museum].source, docs[museum].date) == ("افتتاح متحف الخط العربي في تطوان", "تطوان اليوم", "2021-03-15")
+    assert "البرقوقي" in assistant.article(museum).text
+
+    failures = {s.path: s.reason for s in report.errors}
+    assert failures == {
+        f"{site.base}/news/gone.html": "HTTP 404",
+        f"{site.base}/news/slow.html": f"no complete answer within {TIMEOUT_S:g} s (ingest.fetch_timeout_s)",
+        f"{site.base}/private/secret.html": "disallowed by the site's robots.txt",
+        f"{site.base}/big.html": f"the page is {len(site.routes()['/big.html'][1].encode()) / 1e6:.3g} MB, over ingest.max_file_mb ({MAX_MB:g} MB)",
+    }
+    assert "/private/secret.html" not in site.requests  # robots.txt is read first, and obeyed
+
+    again = assistant.ingest([f"{site.base}/feed.xml", f"{site.base}/atom.xml"])
+    assert again.added == [] and again.replaced == []
+    assert sorted(again.unchanged) == sorted([coalition, schools, museum])
+
+
+def test_one_page_by_url_from_the_command_line(site, tmp_path):
+    make_assistant(tmp_path)  # writes the config
+    result = run_cli(tmp_path, "ingest", f"{site.base}/news/schools.html")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Added 1, updated 0, unchanged 0")
+    found = run_cli(tmp_path, "search", "كم طالباً تتسع المدارس الجديدة في الحسكة؟", "--json")
+    assert doc_id_for(f"{site.base}/news/schools.html") in found.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("{base}/news/schools.html", "127.0.0.1 is a local or private address (127.0.0.1); set ingest.allow_private_hosts to fetch from it"),
+        ("http://localhost:9/x.html", "localhost is a local or private address"),
+        ("http://10.1.2.3/x.html", "10.1.2.3 is a local or private address (10.1.2.3)"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a local or private address"),
+        ("ftp://example.com/feed.xml", "only http and https URLs are fetched, not ftp://"),
+    ],
+)
+def test_local_addresses_and_other_schemes_are_refused_by_default(site, tmp_path, url, reason):
+    assistant = make_assistant(tmp_path, allow_private=False)
+    before = len(site.requests)
+    report = assistant.ingest([url.format(base=site.base)])
+    assert report.added == []
+    (error,) = report.errors
+    assert error.reason.startswith(reason), error.reason
+    assert len(site.requests) == before  # nothing was asked of the server

@@ -92,16 +92,18 @@ class Assistant:
         check_question(question, self.settings.retrieval.max_question_chars)
 
     def ingest(
-        self, paths: list[str | Path], progress: bool = False, rebuild: bool = False, stop: threading.Event | None = None
+        self, paths: list[str | Path], progress: bool = False, rebuild: bool = False, stop: threading.Event | None = None,
+        follow: bool = False,
     ) -> IngestReport:
         """``paths``: files, folders, and URLs of pages and RSS/Atom feeds. ``stop``: set it (e.g.
-        on Ctrl-C) to end the ingest after the batch being written."""
+        on Ctrl-C) to end the ingest after the batch being written. ``follow``: a rerun asks feeds
+        only for what changed (conditional GET) and skips pages already read."""
         if rebuild:
             files = [p for p in paths if not is_url(p)]
             if files or not paths:
                 check_paths(files, self.settings.ingest.extensions)  # before dropping anything
             self.rebuild()
-        return ingest(paths, self.settings, self.index, self.embedder, progress=progress, stop=stop)
+        return ingest(paths, self.settings, self.index, self.embedder, progress=progress, stop=stop, follow=follow)
 
     def ingest_articles(
         self, articles: Iterable[Article], progress: bool = False, stop: threading.Event | None = None, total: int | None = None

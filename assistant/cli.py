@@ -70,10 +70,16 @@ def _stop_on_ctrl_c():
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from assistant.fetch import read_url_list
+
+    paths = list(args.paths) + (read_url_list(args.follow) if args.follow else [])
+    if not paths:
+        print("error: give files, folders or URLs to ingest, or --follow FEEDS.txt", file=sys.stderr)
+        return EXIT_USAGE
     assistant = _assistant(args)
     progress = (args.progress or sys.stderr.isatty()) and not args.no_progress
     with _stop_on_ctrl_c() as stop:
-        report = assistant.ingest(args.paths, progress=progress, rebuild=args.rebuild, stop=stop)
+        report = assistant.ingest(paths, progress=progress, rebuild=args.rebuild, stop=stop, follow=bool(args.follow))
     if args.json:
         print(report.model_dump_json(indent=2))
     else:
@@ -422,7 +428,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="index files or folders of articles (.txt .md .html .jsonl[.gz]), or URLs of pages and RSS/Atom feeds")
-    p.add_argument("paths", nargs="+", metavar="PATH_OR_URL")
+    p.add_argument("paths", nargs="*", metavar="PATH_OR_URL")
+    p.add_argument("--follow", metavar="FEEDS.txt",
+                   help="also the feeds and pages listed in this file (one URL per line), asking only for what changed since "
+                        "the last --follow run: for cron")
     p.add_argument("--rebuild", action="store_true", help="drop the whole index first (e.g. after changing the embedding model)")
     p.add_argument("--json", action="store_true", help="print the ingest report as JSON")
     p.add_argument("--progress", action="store_true", help="show progress bars even when not on a terminal")

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
+import os
 import re
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -26,6 +28,7 @@ from urllib.robotparser import RobotFileParser
 import httpx
 
 from assistant.config import IngestSettings, megabytes
+from assistant.errors import InputError
 from assistant.models import Article
 from assistant.read import Opened, Skipped, UnreadableFile, decode, html_article
 
@@ -50,6 +53,53 @@ class Page:
     url: str  # after redirects
     content: bytes
     content_type: str
+    validators: dict[str, str] = field(default_factory=dict)  # ETag and Last-Modified, to ask again cheaply
+    not_modified: bool = False  # 304: unchanged since the validators sent
+
+
+@dataclass
+class FollowState:
+    """What ``assistant ingest --follow`` remembers between runs (a JSON file): each feed's
+    validators, for a conditional GET, and the entry links already read with the doc id each
+    became, so that a page already indexed is not fetched again."""
+
+    path: Path
+    collection_id: str  # a rebuilt index starts over: its articles are gone
+    validators: dict[str, dict[str, str]] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path, collection_id: str) -> "FollowState":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls(path, collection_id)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read the follow state {path} ({exc}); delete it to read every feed again") from None
+        if data.get("collection_id") != collection_id:
+            return cls(path, collection_id)
+        return cls(path, collection_id, dict(data.get("validators", {})), dict(data.get("links", {})))
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        data = {"collection_id": self.collection_id, "validators": self.validators, "links": self.links}
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(tmp, self.path)  # whole or not at all
+
+
+def read_url_list(path: str | Path) -> list[str]:
+    """The URLs of a ``--follow`` file: one per line; blank lines and ``#`` comments ignored."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the list of feeds {path} ({exc})") from None
+    urls = [line.split("#", 1)[0].strip() for line in lines]
+    urls = [u for u in urls if u]
+    bad = [u for u in urls if not is_url(u)]
+    if bad or not urls:
+        raise InputError(f"{path}: expected one http(s) URL per line" + (f", not {bad[0]!r}" if bad else ", found none"))
+    return urls
 
 
 def doc_id_for(url: str) -> str:
@@ -72,26 +122,33 @@ class Fetcher:
         self.client.close()
 
     # --- one URL -------------------------------------------------------------------------------
-    def get(self, url: str, check_robots: bool = True) -> Page:
-        """The response body at ``url`` (redirects followed, each hop checked). Raises FetchError."""
+    def get(self, url: str, check_robots: bool = True, validators: dict[str, str] | None = None) -> Page:
+        """The response body at ``url`` (redirects followed, each hop checked). With the
+        ``validators`` of an earlier response, a conditional GET. Raises FetchError."""
+        conditional = {}
+        if validators:
+            conditional = {k: v for k, v in (("If-None-Match", validators.get("etag")), ("If-Modified-Since", validators.get("last-modified"))) if v}
         for _ in range(MAX_REDIRECTS + 1):
             self._check_address(url)
             if check_robots and not self._allowed(url):
                 raise FetchError("disallowed by the site's robots.txt")
-            status, headers, content = self._request(url)
+            status, headers, content = self._request(url, conditional)
             if status in (301, 302, 303, 307, 308) and headers.get("location"):
                 url = urljoin(url, headers["location"])
                 continue
-            if status >= 400:
+            kept = {k: headers[k] for k in ("etag", "last-modified") if headers.get(k)}
+            if status == 304 and conditional:
+                return Page(url, b"", "", validators or {}, not_modified=True)
+            if status >= 400 or status == 304:
                 raise FetchError(f"HTTP {status}")
-            return Page(url, content, headers.get("content-type", "").split(";")[0].strip().lower())
+            return Page(url, content, headers.get("content-type", "").split(";")[0].strip().lower(), kept)
         raise FetchError(f"more than {MAX_REDIRECTS} redirects")
 
-    def _request(self, url: str) -> tuple[int, httpx.Headers, bytes]:
+    def _request(self, url: str, headers: dict[str, str] | None = None) -> tuple[int, httpx.Headers, bytes]:
         limit = megabytes(self.settings.max_file_mb)
         deadline = time.monotonic() + self.settings.fetch_timeout_s
         try:
-            with self.client.stream("GET", url) as response:
+            with self.client.stream("GET", url, headers=headers) as response:
                 declared = response.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > limit:
                     raise FetchError(f"the page is {int(declared) / 1e6:.3g} MB, over ingest.max_file_mb ({limit / 1e6:.3g} MB)")
@@ -153,21 +210,31 @@ def is_feed(page: Page) -> bool:
     return head.startswith((b"<?xml", b"<rss", b"<feed", b"<rdf")) and b"<html" not in head
 
 
-def read_urls(urls: list[str], settings: IngestSettings) -> Iterator[Opened | Article | Skipped]:
+def read_urls(
+    urls: list[str], settings: IngestSettings, follow: FollowState | None = None
+) -> Iterator[Opened | Article | Skipped]:
     """Articles from each URL (a page, or every entry of a feed), and a Skipped for each URL that
-    could not be read; ``Opened(url)`` marks each page fetched."""
+    could not be read; ``Opened(url)`` marks each page fetched. With ``follow``, a feed unchanged
+    since the last run (HTTP 304) is not read again, nor a page already read from a feed."""
     fetcher = Fetcher(settings)
     try:
         for url in urls:
             try:
-                page = fetcher.get(url)
+                page = fetcher.get(url, validators=follow.validators.get(url) if follow else None)
             except FetchError as exc:
                 yield Skipped(url, str(exc))
                 continue
+            if page.not_modified:
+                yield Skipped(url, "not modified since the last run", error=False)
+                continue
+            whole = True
             if is_feed(page):
-                yield from _feed_articles(fetcher, page)
+                whole = yield from _feed_articles(fetcher, page, follow)
             else:
                 yield from _page_article(page)
+            # A feed with an entry that failed is asked for whole again next time, to retry it.
+            if follow is not None and page.validators and whole:
+                follow.validators[url] = page.validators
     finally:
         fetcher.close()
 
@@ -193,13 +260,15 @@ def _page_article(page: Page, fallback: Article | None = None) -> Iterator[Opene
     )
 
 
-def _feed_articles(fetcher: Fetcher, page: Page) -> Iterator[Opened | Article | Skipped]:
+def _feed_articles(fetcher: Fetcher, page: Page, follow: FollowState | None = None) -> Generator[Opened | Article | Skipped, None, bool]:
+    """The feed's entries' articles; returns whether every entry was read."""
     import feedparser
 
     feed = feedparser.parse(page.content)
     if feed.bozo and not feed.entries:
         yield Skipped(page.url, f"not a readable RSS or Atom feed ({feed.bozo_exception})")
-        return
+        return False
+    whole = True
     outlet = (feed.feed.get("title") or "").strip()
     for entry in feed.entries:
         link = entry.get("link")
@@ -207,6 +276,8 @@ def _feed_articles(fetcher: Fetcher, page: Page) -> Iterator[Opened | Article | 
             yield Skipped(page.url, f"a feed entry without a link ({entry.get('title', '')!r})", error=False)
             continue
         link = urljoin(page.url, link)
+        if follow is not None and link in follow.links:
+            continue  # read on an earlier run (its doc id is in follow.links)
         hint = Article(
             doc_id="",
             text="",
@@ -218,5 +289,11 @@ def _feed_articles(fetcher: Fetcher, page: Page) -> Iterator[Opened | Article | 
             article_page = fetcher.get(link)
         except FetchError as exc:
             yield Skipped(link, str(exc))
+            whole = False
             continue
-        yield from _page_article(article_page, hint)
+        for item in _page_article(article_page, hint):
+            if follow is not None and isinstance(item, Article):
+                follow.links[link] = item.doc_id
+            whole = whole and not (isinstance(item, Skipped) and item.error)
+            yield item
+    return whole

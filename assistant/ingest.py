@@ -27,7 +27,7 @@ from assistant.clean import clean_article
 from assistant.config import Settings, megabytes
 from assistant.dates import day_number
 from assistant.embed import Embedder
-from assistant.fetch import is_url, read_urls
+from assistant.fetch import FollowState, is_url, read_urls
 from assistant.errors import InputError
 from assistant.models import Article, IngestReport
 from assistant.read import Opened, Skipped, expand_paths, read_paths
@@ -129,8 +129,12 @@ def ingest(
     embedder: Embedder,
     progress: bool = False,
     stop: threading.Event | None = None,
+    follow: bool = False,
 ) -> IngestReport:
-    """Ingest files, folders and URLs (pages and feeds, see assistant.fetch). A path that is
+    """``follow``: remember the feeds' ETag/Last-Modified and the pages read (``FollowState``,
+    beside the BM25 index), so that a rerun asks only for what changed.
+
+    Ingest files, folders and URLs (pages and feeds, see assistant.fetch). A path that is
     missing or unreadable, or a URL that cannot be read, is reported in the report
     (an error) and the rest of the batch is indexed; only when nothing at all can be read does it
     raise InputError (see ``check_paths``), before anything is written.
@@ -145,9 +149,11 @@ def ingest(
     report = IngestReport()
     max_bytes = megabytes(settings.ingest.max_file_mb)
 
+    state = FollowState.load(index.follow_state_path, index.collection_id) if follow else None
+
     def articles() -> Iterator[Article]:
         read = read_paths(files, settings.ingest.extensions, max_bytes) if files else iter(())
-        for item in itertools.chain(read, read_urls(urls, settings.ingest)):
+        for item in itertools.chain(read, read_urls(urls, settings.ingest, state)):
             if isinstance(item, Opened):
                 report.files_read += 1
             elif isinstance(item, Skipped):
@@ -156,9 +162,12 @@ def ingest(
                 yield item
 
     total = count_articles(files, settings.ingest.extensions) if progress and not urls else None
-    return ingest_articles(
+    report = ingest_articles(
         articles(), settings, index, embedder, progress, report, stop=stop, total=total, skip_same_text=True
     )
+    if state is not None and not report.interrupted:  # an interrupted run is redone next time
+        state.save()
+    return report
 
 
 def count_articles(paths: list[str | Path], extensions: list[str]) -> int:

@@ -312,6 +312,15 @@ class Index:
     def fetch(self, chunk_ids: list[str]) -> dict[str, StoredChunk]:
         return self.vectors.get(chunk_ids)
 
+    @property
+    def collection_id(self) -> str:
+        return str(self.vectors.collection.id)
+
+    @property
+    def follow_state_path(self) -> Path:
+        """Where ``assistant ingest --follow`` keeps its feeds' state (local, like BM25's cache)."""
+        return self._lexical_folder / "follow.json"
+
     # --- the BM25 index ----------------------------------------------------------------------
     @property
     def _lexical_folder(self) -> Path:

@@ -18,6 +18,7 @@ from assistant.answer import exchange
 from assistant.arabic import detect_language
 from assistant.config import megabytes
 from assistant.errors import AssistantError
+from assistant.fetch import is_url
 from assistant.models import Answer, Citation, Filters
 from assistant.present import ingest_summary, skipped_lines
 from assistant.ui import render
@@ -199,6 +200,20 @@ class ChatUI:
                 lines += [ingest_summary(report), *skipped_lines(report, names_only=True)]
         return self.library("\n".join(lines))
 
+    def add_urls(self, text: str | None):
+        """Pages and feeds by URL, one or more separated by spaces or lines."""
+        urls = (text or "").split()
+        if not urls:
+            return self.library("Paste the URL of an article page or of an RSS/Atom feed first.")
+        not_urls = [u for u in urls if not is_url(u)]
+        if not_urls:
+            return self.library(f"Not a URL: {not_urls[0]} (write it with http:// or https://).")
+        try:
+            report = self.assistant.ingest(urls)
+        except Exception as exc:
+            return self.library(f"Nothing was added: {_friendly(exc)}")
+        return self.library("\n".join([ingest_summary(report), *skipped_lines(report)]))
+
     def remove(self, doc_id: str | None):
         if not doc_id:
             return self.library("Choose an article to remove.")
@@ -271,6 +286,9 @@ def build_app(assistant) -> gr.Blocks:
                             label=f"Add articles ({' '.join(extensions)})", file_count="multiple", file_types=extensions, elem_id="upload"
                         )
                         add = gr.Button("Add to the index", elem_id="add-articles")
+                        urls = gr.Textbox(label="Or pages and feeds by URL · أو صفحات وخلاصات بعناوينها",
+                                          placeholder="https://…/feed.xml  https://…/article.html", elem_id="urls", max_lines=4)
+                        add_urls = gr.Button("Fetch and add", elem_id="add-urls")
                     with gr.Column():
                         to_remove = gr.Dropdown(label="Remove an article", choices=[], elem_id="remove-choice")
                         remove = gr.Button("Remove", variant="stop", elem_id="remove-article")
@@ -299,6 +317,7 @@ def build_app(assistant) -> gr.Blocks:
             lambda: None, outputs=[files], api_visibility="private"
         )
         remove.click(ui.remove, inputs=[to_remove], outputs=library_outputs, concurrency_id=QUEUE, api_visibility="private")
+        add_urls.click(ui.add_urls, inputs=[urls], outputs=library_outputs, concurrency_id=QUEUE, api_visibility="private")
         gr.api(ui.api_ask, api_name="ask", concurrency_id=QUEUE)
     return app
 

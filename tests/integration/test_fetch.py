@@ -4,6 +4,8 @@ page and a robots.txt that disallows one path. Real Chroma and the real embedder
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,16 +33,20 @@ BARE_PAGE = """<!DOCTYPE html><html lang="ar"><head><meta charset="utf-8"></head
 </body></html>"""
 
 
-def rss(base: str) -> str:
+ITEMS = {
+    "/news/coalition.html": "<title>التحالف الدولي يعلن تحركه نحو دير الزور</title><pubDate>Wed, 29 Jul 2020 10:15:00 +0300</pubDate>",
+    "/news/schools.html": "<title>مدارس جديدة في ريف الحسكة</title><pubDate>Mon, 14 Sep 2020 08:00:00 +0300</pubDate>",
+    "/news/gone.html": "<title>خبر محذوف</title>",
+    "/news/slow.html": "<title>صفحة بطيئة</title>",
+    "/culture/museum.html": "<title>افتتاح متحف الخط العربي في تطوان</title>",
+}
+
+
+def rss(base: str, paths: list[str] = ["/news/coalition.html", "/news/schools.html", "/news/gone.html", "/news/slow.html"]) -> str:
+    items = "".join(f"<item>{ITEMS[p]}<link>{base}{p}</link></item>\n" for p in paths)
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0"><channel><title>نشرة الشمال</title><link>{base}/</link><description>أخبار</description>
-<item><title>التحالف الدولي يعلن تحركه نحو دير الزور</title><link>{base}/news/coalition.html</link>
-  <pubDate>Wed, 29 Jul 2020 10:15:00 +0300</pubDate></item>
-<item><title>مدارس جديدة في ريف الحسكة</title><link>{base}/news/schools.html</link>
-  <pubDate>Mon, 14 Sep 2020 08:00:00 +0300</pubDate></item>
-<item><title>خبر محذوف</title><link>{base}/news/gone.html</link></item>
-<item><title>صفحة بطيئة</title><link>{base}/news/slow.html</link></item>
-</channel></rss>"""
+{items}</channel></rss>"""
 
 
 def atom(base: str) -> str:
@@ -58,6 +64,7 @@ class Site:
 
     def __init__(self):
         self.requests: list[str] = []
+        self.conditional: list[tuple[str, str | None]] = []  # (path, If-None-Match sent)
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -72,9 +79,17 @@ class Site:
                     return
                 kind, body = route
                 data = body.encode("utf-8") if isinstance(body, str) else body
+                etag = '"' + hashlib.sha1(data).hexdigest()[:16] + '"'
+                site.conditional.append((self.path, self.headers.get("If-None-Match")))
+                if self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.end_headers()
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", f"{kind}; charset=utf-8")
                 self.send_header("Content-Length", str(len(data)))
+                self.send_header("ETag", etag)
+                self.send_header("Last-Modified", "Wed, 29 Jul 2020 10:15:00 GMT")
                 self.end_headers()
                 try:
                     self.wfile.write(data)
@@ -94,6 +109,8 @@ class Site:
             "/robots.txt": ("text/plain", "User-agent: *\nDisallow: /private/\n"),
             "/feed.xml": ("application/rss+xml", rss(self.base)),
             "/atom.xml": ("application/atom+xml", atom(self.base)),
+            "/good.xml": ("application/rss+xml", rss(self.base, ["/news/coalition.html", "/culture/museum.html"])),
+            "/mixed.xml": ("application/rss+xml", rss(self.base, ["/news/schools.html", "/news/gone.html"])),
             "/news/coalition.html": ("text/html", (PAGES / "enab_og.html").read_text(encoding="utf-8")),
             "/news/schools.html": ("text/html", BARE_PAGE),
             "/culture/museum.html": ("text/html", (PAGES / "jsonld_only.html").read_text(encoding="utf-8")),
@@ -176,3 +193,52 @@ def test_local_addresses_and_other_schemes_are_refused_by_default(site, tmp_path
     (error,) = report.errors
     assert error.reason.startswith(reason), error.reason
     assert len(site.requests) == before  # nothing was asked of the server
+
+
+def test_following_feeds_asks_again_only_for_what_changed(site, tmp_path):
+    """``--follow``: the second run sends each feed's ETag; an unchanged feed answers 304 and none of
+    its pages is fetched; a feed with an entry that failed is read again, and only the failed
+    page is asked for again."""
+    make_assistant(tmp_path)
+    feeds = tmp_path / "feeds.txt"
+    feeds.write_text(f"# the outlets I follow\n{site.base}/good.xml\n\n{site.base}/mixed.xml  # north\n", encoding="utf-8")
+    first = run_cli(tmp_path, "ingest", "--follow", feeds.name, "--json")
+    assert first.returncode == 1, first.stderr  # the 404 is an error
+    report = json.loads(first.stdout)
+    assert len(report["added"]) == 3
+    assert [(s["path"], s["reason"]) for s in report["skipped"]] == [(f"{site.base}/news/gone.html", "HTTP 404")]
+
+    site.requests.clear()
+    site.conditional.clear()
+    second = run_cli(tmp_path, "ingest", "--follow", feeds.name, "--json")
+    report = json.loads(second.stdout)
+    assert (report["added"], report["replaced"]) == ([], [])
+    assert [(s["path"], s["reason"], s["error"]) for s in report["skipped"]] == [
+        (f"{site.base}/good.xml", "not modified since the last run", False),
+        (f"{site.base}/news/gone.html", "HTTP 404", True),
+    ]
+    asked = dict(site.conditional)
+    assert asked["/good.xml"] is not None  # its ETag was sent, and it answered 304
+    assert asked["/mixed.xml"] is None  # read whole again: one of its entries had failed
+    assert [p for p in site.requests if p != "/robots.txt"] == ["/good.xml", "/mixed.xml", "/news/gone.html"]
+
+
+def test_a_follow_file_that_is_not_a_list_of_urls_is_one_clear_error(tmp_path):
+    make_assistant(tmp_path)
+    (tmp_path / "feeds.txt").write_text("feeds/local.xml\n", encoding="utf-8")
+    result = run_cli(tmp_path, "ingest", "--follow", "feeds.txt")
+    assert result.returncode == 1
+    assert "feeds.txt: expected one http(s) URL per line, not 'feeds/local.xml'" in result.stderr
+
+
+def test_the_library_tab_adds_pages_and_feeds_by_url(site, tmp_path):
+    from assistant.ui.app import ChatUI
+
+    ui = ChatUI(make_assistant(tmp_path))
+    _status, rows, _choices, message, outlets = ui.add_urls(f"  {site.base}/mixed.xml\n{site.base}/culture/museum.html ")
+    assert message.startswith("Added 2, updated 0, unchanged 0"), message
+    assert f"Skipped {site.base}/news/gone.html: HTTP 404" in message
+    assert {(row[0], row[2]) for row in rows} == {("مدارس جديدة في ريف الحسكة", "نشرة الشمال"), ("افتتاح متحف الخط العربي في تطوان", "تطوان اليوم")}
+    assert outlets["choices"] == ["تطوان اليوم", "نشرة الشمال"]
+    *_, message, _ = ui.add_urls("feeds/local.xml")
+    assert message == "Not a URL: feeds/local.xml (write it with http:// or https://)."

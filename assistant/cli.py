@@ -394,6 +394,21 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED if result["interrupted"] else EXIT_OK
 
 
+def cmd_bench_known_item(args: argparse.Namespace) -> int:
+    from assistant.eval.known_item import format_known_item_table, run_known_item_bench
+
+    if min(args.limit, args.every, args.questions) < 1:
+        print("--limit, --every and --questions must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    with _stop_on_ctrl_c() as stop:
+        result = run_known_item_bench(
+            _settings(args), Path(args.data), args.limit, args.every, args.questions, Path(args.store),
+            progress=sys.stderr.isatty(), stop=stop,
+        )
+    _print_bench(format_known_item_table(result), result, args.json)
+    return EXIT_INTERRUPTED if result["ingest"]["interrupted"] else EXIT_OK
+
+
 def cmd_bench_retrieval(args: argparse.Namespace) -> int:
     from assistant.eval.retrieval_bench import format_retrieval_scale_table, parse_ef_values, run_retrieval_scale_bench
 
@@ -526,6 +541,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip timing one new article's `assistant ingest` and first `assistant search` (removed again after)")
     b.add_argument("--json", metavar="OUT", help="write the results as JSON")
     b.set_defaults(func=cmd_bench_retrieval)
+    b = bench.add_parser("known-item", help="titles asked as questions, over the whole archive and restricted to their outlet and month")
+    b.add_argument("--data", required=True, help="a .jsonl or .jsonl.gz archive whose records have source and date (or time)")
+    b.add_argument("--limit", type=int, default=2000, help="articles to index (default 2000)")
+    b.add_argument("--every", type=int, default=15, help="take every k-th article of the archive, so that all its outlets are in (default 15)")
+    b.add_argument("--questions", type=int, default=500, help="titles to ask (default 500), spread over the indexed articles")
+    b.add_argument("--store", default="out/bench-known-item", help="the index, kept and reused by reruns (default out/bench-known-item)")
+    b.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    b.set_defaults(func=cmd_bench_known_item)
     b = bench.add_parser("ingest", help="ingest throughput of a JSON Lines archive against the embedder's own ceiling")
     b.add_argument("--data", required=True, help="a .jsonl or .jsonl.gz archive of articles")
     b.add_argument("--limit", type=int, help="ingest only the first N articles")

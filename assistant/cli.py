@@ -397,12 +397,12 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
 def cmd_bench_known_item(args: argparse.Namespace) -> int:
     from assistant.eval.known_item import format_known_item_table, run_known_item_bench
 
-    if min(args.limit, args.every, args.questions) < 1:
-        print("--limit, --every and --questions must be at least 1", file=sys.stderr)
+    if min(args.limit, args.every, args.questions) < 1 or args.words < 0:
+        print("--limit, --every and --questions must be at least 1, --words at least 0", file=sys.stderr)
         return EXIT_USAGE
     with _stop_on_ctrl_c() as stop:
         result = run_known_item_bench(
-            _settings(args), Path(args.data), args.limit, args.every, args.questions, Path(args.store),
+            _settings(args), Path(args.data), args.limit, args.every, args.questions, Path(args.store), args.words,
             progress=sys.stderr.isatty(), stop=stop,
         )
     _print_bench(format_known_item_table(result), result, args.json)
@@ -546,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--limit", type=int, default=2000, help="articles to index (default 2000)")
     b.add_argument("--every", type=int, default=15, help="take every k-th article of the archive, so that all its outlets are in (default 15)")
     b.add_argument("--questions", type=int, default=500, help="titles to ask (default 500), spread over the indexed articles")
+    b.add_argument("--words", type=int, default=2, help="ask the first N words of each title (default 2; 0: the whole title)")
     b.add_argument("--store", default="out/bench-known-item", help="the index, kept and reused by reruns (default out/bench-known-item)")
     b.add_argument("--json", metavar="OUT", help="write the results as JSON")
     b.set_defaults(func=cmd_bench_known_item)

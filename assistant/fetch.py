@@ -164,9 +164,15 @@ class Fetcher:
             raise FetchError(f"no complete answer within {self.settings.fetch_timeout_s:g} s (ingest.fetch_timeout_s)") from None
         except httpx.HTTPError as exc:
             raise FetchError(f"cannot connect ({exc.__class__.__name__}: {exc})") from None
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise FetchError(f"not a valid URL ({exc})") from None
 
     def _check_address(self, url: str) -> None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+        except ValueError as exc:
+            raise FetchError(f"not a valid URL ({exc})") from None
         if parts.scheme not in ("http", "https"):
             raise FetchError(f"only http and https URLs are fetched, not {parts.scheme}://")
         if not parts.hostname:
@@ -175,8 +181,8 @@ class Fetcher:
             return
         try:
             infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-        except socket.gaierror as exc:
-            raise FetchError(f"cannot resolve {parts.hostname} ({exc.strerror})") from None
+        except (socket.gaierror, UnicodeError) as exc:
+            raise FetchError(f"cannot resolve {parts.hostname} ({getattr(exc, 'strerror', None) or exc})") from None
         for info in infos:
             address = ipaddress.ip_address(info[4][0].split("%")[0])
             if not address.is_global:

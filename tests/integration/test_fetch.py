@@ -183,6 +183,8 @@ def test_one_page_by_url_from_the_command_line(site, tmp_path):
         ("http://10.1.2.3/x.html", "10.1.2.3 is a local or private address (10.1.2.3)"),
         ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a local or private address"),
         ("ftp://example.com/feed.xml", "only http and https URLs are fetched, not ftp://"),
+        ("http://[::1/feed.xml", "not a valid URL (Invalid IPv6 URL)"),
+        ("http://example.com:port/feed.xml", "not a valid URL (Port could not be cast to integer value as 'port')"),
     ],
 )
 def test_local_addresses_and_other_schemes_are_refused_by_default(site, tmp_path, url, reason):

@@ -18,8 +18,7 @@ from assistant.config import Settings, load_settings
 from assistant.embed import Embedder, make_embedder, model_id_for
 from assistant.errors import AssistantError
 from assistant.arabic import detect_language
-from assistant.fetch import is_url
-from assistant.ingest import check_paths, ingest, ingest_articles
+from assistant.ingest import check_sources, ingest, ingest_articles
 from assistant.llm import Message, resolve_backend
 from assistant.models import Answer, Article, DocumentInfo, Filters, IndexCheck, IndexStatus, IngestReport, Passage
 from assistant.prompts import Prompts
@@ -99,9 +98,7 @@ class Assistant:
         on Ctrl-C) to end the ingest after the batch being written. ``follow``: a rerun asks feeds
         only for what changed (conditional GET) and skips pages already read."""
         if rebuild:
-            files = [p for p in paths if not is_url(p)]
-            if files or not paths:
-                check_paths(files, self.settings.ingest.extensions)  # before dropping anything
+            check_sources(paths, self.settings.ingest.extensions)  # before dropping anything
             self.rebuild()
         return ingest(paths, self.settings, self.index, self.embedder, progress=progress, stop=stop, follow=follow)
 

@@ -106,6 +106,16 @@ def prepare(article: Article, settings: Settings) -> ArticleChunks | None:
     return ArticleChunks(cleaned.doc_id, meta, chunks, content_hash(cleaned, settings))
 
 
+def check_sources(paths: list[str | Path], extensions: list[str]) -> tuple[list[str | Path], list[str]]:
+    """``paths`` split into (files and folders, URLs), the files checked with ``check_paths``
+    (URLs are checked one by one as they are fetched)."""
+    urls = [p for p in paths if is_url(p)]
+    files = [p for p in paths if not is_url(p)]
+    if files or not urls:
+        check_paths(files, extensions)
+    return files, urls
+
+
 def check_paths(paths: list[str | Path], extensions: list[str]) -> None:
     """Raise InputError when ``paths`` hold no file to read at all (each missing, unreadable or
     unsupported): before anything is changed, e.g. before ``--rebuild`` drops the index. When some
@@ -141,10 +151,7 @@ def ingest(
 
     An article with the same title and text as one already indexed (or read earlier in this run)
     under another doc id is skipped and reported, not an error: one copy is indexed."""
-    urls = [p for p in paths if is_url(p)]
-    files = [p for p in paths if not is_url(p)]
-    if files or not urls:
-        check_paths(files, settings.ingest.extensions)
+    files, urls = check_sources(paths, settings.ingest.extensions)
 
     report = IngestReport()
     max_bytes = megabytes(settings.ingest.max_file_mb)

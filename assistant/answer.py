@@ -155,7 +155,10 @@ class Answerer:
         bare = Turn(question=turn.question, language=turn.language, started=started)  # the prompt without passages
         fixed = sum(count(m.content) for m in self._messages(bare, self._answer_instruction(turn.language)))
         budget = self.settings.prompt_tokens - fixed
-        turn.passages = compress(turn.question, turn.passages, self.embedder, budget, count, lambda p: self._passage(0, p, ""))
+        turn.passages = compress(
+            turn.question, turn.passages, self.embedder, budget, count, lambda p: self._passage(0, p, ""),
+            stored=self.retriever.stored_sentences, as_indexed=self.retriever.as_indexed,
+        )
         turn.compress_ms = _ms(started)
 
     def check_evidence(self, turn: Turn) -> float:

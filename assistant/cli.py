@@ -184,14 +184,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def print_answer(answer, file=sys.stdout, seen_notes: set[str] | None = None) -> None:
-    from assistant.present import byline
+    from assistant.present import source_line
 
     print(answer.text, file=file)
     if answer.citations:
         print("\nSources:", file=file)
         for c in answer.citations:
-            where = byline(c.source, c.date, c.doc_id)
-            print(f"  [{c.n}] {c.title or c.doc_id}{' — ' + where if where else ''} ({c.doc_id}; chars {c.start}-{c.end})", file=file)
+            print(f"  {source_line(c)} ({c.doc_id}; chars {c.start}-{c.end})", file=file)
             print(f"      {c.text[:300]}{'…' if len(c.text) > 300 else ''}", file=file)
     t = answer.timings
     first = f", first token {t.first_token_ms / 1000:.1f}s" if t.first_token_ms else ""

@@ -213,6 +213,20 @@ class UISettings(Section):
     ]
 
 
+class APISettings(Section):
+    """The HTTP API served beside the UI by ``assistant serve``: REST under ``/api/v1`` and an
+    OpenAI-compatible chat under ``/v1``."""
+
+    # Bearer key for every API route; required when the server listens beyond loopback (without
+    # it the API answers 401 there). Set it from the environment: ASSISTANT_API__KEY.
+    key: SecretStr | None = None
+    cors_origins: list[str] = []  # browser origins allowed to call the API; none by default
+    max_body_kb: float = Field(default=256.0, gt=0)  # a JSON request's largest body (uploads: ui.max_upload_mb)
+    model_name: str = "arabic-news-assistant"  # the one model /v1/models lists
+    # Append a short "Sources" list to an OpenAI-style reply's content, for clients that show text only.
+    sources_in_content: bool = True
+
+
 class IngestSettings(Section):
     max_file_mb: float = Field(default=50.0, gt=0)
     extensions: list[str] = [".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".jsonl.gz"]
@@ -239,6 +253,7 @@ class Settings(BaseSettings):
     answer: AnswerSettings = AnswerSettings()
     eval: EvalSettings = EvalSettings()
     ui: UISettings = UISettings()
+    api: APISettings = APISettings()
 
     # Set by load_settings: the folder relative paths are resolved against.
     base_dir: Path = Field(default=Path("."), exclude=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from assistant.models import IngestReport
+from assistant.models import Answer, Citation, IngestReport
 
 
 def outlet(source: str, doc_id: str) -> str:
@@ -17,6 +17,22 @@ def outlet(source: str, doc_id: str) -> str:
 def byline(source: str, date: str, doc_id: str) -> str:
     """"outlet · date", either left out when unknown."""
     return " · ".join(x for x in (outlet(source, doc_id), date) if x)
+
+
+def source_line(c: Citation) -> str:
+    """"[n] title — outlet · date": one cited passage, as a sources list shows it."""
+    where = byline(c.source, c.date, c.doc_id)
+    return f"[{c.n}] {c.title or c.doc_id}{' — ' + where if where else ''}"
+
+
+SOURCES_HEADING = {"ar": "المصادر:", "en": "Sources:"}
+
+
+def with_sources(answer: Answer) -> str:
+    """The answer's text followed by its sources list, for readers that get plain text only."""
+    if not answer.citations:
+        return answer.text
+    return "\n\n".join([answer.text, "\n".join([SOURCES_HEADING[answer.language], *map(source_line, answer.citations)])])
 
 
 def _plural(n: int, word: str) -> str:

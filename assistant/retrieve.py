@@ -25,7 +25,7 @@ from assistant.config import RetrievalSettings
 from assistant.embed import Embedder
 from assistant.errors import InputError
 from assistant.models import Filters, Passage
-from assistant.store import Index
+from assistant.store import ChunkSentences, Index, indexed_text
 
 Mode = Literal["dense", "bm25", "hybrid"]
 _WORDS = re.compile(r"\w+")
@@ -168,6 +168,15 @@ class Retriever:
                 break
         return passages
 
+    def stored_sentences(self, chunk_ids: list[str]) -> dict[str, ChunkSentences]:
+        """The index's sentence vectors of these chunks (a chunk of one sentence: its own vector),
+        for scoring sentences without embedding them again."""
+        return self.index.sentence_vectors(chunk_ids, whole_chunks=True)
+
+    def as_indexed(self, passage: Passage, sentence: str) -> str:
+        """A sentence of ``passage`` in the form the index embeds it (with the title, or not)."""
+        return indexed_text(passage.title, sentence, self.index.settings.embedding.include_title)
+
     def _by_best_sentence(self, dense: Ranking, query: np.ndarray) -> Ranking:
         """Dense candidates rescored with their best sentence's similarity, best first. A chunk
         without sentence vectors (one sentence, or indexed with embedding.sentences off) keeps its
@@ -177,7 +186,7 @@ class Retriever:
             return dense
         sentences = self.index.sentence_vectors([cid for cid, _ in dense])
         rescored = [
-            (cid, (1 - weight) * score + weight * float((sentences[cid] @ query).max()) if cid in sentences else score)
+            (cid, (1 - weight) * score + weight * float((sentences[cid].vectors @ query).max()) if cid in sentences else score)
             for cid, score in dense
         ]
         return sorted(rescored, key=lambda item: -item[1])

@@ -19,6 +19,11 @@ Answers (a question has one or more gold answers; any one counts):
   ``answer_normalize``) and ``squad_f1`` (after ``squad_normalize``).
 - **exact match**: the answer equals a gold answer after ``squad_normalize``; ``exact_match``.
 
+Visible defects of an answer's text (``answer_defects``, counted by the eval suite): a bare
+article word ("ال المتحدث …"), a word mixing Latin and Arabic letters ("Dاعsh"), Arabic outside
+parentheses in an English answer, a citation marker inside a number ("1 [1].5"), and a number
+that neither the question nor the passage citing it holds.
+
 Aggregates: ``share`` (the share of true flags), ``mean``, ``percentile`` (inclusive method) and
 ``median`` (its 50th percentile).
 """
@@ -33,11 +38,18 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
 from assistant.arabic import normalize
-from assistant.cite import strip_markers
+from assistant.cite import cited_sentences, invented_numbers, strip_markers
 
 MRR_CUTOFF = 10
 _WORD = re.compile(r"\w+")
 _EN_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+_BARE_ARTICLE = re.compile(r"(?:^|\s)ال(?:\s|$)")
+_MIXED_WORD = re.compile(r"[A-Za-z][\u0600-\u06FF]|[\u0600-\u06FF][A-Za-z]")
+_ARABIC_LETTER = re.compile(r"[\u0600-\u06FF]")
+_MARKER_IN_NUMBER = re.compile(r"\d\s*(?:\[\d+\])+\s*[.,٫]\d")
+DEFECTS = ("bare_article", "mixed_script_word", "arabic_outside_parentheses", "marker_inside_number", "invented_number_cited")
 
 
 # --- text normalization ------------------------------------------------------------------------
@@ -103,6 +115,24 @@ def squad_f1(answer: str, golds: list[str]) -> float:
 
 
 # --- retrieval ---------------------------------------------------------------------------------
+def answer_defects(text: str, language: str, question: str = "", citations: Sequence = ()) -> list[str]:
+    """The ``DEFECTS`` an answer's text shows. ``citations``: what each marker cites (``n``,
+    ``title``, ``text``: a ``Citation``), to find numbers no cited passage holds."""
+    found = []
+    if _BARE_ARTICLE.search(text):
+        found.append("bare_article")
+    if _MIXED_WORD.search(text):
+        found.append("mixed_script_word")
+    if language == "en" and _ARABIC_LETTER.search(re.sub(r"\([^()]*\)", "", text)):
+        found.append("arabic_outside_parentheses")
+    if _MARKER_IN_NUMBER.search(text):
+        found.append("marker_inside_number")
+    by_n = {c.n: c for c in citations}
+    if any(n in by_n and invented_numbers(sentence, by_n[n], question) for sentence, cited in cited_sentences(text) for n in cited):
+        found.append("invented_number_cited")
+    return found
+
+
 def first_relevant_rank(doc_ids: Sequence[str], relevant: Iterable[str]) -> int | None:
     """The 1-based rank of the first relevant article among the distinct articles of ``doc_ids``
     (the retrieved passages' articles, best first): an article counts once, at its first

@@ -34,7 +34,7 @@ from assistant.cite import cited_sentences, strip_markers
 from assistant.config import Settings
 from assistant.errors import InputError
 from assistant.eval.errors import ModelErrors
-from assistant.eval.metrics import contains_answer, first_relevant_rank, mean, median, retrieval_metrics, share, token_f1
+from assistant.eval.metrics import DEFECTS, answer_defects, contains_answer, first_relevant_rank, mean, median, retrieval_metrics, share, token_f1
 from assistant.llm import Message
 from assistant.models import Answer
 from assistant.prompts import Prompts
@@ -165,6 +165,7 @@ def run_eval(
                 correct=item.answerable and not answer.refused and contains_answer(answer.text, item.answers),
                 f1=token_f1(answer.text, item.answers) if item.answerable and not answer.refused else 0.0,
                 citation_hits=sum(d in item.sources for d in cited_docs),
+                defects=[] if answer.refused else answer_defects(answer.text, answer.language, item.question, answer.citations),
                 model=answer.model,
                 notes=answer.notes,
                 evidence=answer.evidence,
@@ -233,6 +234,7 @@ def metrics(rows: list[dict], retrieval_only: bool = False) -> dict[str, Any]:
         "unanswerable_refused": share([r["refused"] for r in unanswerable]),
         "answerable_refused": share([r["refused"] for r in answerable]),
     }
+    out["defects"] = {kind: sum(kind in r.get("defects", ()) for r in answered) for kind in DEFECTS}
     out["timings"] = {
         "median_total_ms": median([r["timings"]["total_ms"] for r in rows if r["timings"]]),
         "median_first_token_ms": median([r["timings"]["first_token_ms"] for r in rows if r["timings"] and r["timings"]["first_token_ms"]]),
@@ -327,7 +329,7 @@ def markdown_report(report: dict) -> str:
     if report.get("judge"):
         lines += [f"Faithfulness judge: `{report['judge']}`", ""]
     lines += ["| metric | " + " | ".join(name for name, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for section in ("retrieval", "answer", "citations", "refusal", "timings"):
+    for section in ("retrieval", "answer", "citations", "refusal", "defects", "timings"):
         for metric in report["metrics"].get(section, {}):
             lines.append(f"| {section}.{metric} | " + " | ".join(_fmt(m.get(section, {}).get(metric)) for _, m in columns) + " |")
     lines.append("| items | " + " | ".join(str(m["n_items"]) for _, m in columns) + " |")

@@ -31,7 +31,7 @@ from filelock import FileLock
 from assistant.config import Settings
 from assistant.errors import AssistantError
 from assistant.models import Article, Chunk, DocumentInfo, Filters, IndexCheck, IndexStatus
-from assistant.store.chroma import ChromaStore, StoredChunk, drop_collection
+from assistant.store.chroma import ChromaStore, ChunkSentences, StoredChunk, drop_collection
 from assistant.store.lexical import LexicalIndex
 from assistant.timing import StageTimer
 
@@ -306,8 +306,13 @@ class Index:
         with self._lexical_lock:
             return index.search(query, k, allowed)
 
-    def sentence_vectors(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
-        return self.vectors.sentence_vectors(chunk_ids)
+    def sentence_vectors(self, chunk_ids: list[str], whole_chunks: bool = False) -> dict[str, ChunkSentences]:
+        """The chunks' stored sentence vectors; with ``whole_chunks``, a chunk without them (one
+        sentence, or ``embedding.sentences`` off) gets its own vector as its one sentence."""
+        found = self.vectors.sentence_vectors(chunk_ids)
+        if whole_chunks:
+            found.update(self.vectors.whole_chunk_vectors([cid for cid in chunk_ids if cid not in found]))
+        return found
 
     def fetch(self, chunk_ids: list[str]) -> dict[str, StoredChunk]:
         return self.vectors.get(chunk_ids)

@@ -49,6 +49,14 @@ class StoredChunk:
     meta: dict
 
 
+@dataclass
+class ChunkSentences:
+    """A chunk's stored sentence vectors, in article order, with each sentence's article offsets."""
+
+    spans: list[tuple[int, int]]
+    vectors: np.ndarray  # (n, dim)
+
+
 def connect(settings: Settings) -> chromadb.api.ClientAPI:
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
     store = settings.store
@@ -274,15 +282,31 @@ class ChromaStore:
             offset += PAGE
 
     @_server_call
-    def sentence_vectors(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
-        """Chunk id -> (n, dim) vectors of its sentences, for the chunks that have them."""
+    def sentence_vectors(self, chunk_ids: list[str]) -> dict[str, ChunkSentences]:
+        """Chunk id -> its sentences' spans and vectors, for the chunks that have them."""
         if not chunk_ids:
             return {}
         page = self.sentences.get(where={"chunk_id": {"$in": chunk_ids}}, include=["embeddings", "metadatas"])
         grouped: dict[str, list] = {}
         for meta, vector in zip(page["metadatas"], page["embeddings"]):
-            grouped.setdefault(meta["chunk_id"], []).append(vector)
-        return {cid: np.asarray(vectors, dtype=np.float32) for cid, vectors in grouped.items()}
+            grouped.setdefault(meta["chunk_id"], []).append(((int(meta["start"]), int(meta["end"])), vector))
+        sentences = {}
+        for cid, rows in grouped.items():
+            rows.sort(key=lambda row: row[0])
+            sentences[cid] = ChunkSentences([span for span, _ in rows], np.asarray([v for _, v in rows], dtype=np.float32))
+        return sentences
+
+    @_server_call
+    def whole_chunk_vectors(self, chunk_ids: list[str]) -> dict[str, ChunkSentences]:
+        """Chunk id -> the chunk's own vector as its one sentence (what a chunk of one sentence has
+        instead of sentence vectors)."""
+        if not chunk_ids:
+            return {}
+        page = self.collection.get(ids=chunk_ids, include=["embeddings", "metadatas"])
+        return {
+            cid: ChunkSentences([(int(meta["start"]), int(meta["end"]))], np.asarray([vector], dtype=np.float32))
+            for cid, meta, vector in zip(page["ids"], page["metadatas"], page["embeddings"])
+        }
 
     # --- writes ------------------------------------------------------------------------------
     @_server_call

@@ -322,17 +322,14 @@ def build_app(assistant) -> gr.Blocks:
     return app
 
 
-def launch_kwargs(settings) -> dict:
-    """``Blocks.launch`` arguments from the config: address, login, upload limit, styling."""
+def mount_kwargs(settings) -> dict:
+    """``gr.mount_gradio_app`` arguments from the config: login, upload limit, styling."""
     ui = settings.ui
     auth = (ui.username, ui.password.get_secret_value()) if ui.username and ui.password else None
     return dict(
-        server_name=ui.host,
-        server_port=ui.port,
         auth=auth,
         max_file_size=megabytes(ui.max_upload_mb),  # bytes: Gradio's "mb" would mean 1024²
         show_error=False,  # errors are shown as friendly messages in the chat instead
         css=CSS_PATH.read_text(encoding="utf-8"),
         footer_links=["api"],  # the API page documents /ask for scripts
-        quiet=True,
     )

@@ -5,7 +5,6 @@ One model load per module (~10 s, ~2 GB); each question takes a few seconds on 2
 
 from __future__ import annotations
 
-import re
 
 import pytest
 
@@ -13,6 +12,7 @@ from assistant.answer import exchange
 from assistant.arabic import detect_language, normalize
 from assistant.assistant import Assistant
 from assistant.cite import strip_markers
+from assistant.eval.metrics import answer_defects
 from assistant.models import Answer
 
 pytestmark = pytest.mark.slow
@@ -106,8 +106,6 @@ def test_prompt_size_is_counted_as_the_model_reads_it(assistant: Assistant):
 
 
 # --- issue 19: the prompt budget, the prompt cache, and defects seen in answers -----------------------
-_BARE_ARTICLE = re.compile(r"(?:^|\s)ال(?:\s|$)")
-_MIXED_WORD = re.compile(r"[A-Za-z][\u0600-\u06FF]|[\u0600-\u06FF][A-Za-z]")
 
 
 @pytest.mark.parametrize(
@@ -122,17 +120,15 @@ def test_arabic_answers_never_have_a_bare_article_word(assistant: Assistant, que
     deltas = [d for d in assistant.stream(question) if isinstance(d, str)]
     answer = assistant.ask(question)
     assert not answer.refused, answer.notes
-    assert not _BARE_ARTICLE.search(answer.text), answer.text
-    assert deltas and not _BARE_ARTICLE.search("".join(deltas)) and not deltas[0][:1].isspace(), deltas[:3]
+    assert "bare_article" not in answer_defects(answer.text, "ar"), answer.text
+    assert deltas and "bare_article" not in answer_defects("".join(deltas), "ar") and not deltas[0][:1].isspace(), deltas[:3]
 
 
 def test_english_answers_write_each_word_in_one_script(assistant: Assistant):
     """Arabic script only as a name in parentheses; the eval once got "the influence of Dاعsh"."""
     for question in ("Whose influence in Syria were the remaining US troops meant to reduce?", "Who is the coalition spokesman?"):
         answer = assistant.ask(question)
-        outside_parentheses = re.sub(r"\([^()]*\)", "", answer.text)
-        assert not _MIXED_WORD.search(answer.text), answer.text
-        assert not re.search(r"[\u0600-\u06FF]", outside_parentheses), answer.text
+        assert not answer_defects(answer.text, "en", question, answer.citations), answer.text
 
 
 def test_a_number_in_no_passage_is_never_cited(assistant: Assistant):
@@ -141,6 +137,7 @@ def test_a_number_in_no_passage_is_never_cited(assistant: Assistant):
 
     question = "ما عدد سكان مدينة الحسكة؟"
     answer = assistant.ask(question)
+    assert "invented_number_cited" not in answer_defects(answer.text, "ar", question, answer.citations), answer.text
     by_n = {c.n: c for c in answer.citations}
     for sentence, cited in cited_sentences(answer.text):
         for n in cited:

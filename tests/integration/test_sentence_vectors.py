@@ -96,7 +96,7 @@ def test_dense_score_mixes_the_chunk_and_its_best_sentence(seeded_settings_facto
     sentences = assistant.index.sentence_vectors([p.chunk_id for p in passages])
     for p in passages:
         chunk = float(vectors[p.chunk_id] @ query)
-        best = float((sentences[p.chunk_id] @ query).max()) if p.chunk_id in sentences else chunk
+        best = float((sentences[p.chunk_id].vectors @ query).max()) if p.chunk_id in sentences else chunk
         assert p.dense_score == pytest.approx((1 - weight) * chunk + weight * best, abs=2e-3), p.chunk_id
     scores = [p.dense_score for p in passages]
     assert scores == sorted(scores, reverse=True)
@@ -116,3 +116,32 @@ def test_with_sentences_off_none_are_stored_and_search_uses_chunks(settings_fact
     query = off.embedder.embed_queries([QUESTION])[0]
     vectors = chunk_vectors(off, [p.chunk_id for p in passages])
     assert [p.dense_score for p in passages] == pytest.approx([float(vectors[p.chunk_id] @ query) for p in passages], abs=2e-3)
+
+
+def test_compression_reads_the_stored_vectors_and_embeds_nothing(seeded_settings_factory):
+    """The vectors compression scores sentences by are the stored ones (a chunk of one sentence: its
+    own vector), equal to embedding the sentences now in the indexed form."""
+    from assistant.compress import passage_sentences, sentence_vectors
+
+    assistant = Assistant(seeded_settings_factory())
+    passages = assistant.search(QUESTION, top_k=8)
+    sentences = passage_sentences(passages)
+    with_sentences = assistant.index.sentence_vectors([p.chunk_id for p in passages])
+    stored = assistant.index.sentence_vectors([p.chunk_id for p in passages], whole_chunks=True)
+    require(0 < len(with_sentences) < len(passages), "the passages include chunks of one sentence and of several")
+    as_indexed = lambda p, sentence: indexed_text(p.title, sentence, True)  # noqa: E731
+    embedded: list[str] = []
+    real = assistant.embedder
+
+    class Recording:
+        def embed_passages(self, texts):
+            embedded.extend(texts)
+            return real.embed_passages(texts)
+
+    vectors = sentence_vectors(sentences, passages, stored, Recording(), as_indexed)
+    fresh = real.embed_passages([as_indexed(passages[s.passage], s.text) for s in sentences])
+    assert np.einsum("ij,ij->i", vectors, fresh).min() > 0.995
+    assert embedded == []
+    # Without the store's vectors, every sentence is embedded, in the indexed form.
+    sentence_vectors(sentences, passages, {}, Recording(), as_indexed)
+    assert embedded == [as_indexed(passages[s.passage], s.text) for s in sentences]

@@ -1,7 +1,7 @@
 """Helpers for the web UI tests: the real Gradio app in-process, and a page object for the browser.
 
-The app is built exactly as ``assistant serve`` builds it (``build_app`` + ``launch_kwargs``), on a
-free loopback port, with ``prevent_thread_lock`` so the test process keeps running beside it.
+The server is built exactly as ``assistant serve`` builds it (``assistant.ui.server_app``: the UI
+and the HTTP API), and run by uvicorn in a thread on a free loopback port.
 """
 
 from __future__ import annotations
@@ -67,18 +67,22 @@ def wait_http(url: str, deadline_s: float = 180.0, process=None) -> None:
 
 @contextmanager
 def running_ui(settings: Settings):
-    """The UI of ``settings`` (its ``ui.port`` must be free), served until the block ends."""
-    from assistant.ui.app import build_app, launch_kwargs
+    """The UI and API of ``settings`` (its ``ui.port`` must be free), served until the block ends."""
+    import threading
+
+    from assistant.ui import server, server_app
 
     assistant = Assistant(settings)
-    app = build_app(assistant).queue(default_concurrency_limit=1)
-    app.launch(prevent_thread_lock=True, **launch_kwargs(settings))
+    running = server(server_app(assistant, settings), settings)
+    thread = threading.Thread(target=running.run, name="ui-server", daemon=True)
+    thread.start()
     try:
         url = f"http://127.0.0.1:{settings.ui.port}/"
         wait_http(url)
         yield RunningUI(url, assistant, settings)
     finally:
-        app.close()
+        running.should_exit = True
+        thread.join(30)
 
 
 # Records, per turn, whether its bot message was seen streaming and each distinct partial text, so

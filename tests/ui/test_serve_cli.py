@@ -3,6 +3,7 @@ refuses to listen beyond loopback without a login."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -47,6 +48,11 @@ def test_serve_starts_on_the_embedded_model_and_serves_the_page(seeded_settings_
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
             assert response.status == 200
             assert "Arabic news assistant" in response.read().decode("utf-8")
+        # The HTTP API is served on the same port (README "HTTP API").
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/status", timeout=30) as response:
+            assert json.loads(response.read())["index"]["documents"] == 5  # the seeds
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=30) as response:
+            assert [m["id"] for m in json.loads(response.read())["data"]] == ["arabic-news-assistant"]
         # The model loads in the background, after the page is already served.
         deadline = time.monotonic() + 300
         while "language model:" not in log.read_text(encoding="utf-8", errors="replace") and time.monotonic() < deadline:

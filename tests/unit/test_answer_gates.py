@@ -48,13 +48,25 @@ class FakeLLM:
             yield SimpleNamespace(delta=word + " ")
 
 
+class NoIndex:
+    """What the answerer asks a retriever besides search: there is no index, so compression
+    embeds every sentence, as it is."""
+
+    def stored_sentences(self, chunk_ids):
+        return {}
+
+    def as_indexed(self, passage, sentence):
+        return sentence
+
+
 @dataclass
-class FakeRetriever:
+class FakeRetriever(NoIndex):
     passages: list[Passage]
     settings: RetrievalSettings = field(default_factory=RetrievalSettings)
 
     def search(self, question, top_k=None, mode=None, lexical_query=None, filters=None):
         return list(self.passages)
+
 
 
 def make_answerer(passages, replies=(), p_yes: float | None = None, **settings) -> tuple[Answerer, FakeLLM, list]:

@@ -103,3 +103,39 @@ def test_token_estimate_counts_arabic_letters_denser_than_latin():
     assert estimate_tokens("") == 0
     assert estimate_tokens("ا" * 263) == 100
     assert estimate_tokens("a" * 437) == 100
+
+
+def stored_as(passage_: Passage, similar: str) -> dict:
+    """The index's sentence vectors of ``passage_``'s chunk: the sentence holding ``similar`` is e0."""
+    from assistant.chunk import MAX_SENTENCE_CHARS, sentence_spans
+    from assistant.store import ChunkSentences
+
+    spans = sentence_spans(passage_.text, MAX_SENTENCE_CHARS)
+    vectors = np.array([[1.0, 0.0] if similar in passage_.text[s.start : s.end] else [0.0, 1.0] for s in spans], dtype=np.float32)
+    return {passage_.chunk_id: ChunkSentences([(passage_.start + s.start, passage_.start + s.end) for s in spans], vectors)}
+
+
+def test_stored_sentence_vectors_are_used_and_nothing_is_embedded():
+    embedder = KeywordEmbedder("مجانية")  # would pick the second sentence; the index says the first
+    first = passage(SECOND, 100, 1)
+    stored = stored_as(first, "متحف")
+    asked: list[list[str]] = []
+
+    def lookup(chunk_ids):
+        asked.append(chunk_ids)
+        return stored
+
+    shown = compress("هل الدخول مجاني؟", [first], embedder, 1, estimate_tokens, header, stored=lookup)
+    assert [p.text for p in shown] == ["افتتح متحف جديد في المدينة القديمة."]
+    assert asked == [["d1#0"]] and embedder.embedded == []
+
+
+def test_sentences_the_index_lacks_are_embedded_in_the_indexed_form():
+    embedder = KeywordEmbedder("مجانية")
+    first, second = passage(SECOND, 0, 1), passage(ARTICLE, 0, 2)
+    as_indexed = lambda p, sentence: f"{p.title}\n{sentence}"  # noqa: E731
+    budget = estimate_tokens(header(first)) + estimate_tokens("وقال مديره إن الزيارات مجانية.")
+    shown = compress("هل الدخول مجاني؟", [first, second], embedder, budget, estimate_tokens, header, stored=lambda ids: stored_as(second, "كيغينز"), as_indexed=as_indexed)
+    assert [p.text for p in shown] == ["وقال مديره إن الزيارات مجانية."]
+    sentences = ("افتتح متحف جديد في المدينة القديمة.", "وقال مديره إن الزيارات مجانية.", "وأكد كيغينز حضوره الافتتاح.")
+    assert embedder.embedded == [f"مقال 1\n{sentence}" for sentence in sentences]

@@ -203,7 +203,7 @@ def test_repository_config_loads() -> None:
 # --------------------------------------------------------------------------- config.yaml lists every key
 # config.yaml is the reference (and what `assistant config` prints): every key of the settings
 # models with its default and a comment. The exceptions, and why:
-SECRETS = {"ui.username", "ui.password"}  # set from the environment only: commented-out lines
+SECRETS = {"ui.username", "ui.password", "api.key"}  # set from the environment only: commented-out lines
 COMMENTED_OUT = SECRETS | {"answer.prompts_dir"}  # default None = the packaged prompts: nothing to write
 NOT_DEFAULT = {
     "eval.thresholds": "the CI gate's bounds, set from measured values; the model's default is no gate",

@@ -10,6 +10,7 @@ import pytest
 from assistant.errors import BackendUnavailableError
 from assistant.eval.errors import MAX_ERRORS_IN_A_ROW, ModelErrors
 from assistant.eval.metrics import (
+    answer_defects,
     answer_normalize,
     first_relevant_rank,
     hit_at,
@@ -141,3 +142,34 @@ def test_failures_on_the_last_questions_stop_nothing():
 
     assert answers == [None, None, None]
     assert not errors.stopped and len(errors.errors) == 3, "nothing was left to stop"
+
+
+# --- visible defects of an answer (issue 19), as the eval counts them --------------------------
+class _Cited:
+    def __init__(self, n: int, text: str, title: str = ""):
+        self.n, self.text, self.title = n, text, title
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "defects"),
+    [
+        ("ال المتحدث الرسمي باسم التحالف هو مايلز كيغينز [1].", "ar", ["bare_article"]),
+        ("المتحدث الرسمي باسم التحالف هو مايلز كيغينز [1].", "ar", []),
+        ("The coalition fought Dاعsh in Deir ez-Zor [1].", "en", ["mixed_script_word", "arabic_outside_parentheses"]),
+        ("The spokesman is قسد's ally [1].", "en", ["arabic_outside_parentheses"]),
+        ("The spokesman is Myles Caggins (مايلز كيغينز) [1].", "en", []),
+        # The marker cuts "1.5": the sentence it closes says "1", which the passage does not.
+        ("عدد سكان مدينة الحسكة هو 1 [1].5 مليون.", "ar", ["marker_inside_number", "invented_number_cited"]),
+        ("The town has 1.5 million people [1]. It grew [1].", "en", []),
+    ],
+    ids=["bare-article", "clean-ar", "mixed-word", "arabic-outside", "name-in-parentheses", "marker-in-number", "clean-en"],
+)
+def test_answer_defects_of_the_text(text, language, defects):
+    assert answer_defects(text, language, citations=[_Cited(1, "The town has 1.5 million people, officials said.")]) == defects
+
+
+def test_a_number_neither_the_question_nor_its_passage_holds_is_a_defect():
+    passage = _Cited(1, "ولم تذكر السلطات عدد سكان المدينة.", "الحسكة")
+    assert answer_defects("عدد سكان مدينة الحسكة هو 1000000 [1].", "ar", "ما عدد سكان مدينة الحسكة؟", [passage]) == ["invented_number_cited"]
+    said = _Cited(1, "يبلغ عدد سكان المدينة مليون نسمة.", "الحسكة")
+    assert answer_defects("عدد سكان مدينة الحسكة هو 1000000 [1].", "ar", "ما عدد سكان مدينة الحسكة؟", [said]) == []

@@ -18,7 +18,7 @@ from assistant.errors import InputError
 from assistant.llm import ChatBackend, ResolvedBackend
 from assistant.prompts import Prompts
 from assistant.retrieve import check_question, clean_question
-from tests.unit.test_answer_gates import REFUSAL, SPOKESMAN, FakeLLM, make_answerer, run
+from tests.unit.test_answer_gates import REFUSAL, SPOKESMAN, FakeLLM, NoIndex, make_answerer, run
 
 REPO = Path(__file__).resolve().parents[2]
 LIMIT = RetrievalSettings().max_question_chars
@@ -196,7 +196,7 @@ def test_an_arabic_or_english_refusal_has_no_languages_sentence(question: str, l
 
 # --------------------------------------------------------------------------- follow-ups
 @dataclass
-class CheckingRetriever:
+class CheckingRetriever(NoIndex):
     """Checks the question it is given as the real ``Retriever.search`` does, and records it."""
 
     passages: list

@@ -260,16 +260,17 @@ def test_login_from_the_environment_allows_other_hosts_and_reaches_gradio(settin
     check_exposure(settings)
     assert "s3cret" not in repr(settings.ui)  # the password is never printed
 
-    from assistant.ui.app import launch_kwargs
+    from assistant.ui.app import mount_kwargs
 
-    kwargs = launch_kwargs(settings)
-    assert kwargs["auth"] == ("ana", "s3cret") and kwargs["server_name"] == "0.0.0.0"
+    kwargs = mount_kwargs(settings)
+    assert kwargs["auth"] == ("ana", "s3cret")
     assert kwargs["show_error"] is False  # errors reach the page as friendly messages only
 
 
 def test_default_launch_is_loopback_without_login(settings_factory):
-    from assistant.ui.app import launch_kwargs
+    from assistant.ui.app import mount_kwargs
 
-    kwargs = launch_kwargs(settings_factory())
-    assert (kwargs["server_name"], kwargs["server_port"], kwargs["auth"]) == ("127.0.0.1", 7860, None)
+    settings = settings_factory()
+    kwargs = mount_kwargs(settings)
+    assert (settings.ui.host, settings.ui.port, kwargs["auth"]) == ("127.0.0.1", 7860, None)
     assert kwargs["max_file_size"] == 10_000_000  # bytes: megabytes of 10^6, as in ingest

@@ -26,7 +26,7 @@ import secrets
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -39,6 +39,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Mount
 
 from assistant.arabic import detect_language
+from assistant.cite import strip_markers
 from assistant.config import Settings, megabytes
 from assistant.errors import AssistantError, BackendUnavailableError, IndexMismatchError, InputError
 from assistant.models import Answer, DocumentInfo, Filters, IndexStatus, IngestReport, Passage
@@ -184,6 +185,31 @@ def settled_stream(items: Iterator[str | Answer]) -> Iterator[tuple[str, str | A
             yield "delta", item
 
 
+def appended_stream(items: Iterator[str | Answer], tail: Callable[[Answer], str]) -> Iterator[str | Answer]:
+    """For clients that can only append (OpenAI's): the draft's pieces; then, when the checked
+    answer says something else, the checked answer under ``CHECKED`` (not when only its markers
+    differ: the sources list says the same); then ``tail(answer)`` (the sources list) and the Answer."""
+    draft = ""
+    for kind, item in settled_stream(items):
+        if kind == "delta":
+            draft += item
+            yield item
+        elif kind == "replace":
+            if _words(item) != _words(draft):
+                yield f"\n\n{CHECKED[detect_language(item)]}\n{item}"
+        else:
+            if extra := tail(item):
+                yield extra
+            yield item
+
+
+CHECKED = {"ar": "بعد التحقق من المصادر:", "en": "After checking the sources:"}
+
+
+def _words(text: str) -> list[str]:
+    return strip_markers(text).split()
+
+
 def _sse(data: dict | str, event: str | None = None) -> str:
     body = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
     return (f"event: {event}\n" if event else "") + f"data: {body}\n\n"
@@ -317,9 +343,6 @@ class ChatRequest(BaseModel):
     filters: Filters | None = Field(default=None, description="an extension: outlets and dates to answer from")
 
 
-CHECKED = {"ar": "بعد التحقق من المصادر:", "en": "After checking the sources:"}
-
-
 def openai_app(assistant, settings: Settings) -> FastAPI:
     app = _api_app(settings, "Arabic news assistant (OpenAI-compatible)", "The assistant as one chat model.")
     name = settings.api.model_name
@@ -374,16 +397,11 @@ def openai_app(assistant, settings: Settings) -> FastAPI:
         def events() -> Iterator[str]:
             yield chunk({"role": "assistant", "content": ""})
             try:
-                draft = ""
-                for kind, item in settled_stream(items):
-                    if kind == "delta":
-                        draft += item
-                        yield chunk({"content": item})
-                    elif kind == "replace":  # clients only append: the checked answer follows the draft
-                        yield chunk({"content": f"\n\n{CHECKED[detect_language(item)]}\n{item}"})
+                for piece in appended_stream(items, lambda answer: content(answer)[len(answer.text) :]):
+                    if isinstance(piece, Answer):
+                        yield chunk({}, "stop", usage=usage(piece), **extras(piece))
                     else:
-                        rest = content(item)[len(item.text) :]
-                        yield chunk({"content": rest} if rest else {}, "stop", usage=usage(item), **extras(item))
+                        yield chunk({"content": piece})
             except Exception as exc:
                 error = as_api_error(exc)
                 yield _sse(error_body(error.code, error.message))

@@ -262,7 +262,8 @@ def serve_with(seeded_index, tmp_path_factory, monkeypatch_module):
         root = tmp_path_factory.mktemp("api")
         shutil.copytree(seeded_index.root / STORE_DIR, root / STORE_DIR)
         overrides.setdefault("ui", {})["port"] = free_port()
-        settings = load_settings(write_config(root, llm={"provider": "embedded"}, **overrides))
+        overrides.setdefault("llm", {"provider": "embedded"})
+        settings = load_settings(write_config(root, **overrides))
         context = running_ui(settings)
         servers.append(context)
         return context.__enter__().url
@@ -308,3 +309,16 @@ def test_a_key_configured_on_loopback_is_required_too_and_cors_only_as_configure
     assert "access-control-allow-origin" not in other.headers
     preflight = httpx.options(url + "v1/chat/completions", headers={"Origin": "https://cms.example.org", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"})
     assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == "https://cms.example.org"
+
+
+def test_an_unreachable_model_is_a_503_that_says_what_to_do(serve_with):
+    """Ollama configured, and nothing listening where it should be."""
+    url = serve_with(llm={"provider": "ollama", "ollama": {"host": f"http://127.0.0.1:{free_port()}", "probe_timeout": 2}})
+    for stream in (False, True):
+        response = httpx.post(url + "api/v1/ask", json={"question": QUESTION_AR, "stream": stream}, timeout=120)
+        assert response.status_code == 503
+        error = error_of(response)
+        assert error["code"] == "unavailable" and "llm.provider" in error["message"], error
+    with pytest.raises(openai.InternalServerError) as raised:
+        openai.OpenAI(base_url=url + "v1", api_key="x", max_retries=0).chat.completions.create(model=MODEL, messages=[{"role": "user", "content": QUESTION_AR}])
+    assert raised.value.status_code == 503

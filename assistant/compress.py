@@ -12,8 +12,8 @@ A passage none of whose sentences fit is not shown at all.
 
 The sentences' vectors are the ones stored at ingest (``embedding.sentences``, embedded with the
 article's title as the index embeds them; a chunk of one sentence has its own vector); only the
-others are embedded here, in the same form. Embedding a question's dozen sentences took ~500 ms on 2 cores, before the model
-could read a token.
+others are embedded here, in the same form. Embedding a question's dozen sentences took ~500 ms on
+2 cores, before the model could read a token.
 """
 
 from __future__ import annotations

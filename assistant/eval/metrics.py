@@ -114,7 +114,7 @@ def squad_f1(answer: str, golds: list[str]) -> float:
     return token_f1(answer, golds, squad_normalize)
 
 
-# --- retrieval ---------------------------------------------------------------------------------
+# --- visible defects ---------------------------------------------------------------------------
 def answer_defects(text: str, language: str, question: str = "", citations: Sequence = ()) -> list[str]:
     """The ``DEFECTS`` an answer's text shows. ``citations``: what each marker cites (``n``,
     ``title``, ``text``: a ``Citation``), to find numbers no cited passage holds."""
@@ -133,6 +133,8 @@ def answer_defects(text: str, language: str, question: str = "", citations: Sequ
     return found
 
 
+
+# --- retrieval ---------------------------------------------------------------------------------
 def first_relevant_rank(doc_ids: Sequence[str], relevant: Iterable[str]) -> int | None:
     """The 1-based rank of the first relevant article among the distinct articles of ``doc_ids``
     (the retrieved passages' articles, best first): an article counts once, at its first

@@ -7,7 +7,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install run chat seed-index test eval eval-index calibrate bench-latency bench-xquad bench-mlqa bench-xquad-answers bench-xquad-unanswerable bench-ingest bench-known-item bench-retrieval bench-search-start constraints clean
+.PHONY: install install-cluster run chat seed-index test eval eval-index calibrate bench-latency bench-xquad bench-mlqa bench-xquad-answers bench-xquad-unanswerable bench-ingest bench-known-item bench-retrieval bench-search-start constraints clean
 
 $(BIN)/assistant: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,13 @@ $(BIN)/assistant: pyproject.toml constraints.txt
 	touch $@
 
 install: $(BIN)/assistant
+
+# Ray, for `assistant ingest --engine ray` and its tests (the cluster extra); `make run` does not need it.
+$(VENV)/.cluster: $(BIN)/assistant
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[cluster]'
+	touch $@
+
+install-cluster: $(VENV)/.cluster
 
 # Index seeds/ when the index is empty, then serve the web UI at http://127.0.0.1:7860.
 run: install seed-index
@@ -29,7 +36,7 @@ seed-index: install
 	@$(BIN)/python -c "from assistant import Assistant; import sys; sys.exit(Assistant.from_config().chunk_count() == 0)" \
 		|| $(BIN)/assistant ingest seeds/
 
-test: install
+test: install install-cluster
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory eval
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from assistant.answer import Answerer, History
 from assistant.config import Settings, load_settings
-from assistant.embed import Embedder, make_embedder, model_id_for
+from assistant.embed import Embedder, check_engine, make_embedder, model_id_for
 from assistant.errors import AssistantError
 from assistant.arabic import detect_language
 from assistant.ingest import check_sources, ingest, ingest_articles
@@ -97,6 +97,7 @@ class Assistant:
         """``paths``: files, folders, and URLs of pages and RSS/Atom feeds. ``stop``: set it (e.g.
         on Ctrl-C) to end the ingest after the batch being written. ``follow``: a rerun asks feeds
         only for what changed (conditional GET) and skips pages already read."""
+        check_engine(self.settings.ingest)  # a missing Ray is said before anything is dropped or read
         if rebuild:
             check_sources(paths, self.settings.ingest.extensions)  # before dropping anything
             self.rebuild()

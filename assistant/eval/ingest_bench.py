@@ -9,6 +9,10 @@ pipeline costs. "Words" are the whitespace-separated words of the texts given to
 
 The ceiling can be measured on a systematic sample of the chunks (every k-th text) to save time;
 the report says which share. The embedding model is loaded before either clock starts.
+
+With ``ray_workers`` the same articles are then ingested again with ``ingest.engine: ray``, once
+per worker count, each into its own throwaway store: their words/s next to the local engine's, in
+one run. A Ray run's clock includes starting Ray and its workers (reported apart as well).
 """
 
 from __future__ import annotations
@@ -41,9 +45,11 @@ def run_ingest_bench(
     keep: Path | None = None,
     progress: bool = False,
     stop: threading.Event | None = None,
+    ray_workers: tuple[int, ...] = (),
 ) -> dict:
     """``keep``: build the store in this folder and leave it (e.g. for ``bench retrieval``);
-    otherwise a temporary folder is removed at the end."""
+    otherwise a temporary folder is removed at the end. ``ray_workers``: worker counts to ingest
+    the same articles with on the Ray engine afterwards."""
     folder = keep or Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     if keep and keep.exists():
         # Only an earlier bench store is replaced: never a folder that holds anything else.
@@ -52,6 +58,8 @@ def run_ingest_bench(
         shutil.rmtree(keep)
     store = {"mode": "persistent", "path": folder / "chroma", "lexical_cache": folder / "lexical", "collection": "bench-ingest"}
     settings = settings.model_copy(update={"store": settings.store.model_copy(update=store)})
+    local = settings.ingest.model_copy(update={"engine": "local"})  # the reference, whatever the config says
+    settings = settings.model_copy(update={"ingest": local})
     assistant = Assistant(settings)
     try:
         assistant.embedder.embed_passages(["warm-up"])  # the model loads before the clock starts
@@ -80,6 +88,8 @@ def run_ingest_bench(
         if keep is None:
             shutil.rmtree(folder, ignore_errors=True)
 
+    engines = [_engine_run(settings, data, limit, workers, written, words, progress, stop) for workers in ray_workers]
+
     seconds = report.seconds
     ceiling = sum(len(t.split()) for t in sample) / ceiling_seconds if ceiling_seconds else 0.0
     stages = dict(report.stage_seconds)
@@ -105,6 +115,43 @@ def run_ingest_bench(
         "skipped": len(report.skipped),
         "machine": machine(),
         "embedding": {"model": assistant.embedder.model_id, "batch_size": settings.embedding.batch_size},
+        "engines": [
+            {**run, "vs_local": round(run["words_per_s"] / words_per_s, 3) if words_per_s else 0.0} for run in engines
+        ],
+    }
+
+
+def _engine_run(
+    settings: Settings, data: Path, limit: int | None, workers: int, written: set[str], words: int,
+    progress: bool, stop: threading.Event | None,
+) -> dict:
+    """The same articles ingested with the Ray engine and ``workers`` workers, into a new store."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-ingest-ray-"))
+    try:
+        store = settings.store.model_copy(update={"path": folder / "chroma", "lexical_cache": folder / "lexical"})
+        ingest = settings.ingest.model_copy(
+            update={"engine": "ray", "ray": settings.ingest.ray.model_copy(update={"workers": workers})}
+        )
+        assistant = Assistant(settings.model_copy(update={"store": store, "ingest": ingest}))
+        report = assistant.ingest_articles(
+            itertools.islice(archive_articles(data, settings), limit), progress=progress, stop=stop, total=limit
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if set(report.added) != written and not report.interrupted:
+        raise RuntimeError(f"the Ray engine wrote {len(report.added)} articles, the local one {len(written)}")
+    seconds = report.seconds
+    return {
+        "engine": "ray",
+        "workers": workers,
+        "cpus_per_worker": settings.ingest.ray.cpus_per_worker,
+        "address": settings.ingest.ray.address or "local instance",
+        "articles": len(report.added),
+        "chunks": report.chunks_written,
+        "seconds": round(seconds, 2),
+        "startup_seconds": round(report.stage_seconds.get("workers", 0.0), 2),
+        "words_per_s": round(words / seconds, 1) if seconds else 0.0,
+        "interrupted": report.interrupted,
     }
 
 
@@ -120,4 +167,10 @@ def format_ingest_table(result: dict) -> str:
     ]
     for name, stage in sorted(result["stages"].items(), key=lambda kv: -kv[1]["seconds"]):
         lines.append(f"    {name:<8} {stage['seconds']:9.2f} s  {stage['share']:6.1%}")
+    if result["engines"]:
+        lines += ["", f"{'engine':<22} {'seconds':>8} {'of which start':>15} {'words/s':>8} {'vs local':>9}",
+                  f"{'local':<22} {result['seconds']:8.1f} {0.0:15.1f} {result['words_per_s']:8.0f} {1.0:9.3f}"]
+        for run in result["engines"]:
+            name = f"ray, {run['workers']} worker{'s' if run['workers'] > 1 else ''}"
+            lines.append(f"{name:<22} {run['seconds']:8.1f} {run['startup_seconds']:15.1f} {run['words_per_s']:8.0f} {run['vs_local']:9.3f}")
     return "\n".join(lines)

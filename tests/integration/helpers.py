@@ -402,12 +402,12 @@ def write_jsonl_gz(path: Path, records: list[dict]) -> Path:
     return path
 
 
-def run_cli(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """``python -m assistant.cli ARGS`` in ``cwd`` (whose config.yaml it reads)."""
+def run_cli(cwd: Path, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m assistant.cli ARGS`` in ``cwd`` (whose config.yaml it reads); ``env``: added variables."""
     return subprocess.run(
         [sys.executable, "-m", "assistant.cli", *map(str, args)],
         cwd=cwd,
-        env=cli_env(),
+        env={**cli_env(), **(env or {})},
         capture_output=True,
         text=True,
         encoding="utf-8",

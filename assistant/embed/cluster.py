@@ -119,9 +119,8 @@ class RayEngine:
         self._actors: list = []
         self.lookahead = LOOKAHEAD_PER_WORKER * cluster.workers
         self._task_texts = BATCHES_PER_TASK * embedding.batch_size
-        self._batches: deque[tuple[Any, list]] = deque()  # (batch, its tasks' results), oldest first
+        self._batches: deque[tuple[Any, list]] = deque()  # (batch, its tasks as (actor, result)), oldest first
         self._queued: dict[int, list] = {}  # actor -> its tasks' results, to find the least busy
-        self._sent_to: dict[str, int] = {}  # task result -> its actor
         self._restarted: set[int] = set()  # actors reported restarted
         try:
             if self._owns_ray:
@@ -183,14 +182,13 @@ class RayEngine:
         # Each task goes to the actor with the fewest unfinished ones: an actor runs its tasks in
         # order, so every worker stays busy while the ingest prepares and writes other batches,
         # and a slower node gets less work.
-        results = []
+        tasks = []
         for start in range(0, len(texts), self._task_texts):
             actor = min(self._queued, key=self._unfinished)
             result = self._actors[actor].embed.remote(texts[start : start + self._task_texts])
             self._queued[actor].append(result)
-            self._sent_to[result.hex()] = actor
-            results.append(result)
-        self._batches.append((batch, results))
+            tasks.append((actor, result))
+        self._batches.append((batch, tasks))
 
     def _unfinished(self, actor: int) -> int:
         queued = self._queued[actor]
@@ -200,17 +198,14 @@ class RayEngine:
 
     def finished(self, keep: int) -> Iterator[tuple[Any, np.ndarray]]:
         while len(self._batches) > keep:
-            batch, results = self._batches.popleft()
-            parts = self._get(results)
-            for actor, (_vectors, restarted) in zip(self._actor_of(results), parts):
+            batch, tasks = self._batches.popleft()
+            parts = self._get([result for _, result in tasks])
+            for (actor, _), (_vectors, restarted) in zip(tasks, parts):
                 if restarted and actor not in self._restarted:
                     self._restarted.add(actor)
                     log.warning("Ray worker %d of %d was restarted (its process died); its tasks ran again",
                                 actor + 1, len(self._actors))
             yield batch, np.vstack([vectors for vectors, _ in parts]) if parts else np.zeros((0, 0), dtype=np.float32)
-
-    def _actor_of(self, results: list) -> list[int]:
-        return [self._sent_to.pop(result.hex()) for result in results]
 
     def pending(self) -> int:
         return len(self._batches)
@@ -218,7 +213,6 @@ class RayEngine:
     def close(self) -> None:
         ray = self._ray
         self._batches.clear()
-        self._sent_to.clear()
         for actor in self._actors:
             try:
                 ray.kill(actor, no_restart=True)

@@ -36,7 +36,8 @@ from assistant.cite import Cited, answer_support, cite, strip_markers, to_citati
 from assistant.compress import compress, estimate_tokens, sentence_scores
 from assistant.config import AnswerSettings
 from assistant.embed import Embedder
-from assistant.llm import ChatBackend, Message, ResolvedBackend
+from assistant.errors import BackendUnavailableError
+from assistant.llm import BackendSource, ChatBackend, Message, ResolvedBackend
 from assistant.models import Answer, Filters, Passage, Timings, TokenUsage
 from assistant.prompts import LANGUAGE_NAMES, Prompts
 from assistant.retrieve import Retriever, check_question, clean_question
@@ -64,15 +65,26 @@ class Turn:
     evidence: float | None = None  # the evidence check's P(yes), once asked
     first_token_ms: float | None = None
     usage: TokenUsage = field(default_factory=TokenUsage)  # the model's tokens, where it reports them
+    # The backend that answers this question, the whole way through (auto may switch between questions).
+    resolved: ResolvedBackend = field(default_factory=lambda: ResolvedBackend(None, "extractive"))
+
+    @property
+    def llm(self) -> ChatBackend | None:
+        return self.resolved.backend
 
 
 class Answerer:
-    def __init__(self, retriever: Retriever, embedder: Embedder, backend: ResolvedBackend, settings: AnswerSettings, prompts: Prompts):
+    def __init__(self, retriever: Retriever, embedder: Embedder, backends: BackendSource, settings: AnswerSettings, prompts: Prompts):
         self.retriever = retriever
         self.embedder = embedder
-        self.resolved = backend
+        self.backends = backends  # each question takes the current backend (auto: looked at again now and then)
         self.settings = settings
         self.prompts = prompts
+
+    @property
+    def resolved(self) -> ResolvedBackend:
+        """The backend that would answer a question asked now."""
+        return self.backends.current()
 
     @property
     def llm(self) -> ChatBackend | None:
@@ -82,12 +94,19 @@ class Answerer:
     def stream(
         self, question: str, history: History = None, top_k: int | None = None, filters: Filters | None = None
     ) -> Iterator[str | Answer]:
+        try:
+            yield from self._stream(question, history, top_k, filters)
+        except BackendUnavailableError:
+            self.backends.failed()  # auto looks for another backend at the next question
+            raise
+
+    def _stream(self, question: str, history: History, top_k: int | None, filters: Filters | None) -> Iterator[str | Answer]:
         turn = self.start(question, history)
-        turn.passages = self.passages(turn.question, turn.language, top_k, filters)
+        turn.passages = self.passages(turn.question, turn.language, top_k, filters, turn.llm)
         turn.retrieval_ms = _ms(turn.started)
 
         refusal = self.filters_gate(turn.passages, filters) or self.similarity_gate(turn.passages, turn.language)
-        if refusal is None and self.llm is not None:
+        if refusal is None and turn.llm is not None:
             self.compress(turn)
             if self.settings.min_answerable > 0:
                 refusal = self.evidence_gate(self.check_evidence(turn))
@@ -96,7 +115,7 @@ class Answerer:
             yield self.refuse(turn, refusal)
             return
 
-        if self.llm is None:
+        if turn.llm is None:
             text, citations = self.extractive(turn.question, turn.passages, turn.language)
             yield text
             yield self.finish(turn, text, citations)
@@ -128,21 +147,23 @@ class Answerer:
     def warm_up(self) -> None:
         """Load the model and have it read the system prompt that begins every answer prompt: it
         stays in the model server's prompt cache, so the first question reads only what follows."""
-        if self.llm is not None:
+        llm = self.llm
+        if llm is not None:
             system = self.prompts.render("answer_system", refusal=self.refusal("ar"))
-            self.llm.yes_probability([Message("system", system), Message("user", "?")])
+            llm.yes_probability([Message("system", system), Message("user", "?")])
 
     # --- steps --------------------------------------------------------------------------------
     def start(self, question: str, history: History) -> Turn:
         """The checked question, its language, and the standalone form of a follow-up."""
         started = time.perf_counter()
         question = check_question(question, self.retriever.settings.max_question_chars)
-        standalone = self.condense(question, _history_messages(history)) if history else question
-        notes = [self.resolved.note] if self.resolved.note else []
+        resolved = self.backends.current()
+        standalone = self.condense(question, _history_messages(history), resolved.backend) if history else question
+        notes = [resolved.note] if resolved.note else []
         language, asked_in = detect_language(question), other_language(question)
         if asked_in:  # still answered from the passages, in the supported language closest in script
             notes.append(f"the question looks {asked_in}; the assistant answers in Arabic and English, here in {LANGUAGE_NAMES[language]}")
-        return Turn(question=standalone, language=language, started=started, notes=notes, asked_in=asked_in)
+        return Turn(question=standalone, language=language, started=started, notes=notes, asked_in=asked_in, resolved=resolved)
 
     def compress(self, turn: Turn) -> None:
         """The passages cut to the sentences that bear on the question, so that the whole answer
@@ -151,7 +172,7 @@ class Answerer:
         if not self.settings.prompt_tokens or not turn.passages:
             return
         started = time.perf_counter()
-        count = self.llm.text_tokens if self.llm.can.count_text else estimate_tokens
+        count = turn.llm.text_tokens if turn.llm.can.count_text else estimate_tokens
         bare = Turn(question=turn.question, language=turn.language, started=started)  # the prompt without passages
         fixed = sum(count(m.content) for m in self._messages(bare, self._answer_instruction(turn.language)))
         budget = self.settings.prompt_tokens - fixed
@@ -163,7 +184,7 @@ class Answerer:
 
     def check_evidence(self, turn: Turn) -> float:
         """The model's P(the passages state the answer), kept in the turn and its notes."""
-        turn.evidence = self.llm.yes_probability(self._messages(turn, self.prompts.text("verify_instruction")), turn.usage)
+        turn.evidence = turn.llm.yes_probability(self._messages(turn, self.prompts.text("verify_instruction")), turn.usage)
         turn.notes.append(f"evidence check: P(the passages answer the question) = {turn.evidence:.2f}")
         return turn.evidence
 
@@ -172,7 +193,7 @@ class Answerer:
         where the backend can follow one); returns its whole text."""
         pieces: list[str] = []
         messages = self._messages(turn, self._answer_instruction(turn.language))
-        for delta in self.llm.stream(messages, self.prompts.grammar("answer", turn.language), turn.usage):
+        for delta in turn.llm.stream(messages, self.prompts.grammar("answer", turn.language), turn.usage):
             if turn.first_token_ms is None:
                 turn.first_token_ms = _ms(turn.started)
             if not pieces:
@@ -189,7 +210,7 @@ class Answerer:
         if said == turn.language:
             return raw
         turn.notes.append(f"the model answered in {LANGUAGE_NAMES[said]}; translated")
-        return self._translate_answer(raw, turn.language, turn.usage)
+        return self._translate_answer(turn.llm, raw, turn.language, turn.usage)
 
     def cite(self, turn: Turn, raw: str) -> Cited:
         """Markers checked against the passages shown; missing ones attached by matching. A number
@@ -221,7 +242,7 @@ class Answerer:
             timings=Timings(
                 retrieval_ms=turn.retrieval_ms, compress_ms=turn.compress_ms, first_token_ms=turn.first_token_ms, total_ms=_ms(turn.started)
             ),
-            model=self.resolved.label,
+            model=turn.resolved.label,
             notes=turn.notes,
             question=turn.question,
             evidence=turn.evidence,
@@ -257,7 +278,7 @@ class Answerer:
         return "no passage supports the generated answer; refused" if not cited.citations else None
 
     # --- pieces -------------------------------------------------------------------------------
-    def condense(self, question: str, history: list[Message]) -> str:
+    def condense(self, question: str, history: list[Message], llm: ChatBackend | None) -> str:
         """A standalone question: the model's rewrite, or, when it only repeats the question (the
         1.5B model often does), the previous question followed by this one. Either stays within
         ``retrieval.max_question_chars``: the user typed only this question, which passed the check."""
@@ -265,37 +286,37 @@ class Answerer:
         turns = [m for m in history if m.role in ("user", "assistant")][-2 * self.settings.history_turns :]
         previous = [m.content for m in turns if m.role == "user"]
         with_context = _with_context(previous[-1], question, limit) if previous else question
-        if not turns or self.llm is None:
+        if not turns or llm is None:
             return with_context
         transcript = "\n".join(f"{m.role}: {strip_markers(m.content)}" for m in turns)
-        rewritten = self.llm.complete([Message("user", self.prompts.render("condense", history=transcript, question=question))])
+        rewritten = llm.complete([Message("user", self.prompts.render("condense", history=transcript, question=question))])
         lines = rewritten.strip().strip('"«»').splitlines()
         rewritten = lines[0].strip() if lines else ""
         unchanged = _norm_words(rewritten) == _norm_words(question)
         return with_context if len(rewritten) < 3 or len(rewritten) > limit or unchanged else rewritten
 
     def passages(
-        self, question: str, language: str, top_k: int | None = None, filters: Filters | None = None
+        self, question: str, language: str, top_k: int | None = None, filters: Filters | None = None, llm: ChatBackend | None = None
     ) -> list[Passage]:
-        """The passages shown to the model for a standalone question."""
-        return self.retriever.search(
-            question, top_k=top_k or self.settings.passages, lexical_query=self.arabic_query(question, language), filters=filters
-        )
+        """The passages shown to the model for a standalone question (``llm`` may translate it for BM25)."""
+        lexical_query = self.arabic_query(question, language, llm)
+        return self.retriever.search(question, top_k=top_k or self.settings.passages, lexical_query=lexical_query, filters=filters)
 
     def answer_messages(self, question: str, filters: Filters | None = None) -> list[Message]:
         """The answer prompt for a standalone question, as the model gets it (passages compressed)."""
         language = detect_language(question)
-        passages = self.passages(question, language, filters=filters)
-        turn = Turn(question=question, language=language, started=time.perf_counter(), passages=passages)
-        if self.llm is not None:
+        resolved = self.backends.current()
+        passages = self.passages(question, language, filters=filters, llm=resolved.backend)
+        turn = Turn(question=question, language=language, started=time.perf_counter(), passages=passages, resolved=resolved)
+        if turn.llm is not None:
             self.compress(turn)
         return self._messages(turn, self._answer_instruction(language))
 
-    def arabic_query(self, question: str, language: str, force: bool = False) -> str | None:
-        """For BM25: an Arabic rendering of a non-Arabic question (when enabled, or forced)."""
-        if language == "ar" or not (self.settings.translate_queries or force) or self.llm is None:
+    def arabic_query(self, question: str, language: str, llm: ChatBackend | None, force: bool = False) -> str | None:
+        """For BM25: an Arabic rendering of a non-Arabic question by ``llm`` (when enabled, or forced)."""
+        if language == "ar" or not (self.settings.translate_queries or force) or llm is None:
             return None
-        translated = self.llm.complete([Message("user", self.prompts.render("translate_query", question=question))])
+        translated = llm.complete([Message("user", self.prompts.render("translate_query", question=question))])
         return translated.strip() or None
 
     def _messages(self, turn: Turn, instruction: str) -> list[Message]:
@@ -315,9 +336,9 @@ class Answerer:
     def _answer_instruction(self, language: str) -> str:
         return self.prompts.render("answer_instruction", language_name=LANGUAGE_NAMES[language])
 
-    def _translate_answer(self, answer: str, language: str, usage: TokenUsage | None = None) -> str:
+    def _translate_answer(self, llm: ChatBackend, answer: str, language: str, usage: TokenUsage | None = None) -> str:
         prompt = self.prompts.render("translate_answer", answer=answer, language_name=LANGUAGE_NAMES[language])
-        translated = self.llm.complete([Message("user", prompt)], self.prompts.grammar("answer", language), usage).strip()
+        translated = llm.complete([Message("user", prompt)], self.prompts.grammar("answer", language), usage).strip()
         return translated if translated and detect_language(strip_markers(translated)) == language else answer
 
     def _is_refusal(self, text: str, language: str) -> bool:

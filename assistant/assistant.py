@@ -135,12 +135,16 @@ class Assistant:
         return self.index.status(documents)
 
     def check(self) -> IndexCheck:
-        """Whether Chroma and BM25 hold the same chunks and every article is whole."""
+        """Whether Chroma and BM25 hold the same chunks, every article is whole and every chunk has
+        its sentence vectors."""
         return self.index.check()
 
-    def repair_lexical(self) -> None:
-        """Derive the BM25 index again from Chroma, the source of truth."""
+    def repair(self) -> int:
+        """Derive what derives from Chroma's chunks again: the BM25 index, and the sentence vectors
+        that are missing or stale (embedded from the stored chunk text). Returns the sentence
+        vectors written. An article missing chunks stays for ``ingest`` to rewrite."""
         self.index.rebuild_lexical()
+        return self.index.repair_sentences(self.embedder.embed_passages)
 
     def chunk_count(self) -> int:
         return self.index.vectors.count()
@@ -185,7 +189,7 @@ class Assistant:
 
     def translate_query(self, question: str) -> str | None:
         """The question in Arabic for BM25, by the language model (None when it cannot)."""
-        return self.answerer.arabic_query(question, detect_language(question), force=True)
+        return self.answerer.arabic_query(question, detect_language(question), self.answerer.llm, force=True)
 
     def answer_prompt(self, question: str, filters: Filters | None = None) -> list[Message]:
         """The answer prompt as the model gets it for a standalone question."""

@@ -254,5 +254,6 @@ def to_citation(n: int, passage: Passage) -> Citation:
         score=passage.score,
         source=passage.source,
         date=passage.date,
+        author=passage.author,
         spans=passage.spans,
     )

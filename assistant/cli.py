@@ -105,7 +105,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     assistant = _assistant(args)
     if args.repair:
-        assistant.repair_lexical()
+        written = assistant.repair()
+        if not args.json:
+            print(f"repaired:        BM25 derived again from Chroma; {written} sentence vector(s) written again")
     documents = assistant.documents()
     status = assistant.status(documents)
     check = assistant.check() if args.check or args.repair else None
@@ -131,18 +133,19 @@ def cmd_status(args: argparse.Namespace) -> int:
         if outlets:
             print(f"outlets:         {', '.join(f'{name} ({n})' for name, n in sorted(outlets.items()))}")
         for doc in documents:
-            where = byline(doc.source, doc.date, doc.doc_id)
+            where = byline(doc)
             print(f"  {doc.doc_id}  [{doc.chunks} chunks]  {doc.title}{'  — ' + where if where else ''}")
         return EXIT_OK
     if check.ok:
-        print(f"check:           OK, Chroma and BM25 hold the same {check.chunks} chunks; all {check.articles} articles are whole")
+        print(f"check:           OK, Chroma and BM25 hold the same {check.chunks} chunks; all {check.articles} articles are whole, "
+              "with their sentence vectors")
         return EXIT_OK
     print(f"check:           {check.problem_count} problem(s)", file=sys.stderr)
     for problem in check.problems:
         print(f"  {problem}", file=sys.stderr)
     if check.problem_count > len(check.problems):
         print(f"  … and {check.problem_count - len(check.problems)} more", file=sys.stderr)
-    print("Fix: `assistant status --repair` derives BM25 again from Chroma; an article with missing chunks is "
+    print("Fix: `assistant status --repair` derives BM25 and the sentence vectors again from Chroma's chunks; an article with missing chunks is "
           "rewritten by `assistant ingest` on its file, or dropped with `assistant remove DOC_ID`.", file=sys.stderr)
     return EXIT_ERROR
 
@@ -179,7 +182,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         else:
             print("no passages found (is the index empty? run `assistant ingest seeds/`)")
     for n, p in enumerate(passages, start=1):
-        where = byline(p.source, p.date, p.doc_id)
+        where = byline(p)
         print(f"[{n}] {p.title or p.doc_id}{' — ' + where if where else ''}  ({p.doc_id}, chars {p.start}-{p.end}, score {p.score:.4f})")
         print(f"    {p.text}")
     return EXIT_OK
@@ -436,9 +439,11 @@ def cmd_bench_retrieval(args: argparse.Namespace) -> int:
         questions_dir=Path(args.questions_dir) if args.questions_dir else None,
         progress=sys.stderr.isatty(),
         fresh=not args.no_fresh,
+        on_measured=(lambda partial: _write_json(args.json, partial)) if args.json else None,
     )
     _print_bench(format_retrieval_scale_table(result), result, args.json)
-    return EXIT_OK
+    failed = any("error" in (ix.get("fresh_article") or {}) for ix in result["index"])
+    return EXIT_ERROR if failed else EXIT_OK
 
 
 def _add_filter_options(p: argparse.ArgumentParser) -> None:
@@ -488,8 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="what the index holds")
     p.add_argument("--json", action="store_true")
     p.add_argument("--check", action="store_true",
-                   help="verify that Chroma and BM25 hold the same chunks and every article is whole (exit 1 if not)")
-    p.add_argument("--repair", action="store_true", help="derive the BM25 index again from Chroma, then check")
+                   help="verify that Chroma and BM25 hold the same chunks, every article is whole and every chunk has its sentence vectors (exit 1 if not)")
+    p.add_argument("--repair", action="store_true", help="derive the BM25 index and missing or stale sentence vectors again from Chroma's chunks, then check")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("remove", help="delete articles from every index")

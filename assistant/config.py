@@ -130,6 +130,9 @@ class OllamaLLMSettings(Section):
     keep_alive: str = "10m"
     # How long `auto` waits to decide whether an Ollama server is there.
     probe_timeout: float = Field(default=1.0, gt=0)
+    # `auto` looks for the server again, before a question, at most this often: a server that comes
+    # back or goes away is noticed without a restart (0: decide once, at the first question).
+    recheck_s: float = Field(default=30.0, ge=0)
 
 
 class EmbeddedLLMSettings(Section):

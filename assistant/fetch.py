@@ -6,7 +6,8 @@ has none, and the feed's title where the page names no outlet. Fetching is polit
 http(s) only, a timeout for the whole response, a size cap (``ingest.max_file_mb``), the
 ``User-Agent`` of ``ingest.user_agent``, each site's ``robots.txt`` obeyed, redirects followed
 only to where a first request could go, and no request to a loopback, private, link-local or
-reserved address unless ``ingest.allow_private_hosts`` is set. Every URL that fails is reported
+reserved address unless ``ingest.allow_private_hosts`` is set: each request connects to the
+address that was checked, never to a second lookup of the name. Every URL that fails is reported
 with the reason; the others are still read.
 """
 
@@ -129,10 +130,10 @@ class Fetcher:
         if validators:
             conditional = {k: v for k, v in (("If-None-Match", validators.get("etag")), ("If-Modified-Since", validators.get("last-modified"))) if v}
         for _ in range(MAX_REDIRECTS + 1):
-            self._check_address(url)
+            address = self._check_address(url)
             if check_robots and not self._allowed(url):
                 raise FetchError("disallowed by the site's robots.txt")
-            status, headers, content = self._request(url, conditional)
+            status, headers, content = self._request(url, conditional, address)
             if status in (301, 302, 303, 307, 308) and headers.get("location"):
                 url = urljoin(url, headers["location"])
                 continue
@@ -144,11 +145,16 @@ class Fetcher:
             return Page(url, content, headers.get("content-type", "").split(";")[0].strip().lower(), kept)
         raise FetchError(f"more than {MAX_REDIRECTS} redirects")
 
-    def _request(self, url: str, headers: dict[str, str] | None = None) -> tuple[int, httpx.Headers, bytes]:
+    def _request(self, url: str, headers: dict[str, str] | None = None, address: str | None = None) -> tuple[int, httpx.Headers, bytes]:
+        """GET ``url``; with ``address``, connect to that address (the one checked) instead of
+        resolving the host name again, which a DNS server could answer differently the second time
+        (DNS rebinding). The request still names the host (``Host``, and TLS's SNI and certificate
+        check), so the server sees the same request."""
         limit = megabytes(self.settings.max_file_mb)
         deadline = time.monotonic() + self.settings.fetch_timeout_s
+        target, headers, extensions = _pinned(url, address, headers or {})
         try:
-            with self.client.stream("GET", url, headers=headers) as response:
+            with self.client.stream("GET", target, headers=headers, extensions=extensions) as response:
                 declared = response.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > limit:
                     raise FetchError(f"the page is {int(declared) / 1e6:.3g} MB, over ingest.max_file_mb ({limit / 1e6:.3g} MB)")
@@ -167,7 +173,9 @@ class Fetcher:
         except (httpx.InvalidURL, ValueError) as exc:
             raise FetchError(f"not a valid URL ({exc})") from None
 
-    def _check_address(self, url: str) -> None:
+    def _check_address(self, url: str) -> str | None:
+        """Check that ``url`` may be fetched; returns the address its host resolved to, which the
+        request must connect to (None when ``ingest.allow_private_hosts`` lets any address in)."""
         try:
             parts = urlsplit(url)
             parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
@@ -178,7 +186,7 @@ class Fetcher:
         if not parts.hostname:
             raise FetchError("the URL names no host")
         if self.settings.allow_private_hosts:
-            return
+            return None
         try:
             infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
         except (socket.gaierror, UnicodeError) as exc:
@@ -189,6 +197,7 @@ class Fetcher:
                 raise FetchError(
                     f"{parts.hostname} is a local or private address ({address}); set ingest.allow_private_hosts to fetch from it"
                 )
+        return infos[0][4][0]
 
     def _allowed(self, url: str) -> bool:
         parts = urlsplit(url)
@@ -207,6 +216,18 @@ class Fetcher:
                 robots.allow_all = True
             self._robots[origin] = robots
         return robots.can_fetch(self.settings.user_agent, url)
+
+
+def _pinned(url: str, address: str | None, headers: dict[str, str]) -> tuple[str, dict[str, str], dict]:
+    """(the URL to request, its headers, httpx extensions) so that the connection goes to
+    ``address`` while the request names the URL's host."""
+    if address is None:
+        return url, headers, {}
+    named = httpx.URL(url)
+    ip = address.split("%")[0]
+    target = named.copy_with(host=ip)  # httpx brackets an IPv6 address itself
+    extensions = {"sni_hostname": named.raw_host.decode("ascii")} if named.scheme == "https" else {}
+    return str(target), {**headers, "Host": named.netloc.decode("ascii")}, extensions
 
 
 def is_feed(page: Page) -> bool:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from assistant.chunk import chunk_article, chunk_sentences
+from assistant.chunk import chunk_article
 from assistant.clean import clean_article
 from assistant.config import Settings, megabytes
 from assistant.dates import day_number
@@ -36,7 +36,7 @@ from assistant.fetch import FollowState, is_url, read_urls
 from assistant.errors import InputError
 from assistant.models import Article, IngestReport
 from assistant.read import Opened, Skipped, expand_paths, read_paths
-from assistant.store import ArticleChunks, DocState, Index, SentenceVectors, indexed_text
+from assistant.store import ArticleChunks, DocState, Index, SentenceVectors, indexed_text, sentence_rows
 from assistant.timing import StageTimer
 
 # Chunks embedded and written per batch (articles are never split across batches). Measured with
@@ -74,24 +74,6 @@ def text_hash(article: Article) -> str:
     source) and the settings do not count."""
     words = " ".join(article.title.split()) + "\n" + " ".join(article.text.split())
     return hashlib.sha1(words.encode("utf-8")).hexdigest()
-
-
-def sentence_rows(articles: list[ArticleChunks], settings: Settings) -> tuple[list[str], list[str], list[dict]]:
-    """(ids, texts to embed, metadata) of the sentences of the articles' chunks; none when
-    ``embedding.sentences`` is off. A sentence is embedded with its title, as its chunk is."""
-    ids: list[str] = []
-    texts: list[str] = []
-    metas: list[dict] = []
-    if not settings.embedding.sentences:
-        return ids, texts, metas
-    for article in articles:
-        for chunk in article.chunks:
-            for number, (start, end) in enumerate(chunk_sentences(chunk)):
-                ids.append(f"{chunk.chunk_id}:s{number}")
-                sentence = chunk.text[start - chunk.start : end - chunk.start]
-                texts.append(indexed_text(article.meta["title"], sentence, settings.embedding.include_title))
-                metas.append({"chunk_id": chunk.chunk_id, "doc_id": article.doc_id, "start": start, "end": end})
-    return ids, texts, metas
 
 
 def prepare(article: Article, settings: Settings) -> ArticleChunks | None:

@@ -111,6 +111,7 @@ class Passage(BaseModel):
     source: str = ""
     url: str = ""
     date: str = ""
+    author: str = ""  # the article's byline, when it names one
     text: str
     start: int
     end: int
@@ -161,6 +162,7 @@ class DocumentInfo(BaseModel):
     title: str
     source: str = ""
     date: str = ""
+    author: str = ""
     chunks: int
     complete: bool = True
 
@@ -200,6 +202,7 @@ class Citation(BaseModel):
     score: float
     source: str = ""
     date: str = ""
+    author: str = ""
     # What the model was shown of the passage, when not all of it: article offsets of each run of
     # sentences (``text`` is the runs joined by ``SPAN_GAP``; ``start``/``end`` span them all).
     spans: list[tuple[int, int]] = Field(default_factory=list)

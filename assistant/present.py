@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Protocol
 
 from assistant.models import Answer, Citation, IngestReport
 
@@ -14,14 +15,23 @@ def outlet(source: str, doc_id: str) -> str:
     return "" if source.startswith(doc_id) else source
 
 
-def byline(source: str, date: str, doc_id: str) -> str:
-    """"outlet · date", either left out when unknown."""
-    return " · ".join(x for x in (outlet(source, doc_id), date) if x)
+class Attributed(Protocol):
+    """What a byline is made of: an article, a passage, a citation or a library row."""
+
+    doc_id: str
+    source: str
+    date: str
+    author: str
+
+
+def byline(item: Attributed) -> str:
+    """"outlet · author · date", each left out when unknown."""
+    return " · ".join(x for x in (outlet(item.source, item.doc_id), item.author, item.date) if x)
 
 
 def source_line(c: Citation) -> str:
-    """"[n] title — outlet · date": one cited passage, as a sources list shows it."""
-    where = byline(c.source, c.date, c.doc_id)
+    """"[n] title — outlet · author · date": one cited passage, as a sources list shows it."""
+    where = byline(c)
     return f"[{c.n}] {c.title or c.doc_id}{' — ' + where if where else ''}"
 
 

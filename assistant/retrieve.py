@@ -154,6 +154,7 @@ class Retriever:
                     source=meta.get("source", ""),
                     url=meta.get("url", ""),
                     date=meta.get("date", ""),
+                    author=meta.get("author", ""),
                     text=chunk.text,
                     start=int(meta["start"]),
                     end=int(meta["end"]),

@@ -78,7 +78,8 @@ from assistant.errors import InputError
 from assistant.eval.archive import archive_articles, folder_mb, machine
 from assistant.eval.metrics import mean, median, percentile
 from assistant.eval.squad import load_squad
-from assistant.ingest import WRITE_BATCH, prepare
+from assistant.ingest import TEXT_HASH, WRITE_BATCH, prepare
+from assistant.models import Article
 from assistant.store import ArticleChunks, Index, indexed_text
 
 DEFAULT_CACHE = Path("out/bench-retrieval")
@@ -621,10 +622,8 @@ def fresh_article(settings: Settings, folder: Path, data: Path, indexed_docs: se
     index, as a user runs it (a new process, wall time from its start), then `assistant search`
     with its title, dense and BM25, in new processes. The article is removed again afterwards, so
     the cached index keeps its content."""
-    article = next(
-        a for a in archive_articles(data, settings) if a.doc_id not in indexed_docs and a.title and prepare(a, settings) is not None
-    )
     bench = store_settings(settings, folder)
+    article = _new_article(settings, bench, data, indexed_docs)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
     env.update(
         ASSISTANT_STORE__PATH=str(bench.store.path), ASSISTANT_STORE__LEXICAL_CACHE=str(bench.store.lexical_cache),
@@ -651,6 +650,23 @@ def fresh_article(settings: Settings, folder: Path, data: Path, indexed_docs: se
         "search_s": {mode: round(t, 2) for mode, t in search_s.items()},
         "found_in_top_10": found,
     }
+
+
+def _new_article(settings: Settings, bench: Settings, data: Path, indexed_docs: set[str]) -> Article:
+    """The archive's first article that the ingest would really add: not indexed under its id, and
+    not the same title and text as an indexed article under another id (archives repeat articles,
+    and the ingest skips such a copy as a duplicate)."""
+    index = Index(bench, model_id_for(settings.embedding))
+    try:
+        for article in archive_articles(data, settings):
+            if article.doc_id in indexed_docs or not article.title:
+                continue
+            prepared = prepare(article, settings)
+            if prepared is not None and not index.vectors.chunks_where(TEXT_HASH, [prepared.meta[TEXT_HASH]], with_text=False):
+                return article
+    finally:
+        index.vectors.client.close()  # the ingest that follows runs in another process
+    raise RuntimeError(f"every article of {data} is already in the index: no new article to ingest")
 
 
 def parse_ef_values(text: str | None) -> list[int] | None:
@@ -684,9 +700,13 @@ def run_retrieval_scale_bench(
     progress: bool = False,
     log: Callable[[str], None] = _stderr,
     fresh: bool = True,
+    on_measured: Callable[[dict], None] | None = None,
 ) -> dict:
     """Build or reuse an index per size and measure it; the report (see module doc).
-    ``fresh``: also time one new article's ingest and first searches (``fresh_article``)."""
+    ``fresh``: also time one new article's ingest and first searches (``fresh_article``); when
+    that fails, its error is reported in place of its numbers. ``on_measured(report)``: the
+    report so far, after each size's searches and before its fresh article, so that a run that
+    dies late keeps what it measured."""
     # Absolute: the store path would otherwise be resolved against the config file's folder.
     data, cache_root = Path(data), Path(cache_root).resolve()
     if not data.is_file():
@@ -702,16 +722,34 @@ def run_retrieval_scale_bench(
     results: list[dict] = []
     indexes: list[dict] = []
     sweep: list[dict] = []
+
+    def report() -> dict:
+        return _scale_report(data, questions_dir, questions_per_language, settings, query_embedding, results, indexes, sweep, started_machine)
+
     for n_chunks in dict.fromkeys(sizes):
         folder, record = build_or_reuse(settings, data, n_chunks, real, reuse_store, reuse_collection, cache_root, progress, log)
         rows, size_sweep, facts = measure_size(settings, folder, n_chunks, questions, query_vectors, ef_values, progress, log)
-        if fresh:
-            log(f"{n_chunks} chunks: one new article, ingest then search (new processes)")
-            chunk_ids = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
-            facts["fresh_article"] = fresh_article(settings, folder, data, {cid.rsplit(":", 2)[0] for cid in chunk_ids})
         results += rows
         sweep += size_sweep
         indexes.append({**{k: v for k, v in record.items() if k != "key"}, **facts, "path": str(folder), "key": record["key"]})
+        if on_measured:
+            on_measured(report())
+        if fresh:
+            log(f"{n_chunks} chunks: one new article, ingest then search (new processes)")
+            chunk_ids = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
+            try:
+                facts["fresh_article"] = fresh_article(settings, folder, data, {cid.rsplit(":", 2)[0] for cid in chunk_ids})
+            except RuntimeError as exc:
+                log(f"{n_chunks} chunks: the new-article step failed: {exc}")
+                facts["fresh_article"] = {"error": str(exc)}
+            indexes[-1]["fresh_article"] = facts["fresh_article"]
+    return report()
+
+
+def _scale_report(
+    data: Path, questions_dir: Path, questions_per_language: int, settings: Settings, query_embedding: dict,
+    results: list[dict], indexes: list[dict], sweep: list[dict], started_machine: dict,
+) -> dict:
     return {
         "data": {"path": str(data), **_data_identity(data)},
         "questions": {
@@ -765,8 +803,10 @@ def format_retrieval_scale_table(result: dict) -> str:
             f"{_ms(s['dense_p50_ms']):>9}{_ms(s['dense_p95_ms']):>9}{_ms(s['dense_search_p50_ms']):>10}{_ms(s['dense_search_p95_ms']):>10}"
         )
     for ix in result["index"]:
-        if "fresh_article" in ix:
-            f = ix["fresh_article"]
+        f = ix.get("fresh_article")
+        if f and "error" in f:
+            lines.append(f"{ix['chunks']} chunks: the new-article step failed: {f['error']}")
+        elif f:
             lines.append(
                 f"{ix['chunks']} chunks: a new article ingested in {f['ingest_s']:.2f} s (new process, start included); "
                 f"then found by `assistant search` dense {f['found_in_top_10']['dense']} ({f['search_s']['dense']:.2f} s), "

@@ -12,6 +12,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from time import monotonic
+from typing import Protocol
 
 from assistant.config import Settings
 from assistant.errors import BackendUnavailableError
@@ -140,8 +142,24 @@ class ResolvedBackend:
     label: str
     note: str = ""  # e.g. why auto fell back
 
+    # A named provider is chosen once: it is its own source of backends.
+    def current(self) -> "ResolvedBackend":
+        return self
 
-def resolve_backend(settings: Settings) -> ResolvedBackend:
+    def failed(self) -> None:
+        pass
+
+
+class BackendSource(Protocol):
+    """Where each question's backend comes from: fixed, or ``auto``'s current choice."""
+
+    def current(self) -> ResolvedBackend: ...
+
+    def failed(self) -> None:
+        """A call to the current backend failed as unreachable."""
+
+
+def resolve_backend(settings: Settings) -> BackendSource:
     provider = settings.llm.provider
     if provider == "extractive":
         return ResolvedBackend(None, "extractive")
@@ -153,22 +171,60 @@ def resolve_backend(settings: Settings) -> ResolvedBackend:
 
         backend = make_embedded(settings.llm)
         return ResolvedBackend(backend, backend.name)
+    return AutoBackend(settings)
 
-    # auto
-    notes = []
-    try:
-        backend = _ollama(settings)
-        return ResolvedBackend(backend, backend.name)
-    except BackendUnavailableError as exc:
-        notes.append(f"Ollama not used ({exc})")
+
+class AutoBackend:
+    """``llm.provider: auto``: Ollama when its server answers and has the model, else the embedded
+    model when it is installed, else extractive answers. Looked at again before a question at most
+    every ``llm.ollama.recheck_s`` seconds, and at the next question after Ollama could not be
+    reached, so that a server that comes back or goes away is noticed without a restart. The
+    fallback, once made, is kept: the embedded model loads once per process."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._lock = threading.Lock()  # one look at a time; the others wait for its answer
+        self._choice: ResolvedBackend | None = None
+        self._looked_at = -math.inf
+        self._fallback: ResolvedBackend | None = None
+
+    def current(self) -> ResolvedBackend:
+        with self._lock:
+            every = self._settings.llm.ollama.recheck_s
+            if self._choice is None or (every > 0 and monotonic() - self._looked_at >= every):
+                self._choice = self._look()
+                self._looked_at = monotonic()
+            return self._choice
+
+    def failed(self) -> None:
+        with self._lock:
+            self._looked_at = -math.inf
+
+    def _look(self) -> ResolvedBackend:
+        from assistant.llm.ollama import probe
+
+        previous = self._choice
+        try:
+            if previous is not None and previous.label.startswith("ollama:"):
+                probe(self._settings.llm.ollama)  # still there: keep the client
+                return previous
+            backend = _ollama(self._settings)
+            return ResolvedBackend(backend, backend.name)
+        except BackendUnavailableError as exc:
+            note = f"Ollama not used ({exc})"
+        fallback = self._fallback = self._fallback or _local_fallback(self._settings)
+        return ResolvedBackend(fallback.backend, fallback.label, "; ".join(n for n in (note, fallback.note) if n))
+
+
+def _local_fallback(settings: Settings) -> ResolvedBackend:
+    """The embedded model if installed, else extractive answers (with why)."""
     from assistant.llm.embedded import EmbeddedUnavailable, make_embedded
 
     try:
         backend = make_embedded(settings.llm)
-        return ResolvedBackend(backend, backend.name, "; ".join(notes))
+        return ResolvedBackend(backend, backend.name)
     except EmbeddedUnavailable as exc:
-        notes.append(f"embedded model not used ({exc})")
-    return ResolvedBackend(None, "extractive", "; ".join(notes))
+        return ResolvedBackend(None, "extractive", f"embedded model not used ({exc})")
 
 
 def _ollama(settings: Settings) -> ChatBackend:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
+from assistant.chunk import chunk_sentences
 from assistant.config import Settings
 from assistant.errors import AssistantError
 from assistant.models import Article, Chunk, DocumentInfo, Filters, IndexCheck, IndexStatus
@@ -114,6 +115,61 @@ class ArticleChunks:
     doc_hash: str
 
 
+def sentence_id(chunk_id: str, number: int) -> str:
+    return f"{chunk_id}:s{number}"
+
+
+def expected_sentences(chunk: Chunk, settings: Settings) -> dict[str, tuple[int, int]]:
+    """Sentence vector id -> article offsets, of the sentence vectors this chunk should have: none
+    when ``embedding.sentences`` is off or the chunk is one sentence."""
+    if not settings.embedding.sentences:
+        return {}
+    return {sentence_id(chunk.chunk_id, n): span for n, span in enumerate(chunk_sentences(chunk))}
+
+
+def sentence_rows(articles: list[ArticleChunks], settings: Settings) -> tuple[list[str], list[str], list[dict]]:
+    """(ids, texts to embed, metadata) of the sentences of the articles' chunks; none when
+    ``embedding.sentences`` is off. A sentence is embedded with its title, as its chunk is."""
+    ids: list[str] = []
+    texts: list[str] = []
+    metas: list[dict] = []
+    for article in articles:
+        for chunk in article.chunks:
+            for sid, (start, end) in expected_sentences(chunk, settings).items():
+                ids.append(sid)
+                sentence = chunk.text[start - chunk.start : end - chunk.start]
+                texts.append(indexed_text(article.meta["title"], sentence, settings.embedding.include_title))
+                metas.append({"chunk_id": chunk.chunk_id, "doc_id": article.doc_id, "start": start, "end": end})
+    return ids, texts, metas
+
+
+def stored_article_chunks(stored: list[StoredChunk]) -> list[ArticleChunks]:
+    """Stored chunks (with their text) grouped back into articles, for rewriting what derives from
+    them."""
+    by_doc: dict[str, list[StoredChunk]] = defaultdict(list)
+    for chunk in stored:
+        by_doc[chunk.meta["doc_id"]].append(chunk)
+    return [
+        ArticleChunks(doc_id, chunks[0].meta, [_chunk_of(c) for c in chunks], chunks[0].meta.get("doc_hash", ""))
+        for doc_id, chunks in by_doc.items()
+    ]
+
+
+def _chunk_of(stored: StoredChunk) -> Chunk:
+    m = stored.meta
+    return Chunk(chunk_id=stored.chunk_id, doc_id=m["doc_id"], index=int(m.get("chunk_index", 0)), text=stored.text,
+                 start=int(m["start"]), end=int(m["end"]))
+
+
+@dataclass
+class SentenceGaps:
+    """Where the sentence-vector collection and the chunks disagree."""
+
+    chunks: list[StoredChunk] = field(default_factory=list)  # missing or stale sentence vectors
+    orphans: list[str] = field(default_factory=list)  # sentence vectors of no stored chunk
+    problems: list[str] = field(default_factory=list)
+
+
 class Index:
     def __init__(self, settings: Settings, embedding_model: str):
         self.settings = settings
@@ -144,6 +200,7 @@ class Index:
                     title=state.meta.get("title", ""),
                     source=state.meta.get("source", ""),
                     date=state.meta.get("date", ""),
+                    author=state.meta.get("author", ""),
                     chunks=len(state.chunk_ids),
                     complete=state.complete,
                 )
@@ -165,8 +222,9 @@ class Index:
         )
 
     def check(self) -> IndexCheck:
-        """Compare Chroma with the BM25 index chunk by chunk, and check that every article is whole.
-        Under the write lock, so that no write lands between the two reads."""
+        """Compare Chroma with the BM25 index chunk by chunk, check that every article is whole, and
+        that every chunk has exactly the sentence vectors it should. Under the write lock, so that
+        no write lands between the reads."""
         problems: list[str] = []
         with self._writing():
             lexical = self.lexical()
@@ -174,7 +232,9 @@ class Index:
                 in_bm25 = {cid: lexical.version(cid) for cid in lexical.chunk_ids}
             states: dict[str, DocState] = defaultdict(DocState)
             in_chroma = 0
-            for stored in self.vectors.iter_chunks(with_text=False):
+            stored_chunks = []
+            for stored in self.vectors.iter_chunks(with_text=True):
+                stored_chunks.append(stored)
                 in_chroma += 1
                 doc_hash = stored.meta.get("doc_hash", "")
                 doc_id = stored.meta.get("doc_id")
@@ -186,13 +246,69 @@ class Index:
                     problems.append(f"chunk {stored.chunk_id} is in Chroma but not in BM25")
                 elif in_bm25.pop(stored.chunk_id) != doc_hash:
                     problems.append(f"chunk {stored.chunk_id}: BM25 holds another version than Chroma")
+            gaps = self._sentence_gaps(stored_chunks)
         problems += [f"chunk {cid} is in BM25 but not in Chroma" for cid in sorted(in_bm25)]
+        problems += gaps.problems
         for doc_id, state in sorted(states.items()):
             if len(state.doc_hashes) > 1:
                 problems.append(f"article {doc_id} mixes chunks of {len(state.doc_hashes)} versions")
             elif len(state.chunk_ids) != state.n_chunks:
                 problems.append(f"article {doc_id} has {len(state.chunk_ids)} of its {state.n_chunks} chunks")
         return IndexCheck(chunks=in_chroma, articles=len(states), problems=problems[:CHECK_LIST_MAX], problem_count=len(problems))
+
+    def _sentence_gaps(self, stored_chunks: list[StoredChunk]) -> SentenceGaps:
+        """Compare the sentence vectors with what each stored chunk should have (from its text and
+        the configured chunking), by id and by offsets."""
+        expected: dict[str, tuple[int, int]] = {}
+        owner: dict[str, StoredChunk] = {}
+        for stored in stored_chunks:
+            if "doc_id" not in stored.meta:
+                continue
+            for sid, span in expected_sentences(_chunk_of(stored), self.settings).items():
+                expected[sid] = span
+                owner[sid] = stored
+        gaps = SentenceGaps()
+        bad: dict[str, StoredChunk] = {}
+        orphans_of: dict[str, int] = defaultdict(int)
+        for sid, meta in self.vectors.iter_sentences():
+            span = expected.pop(sid, None)
+            if span is None:
+                gaps.orphans.append(sid)
+                orphans_of[meta.get("chunk_id", "?")] += 1
+            elif span != (int(meta.get("start", -1)), int(meta.get("end", -1))):
+                bad.setdefault(owner[sid].chunk_id, owner[sid])
+                gaps.problems.append(f"sentence vector {sid} is for other offsets than its chunk's sentence")
+        missing: dict[str, int] = defaultdict(int)
+        for sid in expected:
+            missing[owner[sid].chunk_id] += 1
+            bad.setdefault(owner[sid].chunk_id, owner[sid])
+        for cid, count in sorted(missing.items()):
+            total = len(expected_sentences(_chunk_of(bad[cid]), self.settings))
+            gaps.problems.append(f"chunk {cid} lacks {count} of its {total} sentence vectors")
+        for cid, count in sorted(orphans_of.items()):
+            gaps.problems.append(f"{count} sentence vector(s) for chunk {cid} that it does not have (not in Chroma, or not its sentences)")
+        gaps.chunks = list(bad.values())
+        return gaps
+
+    def repair_sentences(self, embed) -> int:
+        """Write the sentence vectors that check() finds missing or stale again, from the stored
+        chunks' text, and delete those of no chunk. ``embed``: texts -> (n, dim) passage vectors.
+        Returns the sentence vectors written."""
+        with self._writing():
+            gaps = self._sentence_gaps(list(self.vectors.iter_chunks(with_text=True)))
+            if not gaps.chunks and not gaps.orphans:
+                return 0
+            ids, texts, metas = sentence_rows(stored_article_chunks(gaps.chunks), self.settings)
+            vectors = embed(texts) if texts else None
+            first = self.vectors.bump_generation()
+            self.vectors.delete_sentence_ids(gaps.orphans)
+            self.vectors.delete_sentences([c.chunk_id for c in gaps.chunks])
+            if vectors is not None:
+                self.vectors.upsert_sentences(ids, vectors, metas)
+            last = self.vectors.bump_generation()
+        self._follow(first, last, [], [], [], [])  # the chunks did not change: BM25 stays as it is
+        self.save_lexical()
+        return len(ids)
 
     def article(self, doc_id: str) -> Article | None:
         """The cleaned article rebuilt from its stored chunks (offsets match ``Chunk.start/end``).
@@ -217,6 +333,7 @@ class Index:
             source=meta.get("source", ""),
             url=meta.get("url", ""),
             date=meta.get("date", ""),
+            author=meta.get("author", ""),
         )
 
     # --- writes ------------------------------------------------------------------------------

@@ -281,6 +281,20 @@ class ChromaStore:
                 return ids
             offset += PAGE
 
+    def iter_sentences(self) -> Iterator[tuple[str, dict]]:
+        """(id, metadata) of every stored sentence vector, page by page."""
+        offset = 0
+        while True:
+            page = self._sentence_page(offset)
+            if not page["ids"]:
+                return
+            yield from zip(page["ids"], (dict(m or {}) for m in page["metadatas"]))
+            offset += len(page["ids"])
+
+    @_server_call
+    def _sentence_page(self, offset: int) -> dict:
+        return self.sentences.get(limit=PAGE, offset=offset, include=["metadatas"])
+
     @_server_call
     def sentence_vectors(self, chunk_ids: list[str]) -> dict[str, ChunkSentences]:
         """Chunk id -> its sentences' spans and vectors, for the chunks that have them."""
@@ -328,6 +342,11 @@ class ChromaStore:
     def upsert_sentences(self, ids: list[str], vectors: np.ndarray, metas: list[dict]) -> None:
         for i in range(0, len(ids), PAGE):
             self.sentences.upsert(ids=ids[i : i + PAGE], embeddings=vectors[i : i + PAGE], metadatas=metas[i : i + PAGE])
+
+    @_server_call
+    def delete_sentence_ids(self, ids: list[str]) -> None:
+        for i in range(0, len(ids), PAGE):
+            self.sentences.delete(ids=ids[i : i + PAGE])
 
     @_server_call
     def delete_sentences(self, chunk_ids: list[str]) -> None:

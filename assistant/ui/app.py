@@ -272,8 +272,8 @@ def build_app(assistant) -> gr.Blocks:
             with gr.Tab("Library · المكتبة", id="library"):
                 status = gr.HTML(elem_id="index-status")
                 articles = gr.Dataframe(
-                    headers=["title", "id", "outlet", "date", "passages"],
-                    datatype=["str", "str", "str", "str", "number"],
+                    headers=["title", "id", "outlet", "author", "date", "passages"],
+                    datatype=["str", "str", "str", "str", "str", "number"],
                     interactive=False,
                     elem_id="articles",
                     wrap=True,

@@ -74,8 +74,8 @@ def answer_text_html(answer: Answer, turn: int) -> str:
     return "".join(out)
 
 
-def _byline(source: str, date: str, doc_id: str) -> str:
-    return escape(byline(source, date, doc_id))
+def _byline(item) -> str:
+    return escape(byline(item))
 
 
 def sources_html(answer: Answer, turn: int) -> str:
@@ -83,7 +83,7 @@ def sources_html(answer: Answer, turn: int) -> str:
         return ""
     items = []
     for c in answer.citations:
-        byline = _byline(c.source, c.date, c.doc_id)
+        byline = _byline(c)
         title = escape(c.title or c.doc_id)
         items.append(
             f"<li>{_cite_link(turn, c.n, f'[{c.n}]', c.title, 'cite source-link')} "
@@ -162,7 +162,7 @@ def article_html(article: Article | None, citation: Citation, question: str = ""
             f'<div class="article-body">{body}</div></article>'
         )
     url = _safe_url(article.url)
-    byline = _byline(article.source, article.date, article.doc_id)
+    byline = _byline(article)
     link = f' · <a href="{escape(url)}" target="_blank" rel="noopener noreferrer">link</a>' if url else ""
     # Each run of sentences the model was shown is marked; the text between runs is not.
     body, cursor = "", 0
@@ -192,7 +192,7 @@ def status_html(status: IndexStatus, llm: str) -> str:
 
 
 def library_rows(documents: list[DocumentInfo]) -> list[list]:
-    return [[d.title, d.doc_id, outlet(d.source, d.doc_id), d.date, d.chunks] for d in documents]
+    return [[d.title, d.doc_id, outlet(d.source, d.doc_id), d.author, d.date, d.chunks] for d in documents]
 
 
 def outlets(documents: list[DocumentInfo]) -> list[str]:

@@ -3,6 +3,7 @@ here), a real `chroma run` server, free ports and the CLI as a subprocess."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -57,7 +58,7 @@ class FakeOllama:
     ``tags_calls`` counts the model listings.
     """
 
-    def __init__(self, models: set[str], chat_reply=None):
+    def __init__(self, models: set[str], chat_reply=None, port: int = 0):
         self.models = set(models)
         self.requests: list[dict] = []  # every /api/embed request body, as parsed JSON
         self.chat_requests: list[dict] = []  # every /api/chat request body but the evidence checks
@@ -71,11 +72,22 @@ class FakeOllama:
         self.hang_chat: bool | Callable[[dict], bool] = False
         self.hanging = 0  # /api/chat handlers currently hanging
         self._release = threading.Event()  # set when the server stops: hanging handlers return
+        self._connections: set[socket.socket] = set()  # open client connections, closed when it stops
         self._lock = threading.Lock()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with fake._lock:
+                    fake._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with fake._lock:
+                    fake._connections.discard(self.connection)
+                super().finish()
 
             def log_message(self, *args) -> None:  # keep pytest output clean
                 pass
@@ -212,7 +224,7 @@ class FakeOllama:
                 self.wfile.write(f"{len(data):X}\r\n".encode("ascii") + data + b"\r\n")
                 self.wfile.flush()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.host = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -251,6 +263,10 @@ class FakeOllama:
         self._release.set()  # hanging /api/chat handlers return (and close their connection)
         self.server.shutdown()
         self.server.server_close()
+        with self._lock:  # as when the process ends: kept-alive connections close too
+            for connection in self._connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
         self._thread.join(timeout=10)
         deadline = time.monotonic() + 10
         while self.hanging and time.monotonic() < deadline:

@@ -64,12 +64,21 @@ class Site:
 
     def __init__(self):
         self.requests: list[str] = []
+        self.hosts: list[str | None] = []  # the Host header of each request
+        self.redirects: dict[str, str] = {}  # path -> where it redirects
         self.conditional: list[tuple[str, str | None]] = []  # (path, If-None-Match sent)
         site = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 (http.server's name)
                 site.requests.append(self.path)
+                site.hosts.append(self.headers.get("Host"))
+                if self.path in site.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", site.redirects[self.path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 route = site.routes().get(self.path)
                 if self.path == "/news/slow.html":
                     time.sleep(TIMEOUT_S * 3)  # never answers in time
@@ -195,6 +204,72 @@ def test_local_addresses_and_other_schemes_are_refused_by_default(site, tmp_path
     (error,) = report.errors
     assert error.reason.startswith(reason), error.reason
     assert len(site.requests) == before  # nothing was asked of the server
+
+
+class Recorder:
+    """An HTTP server on ``host``:``port`` that answers 200 to anything and records the paths asked:
+    the internal service a rebinding attack would reach."""
+
+    def __init__(self, host: str, port: int):
+        self.requests: list[str] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                recorder.requests.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.end_headers()
+                self.wfile.write(BARE_PAGE.encode("utf-8"))
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_name_that_resolves_elsewhere_the_second_time_is_fetched_from_the_address_checked(site, tmp_path, monkeypatch):
+    """DNS rebinding: the first lookup of a name gives a public address, which passes the check;
+    every later lookup gives an internal one. The fetch must connect to the address it checked,
+    on redirects too, and never reach the internal server that listens on the same port."""
+    import socket
+
+    port = int(site.base.rsplit(":", 1)[1])
+    internal = Recorder("127.0.0.3", port)  # loopback, like a service on the host's private network
+    # Global addresses, which the network routes to the test's site.
+    public = {"news.test": "93.184.216.34", "hop.test": "93.184.216.35", "other.test": "93.184.216.36"}
+    looked_up: dict[str, int] = {}
+    real = socket.getaddrinfo
+
+    def rebinding(host, port_, *args, **kwargs):
+        if host in public:
+            looked_up[host] = looked_up.get(host, 0) + 1
+            answer = public[host] if looked_up[host] == 1 else "127.0.0.3"
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answer, port_))]
+        if host in public.values():  # the network delivers the public addresses to the test's site
+            return real("127.0.0.1", port_, *args, **kwargs)
+        return real(host, port_, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    site.redirects["/hop"] = f"http://other.test:{port}/news/schools.html"
+    try:
+        assistant = make_assistant(tmp_path, allow_private=False)
+        start = len(site.requests)
+        report = assistant.ingest([f"http://news.test:{port}/news/coalition.html", f"http://hop.test:{port}/hop"])
+    finally:
+        del site.redirects["/hop"]
+        internal.close()
+    assert internal.requests == [], "a second lookup of the name was used to connect"
+    # One lookup for the page and one for its robots.txt (refused: that one is internal), per name.
+    assert looked_up == {"news.test": 2, "hop.test": 2, "other.test": 2}, looked_up
+    assert site.requests[start:] == ["/news/coalition.html", "/hop", "/news/schools.html"]
+    assert site.hosts[start:] == [f"news.test:{port}", f"hop.test:{port}", f"other.test:{port}"]  # the server sees the name
+    assert len(report.added) == 2, report
 
 
 def test_following_feeds_asks_again_only_for_what_changed(site, tmp_path):

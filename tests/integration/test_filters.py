@@ -33,6 +33,8 @@ DATED = [
     ("Syria TV", "أمس الثلاثاء، 28 من تموز", ""),  # no year: no date
     ("", "15/07/2020", "2020-07-15"),
 ]
+# Bylines of some articles (record index -> author); the others name none.
+AUTHORS = {0: "سلمى العلوي", 7: "Ahmad Hamza"}
 QUESTIONS = ["من هو المتحدث الرسمي باسم التحالف الدولي؟", "What did the coalition announce about Deir Ez-Zor?"]
 ALL = 500  # more than the chunks: every chunk is a candidate, so rankings are complete
 
@@ -51,6 +53,8 @@ def records() -> list[dict]:
             record["source"] = outlet
         if written:
             record["time" if n % 2 else "date"] = written  # archives name the field either way
+        if n in AUTHORS:
+            record["author"] = AUTHORS[n]
         out.append(record)
     return out
 
@@ -87,6 +91,19 @@ def admitted(filters: Filters) -> set[str]:
 def test_outlets_and_dates_are_stored_as_iso_dates(indexed):
     _, assistant = indexed
     assert dates_and_outlets(assistant) == {f"a{n}": (outlet, iso) for n, (outlet, _, iso) in enumerate(DATED)}
+
+
+def test_authors_travel_with_documents_passages_and_citations(indexed):
+    _, assistant = indexed
+    want = {f"a{n}": AUTHORS.get(n, "") for n in range(len(DATED))}
+    assert {d.doc_id: d.author for d in assistant.documents()} == want
+    passages = assistant.search(QUESTIONS[0], top_k=ALL)
+    assert {p.doc_id for p in passages} == set(want)  # every article, so both bylines are seen
+    assert all(p.author == want[p.doc_id] for p in passages)
+    answer = assistant.ask(QUESTIONS[0], filters=Filters(sources=["Enab Baladi"], until="2020-07-28"))
+    assert answer.citations and {c.doc_id for c in answer.citations} <= {"a0", "a1"}
+    assert all(c.author == want[c.doc_id] for c in answer.citations)
+    assert assistant.article("a7").author == "Ahmad Hamza"
 
 
 FILTERS = [
@@ -147,7 +164,9 @@ def test_the_command_line_filters_and_shows_outlet_and_date(indexed, tmp_path):
     passages = json.loads(result.stdout)
     assert passages and {p["doc_id"] for p in passages} == {"a7"}  # Syria TV, 2020 onwards: only a7 (2021)
     shown = run_cli(tmp_path, "search", QUESTIONS[0], "--source", "Syria TV", "--since", "2020")
-    assert "Syria TV · 2021-01-01" in shown.stdout
+    assert "Syria TV · Ahmad Hamza · 2021-01-01" in shown.stdout  # outlet · author · date
+    status = run_cli(tmp_path, "status")
+    assert "— Enab Baladi · سلمى العلوي · 2020-07-28" in status.stdout and "— Enab Baladi · 2020-07-14" in status.stdout
     bad = run_cli(tmp_path, "search", QUESTIONS[0], "--since", "July 2020")
     assert bad.returncode == 1
     assert "'July 2020' is not a date: write YYYY, YYYY-MM or YYYY-MM-DD" in bad.stderr

@@ -22,7 +22,7 @@ from assistant.errors import BackendUnavailableError
 from assistant.models import Answer
 from assistant.prompts import Prompts
 
-from .helpers import CHAT_MODEL, free_port, ollama_llm_overrides, run_cli
+from .helpers import CHAT_MODEL, FakeOllama, free_port, ollama_llm_overrides, run_cli
 
 pytestmark = pytest.mark.slow  # starts a (fake) server and loads the embedding model
 
@@ -407,6 +407,44 @@ def test_auto_uses_ollama_when_it_has_the_model(fake_chat_ollama, seeded_setting
     assert answer.refused is False and answer.citations
     assert not any("Ollama not used" in note for note in answer.notes)
     assert len(fake.chat_requests) == 1
+
+
+def test_auto_notices_ollama_coming_back_and_going_away_without_a_restart(seeded_settings_factory, monkeypatch):
+    """One Assistant, its clock moved by hand: Ollama down (extractive answers), then up (noticed
+    only once llm.ollama.recheck_s has passed), then down again (noticed at the next question after
+    the failed one). Each answer names the backend that gave it."""
+    import assistant.llm as llm_module
+    import assistant.llm.embedded as embedded
+
+    def not_installed(settings):  # the fallback is extractive here: no slow model load in this test
+        raise embedded.EmbeddedUnavailable("not installed in this test")
+
+    monkeypatch.setattr(embedded, "make_embedded", not_installed)
+    now = [1000.0]
+    monkeypatch.setattr(llm_module, "monotonic", lambda: now[0])
+    port = free_port()
+    host = f"http://127.0.0.1:{port}"
+    assistant = Assistant(seeded_settings_factory(**ollama_llm_overrides(host, provider="auto", recheck_s=30)))
+
+    down = assistant.ask(SPOKESMAN_Q)
+    assert down.model == "extractive" and not down.refused
+    assert any("Ollama not used" in note and f"127.0.0.1:{port}" in note for note in down.notes), down.notes
+
+    with FakeOllama({CHAT_MODEL}, spokesman_reply, port=port) as fake:
+        now[0] += 29  # within recheck_s: not looked at again
+        assert assistant.ask(SPOKESMAN_Q).model == "extractive" and fake.tags_calls == 0
+        now[0] += 2
+        back = assistant.ask(SPOKESMAN_Q)
+        assert back.model == f"ollama:{CHAT_MODEL}" and back.citations and fake.tags_calls == 1
+        assert not any("Ollama not used" in note for note in back.notes)
+        now[0] += 5
+        assert assistant.ask(SPOKESMAN_Q).model == f"ollama:{CHAT_MODEL}" and fake.tags_calls == 1  # kept, not probed
+    # Gone again: the next question fails with the reason; the one after falls back at once.
+    now[0] += 1
+    with pytest.raises(BackendUnavailableError, match="Ollama"):
+        assistant.ask(SPOKESMAN_Q)
+    after = assistant.ask(SPOKESMAN_Q)
+    assert after.model == "extractive" and any("Ollama not used" in note for note in after.notes)
 
 
 @pytest.mark.parametrize("server", ["down", "hanging"])

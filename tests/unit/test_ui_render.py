@@ -63,7 +63,7 @@ def test_markup_in_answer_text_is_text():
 
 
 def test_markup_in_titles_bylines_and_questions_is_text():
-    hostile = citation(title=f"عنوان {HOSTILE}", source=f"<b>{HOSTILE}</b>", date="<i>x</i>")
+    hostile = citation(title=f"عنوان {HOSTILE}", source=f"<b>{HOSTILE}</b>", author=f"<u>{HOSTILE}</u>", date="<i>x</i>")
     turn = {"question": f"سؤال {HOSTILE}", "language": "ar", "answer": answer("جواب [1]", citations=[hostile]).model_dump(mode="json")}
     html = render.conversation_html([turn])
     assert "<script" not in html and "<img" not in html and "<b>" not in html and "<i>" not in html
@@ -71,7 +71,14 @@ def test_markup_in_titles_bylines_and_questions_is_text():
     assert {e.tag for e in root.iter()} <= {"root", "div", "a", "span", "ol", "li", "details", "summary", "ul"}
     links = root.findall(".//a")
     assert links and all(link.get("title") == hostile.title for link in links)
-    assert f"سؤال {HOSTILE}" in text_of(root) and f"<b>{HOSTILE}</b>" in text_of(root)
+    assert f"سؤال {HOSTILE}" in text_of(root) and f"<b>{HOSTILE}</b> · <u>{HOSTILE}</u> · <i>x</i>" in text_of(root)
+
+
+def test_the_byline_names_the_author_between_outlet_and_date_when_there_is_one():
+    assert render.sources_html(answer("جواب [1]", citations=[citation(author="سلمى العلوي")]), 0).count("عنب بلدي · سلمى العلوي · 2020-07-29") == 1
+    assert "عنب بلدي · 2020-07-29" in render.sources_html(answer("جواب [1]", citations=[citation()]), 0)
+    viewer = render.article_html(article(author="سلمى العلوي"), citation(author="سلمى العلوي"))
+    assert "عنب بلدي · سلمى العلوي · 2020-07-29" in text_of(parse(viewer))
 
 
 def test_the_filters_a_question_was_asked_with_show_under_it_as_text():
@@ -115,8 +122,8 @@ def test_status_and_library_rows_are_text():
     root = parse(render.status_html(status, llm="<script>x</script>"))
     cells = {text_of(tr.find("th")): text_of(tr.find("td")) for tr in root.iter("tr")}
     assert cells["Language model"] == "<script>x</script>" and cells["Embedding model"] == "m<b>"
-    docs = [DocumentInfo(doc_id="a", title="<b>t</b>", source="s", date="d", chunks=3)]
-    assert render.library_rows(docs) == [["<b>t</b>", "a", "s", "d", 3]]  # a Dataframe shows cells as text
+    docs = [DocumentInfo(doc_id="a", title="<b>t</b>", source="s", author="<i>w</i>", date="d", chunks=3)]
+    assert render.library_rows(docs) == [["<b>t</b>", "a", "s", "<i>w</i>", "d", 3]]  # a Dataframe shows cells as text
 
 
 # --------------------------------------------------------------------------- citation markers

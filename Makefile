@@ -36,8 +36,11 @@ seed-index: install
 	@$(BIN)/python -c "from assistant import Assistant; import sys; sys.exit(Assistant.from_config().chunk_count() == 0)" \
 		|| $(BIN)/assistant ingest seeds/
 
+# The suite on TEST_WORKERS processes (pytest-xdist, a module per worker, the longest first: see
+# tests/conftest.py), then the eval gate. Each worker loads its own models (the embedded one ~2 GB).
+TEST_WORKERS ?= 2
 test: install install-cluster
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 	$(MAKE) --no-print-directory eval
 
 # The eval suite (evals/qa.yaml) over its own fresh index of seeds/ under out/, so that a user's

@@ -130,9 +130,6 @@ class OllamaLLMSettings(Section):
     keep_alive: str = "10m"
     # How long `auto` waits to decide whether an Ollama server is there.
     probe_timeout: float = Field(default=1.0, gt=0)
-    # `auto` looks for the server again, before a question, at most this often: a server that comes
-    # back or goes away is noticed without a restart (0: decide once, at the first question).
-    recheck_s: float = Field(default=30.0, ge=0)
 
 
 class EmbeddedLLMSettings(Section):
@@ -146,6 +143,9 @@ class EmbeddedLLMSettings(Section):
 class LLMSettings(Section):
     # auto: Ollama if reachable, else the embedded model if installed, else extractive.
     provider: Literal["auto", "ollama", "embedded", "extractive"] = "auto"
+    # auto looks for the Ollama server again, before a question, at most this often: a server that
+    # comes back or goes away is noticed without a restart (0: decide once, at the first question).
+    recheck_s: float = Field(default=30.0, ge=0)
     temperature: float = Field(default=0.0, ge=0, le=2)
     max_tokens: int = Field(default=200, ge=16, le=4096)
     ollama: OllamaLLMSettings = OllamaLLMSettings()
@@ -243,6 +243,9 @@ class IngestSettings(Section):
     # `cluster` extra). Reading, cleaning, chunking and writing stay in this process either way.
     engine: Literal["local", "ray"] = "local"
     ray: RaySettings = RaySettings()
+    # Passages embedded and written per batch, in whole articles: what an interruption can leave
+    # to redo, and a Ray task's size. Measured with `assistant bench ingest`: docs/experiments.md.
+    batch_chunks: int = Field(default=256, ge=1)
     max_file_mb: float = Field(default=50.0, gt=0)
     extensions: list[str] = [".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".jsonl.gz"]
     # Pages and feeds by URL (assistant.fetch).

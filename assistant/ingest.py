@@ -39,9 +39,6 @@ from assistant.read import Opened, Skipped, expand_paths, read_paths
 from assistant.store import ArticleChunks, DocState, Index, SentenceVectors, indexed_text, sentence_rows
 from assistant.timing import StageTimer
 
-# Chunks embedded and written per batch (articles are never split across batches). Measured with
-# `assistant bench ingest`: see docs/experiments.md.
-WRITE_BATCH = 256
 # Articles whose index state is fetched in one query.
 LOOKUP_BATCH = 64
 # Save the BM25 index at least this often during a long ingest (what a crash can cost to redo).
@@ -325,7 +322,7 @@ class _IngestRun:
         for position, item in enumerate(pending):
             batch.append(item)
             size += len(item[0].chunks)
-            if (size >= WRITE_BATCH or (flush and position == len(pending) - 1)) and not self.stop.is_set():
+            if (size >= self.settings.ingest.batch_chunks or (flush and position == len(pending) - 1)) and not self.stop.is_set():
                 self._write_batch(batch)
                 batch, size = [], 0
         self.to_write = batch  # a partial batch waits for more articles

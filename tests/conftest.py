@@ -23,6 +23,12 @@ from assistant.config import Settings, load_settings
 from assistant.models import IngestReport
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def without_user_overrides(environ: dict[str, str]) -> dict[str, str]:
+    """``environ`` without the developer's ASSISTANT_* overrides, which must not reconfigure what
+    a test starts (a CLI, a server)."""
+    return {k: v for k, v in environ.items() if not k.startswith("ASSISTANT_")}
 SEEDS = REPO / "seeds"
 # Relative to the config file (load_settings resolves them against its folder).
 STORE_DIR, LEXICAL_DIR = "chroma", "lexical"
@@ -50,8 +56,9 @@ def write_config(root: Path, **overrides: Any) -> Path:
 @pytest.fixture(autouse=True)
 def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No ASSISTANT_* overrides or config path leak in from the developer's shell."""
+    keep = without_user_overrides(dict(os.environ))
     for name in list(os.environ):
-        if name.startswith("ASSISTANT_"):
+        if name not in keep:
             monkeypatch.delenv(name)
     monkeypatch.setenv("ANONYMIZED_TELEMETRY", "False")
 
@@ -113,3 +120,21 @@ def seeded_settings_factory(seeded_index: SeededIndex, tmp_path: Path, settings_
         return settings_factory(root, **overrides)
 
     return make
+
+
+# --- two workers (`make test` runs pytest-xdist with --dist loadfile) ----------------------------
+# Each module runs whole on one worker, so its module fixtures (a Ray head, a Chroma server, an
+# index, the embedded model) are built once. The modules that take longest start first, in this
+# order (from `pytest --durations`; docs/experiments.md has the times), so that no worker is left
+# alone with a long one at the end; the rest keep their file order.
+LONGEST_FIRST = [
+    "tests/benchmarks/test_xquad_retrieval.py", "tests/e2e/test_embedded_answers.py", "tests/integration/test_cluster_ingest.py",
+    "tests/integration/test_store_faults.py", "tests/ui/test_browser.py", "tests/e2e/test_planted_instructions.py",
+    "tests/integration/test_engine_lookahead.py", "tests/integration/test_cli.py", "tests/ui/test_http_api.py",
+    "tests/ui/test_concurrency.py",
+]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {module: n for n, module in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable: file order otherwise

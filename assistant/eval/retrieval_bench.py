@@ -78,7 +78,7 @@ from assistant.errors import InputError
 from assistant.eval.archive import archive_articles, folder_mb, machine
 from assistant.eval.metrics import mean, median, percentile
 from assistant.eval.squad import load_squad
-from assistant.ingest import TEXT_HASH, WRITE_BATCH, prepare
+from assistant.ingest import TEXT_HASH, prepare
 from assistant.models import Article
 from assistant.store import ArticleChunks, Index, indexed_text
 
@@ -206,8 +206,9 @@ def embedded_real_vectors(
     started = time.perf_counter()
     parts = []
     with tqdm(total=count, desc="embed", unit="chunk", disable=not progress) as bar:
-        for start in range(0, count, WRITE_BATCH):
-            parts.append(embedder.embed_passages(chunking.texts[start : start + WRITE_BATCH]))
+        batch = settings.ingest.batch_chunks
+        for start in range(0, count, batch):
+            parts.append(embedder.embed_passages(chunking.texts[start : start + batch]))
             bar.update(len(parts[-1]))
     seconds = time.perf_counter() - started
     vectors = np.vstack(parts).astype(np.float32)
@@ -390,7 +391,7 @@ def build_or_reuse(
 
             for prepared in iter_first_chunks(data, settings, n_chunks):
                 batch.append(prepared)
-                if sum(len(a.chunks) for a in batch) >= WRITE_BATCH:
+                if sum(len(a.chunks) for a in batch) >= settings.ingest.batch_chunks:
                     flush()
             if batch:
                 flush()

@@ -177,7 +177,7 @@ def resolve_backend(settings: Settings) -> BackendSource:
 class AutoBackend:
     """``llm.provider: auto``: Ollama when its server answers and has the model, else the embedded
     model when it is installed, else extractive answers. Looked at again before a question at most
-    every ``llm.ollama.recheck_s`` seconds, and at the next question after Ollama could not be
+    every ``llm.recheck_s`` seconds, and at the next question after Ollama could not be
     reached, so that a server that comes back or goes away is noticed without a restart. The
     fallback, once made, is kept: the embedded model loads once per process."""
 
@@ -190,7 +190,7 @@ class AutoBackend:
 
     def current(self) -> ResolvedBackend:
         with self._lock:
-            every = self._settings.llm.ollama.recheck_s
+            every = self._settings.llm.recheck_s
             if self._choice is None or (every > 0 and monotonic() - self._looked_at >= every):
                 self._choice = self._look()
                 self._looked_at = monotonic()

@@ -20,6 +20,9 @@ from pathlib import Path
 
 
 DIM = 64
+# ingest.batch_chunks for the tests that need an ingest of several write batches (to stop, kill or
+# compare it between batches): the same batching as the default 256, with a tenth of the embedding.
+TEST_BATCH_CHUNKS = 24
 _TOKENS = re.compile(r"\w+")
 
 
@@ -389,7 +392,9 @@ class ChromaServer:
 
 # --------------------------------------------------------------------------- CLI
 def cli_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    from tests.conftest import without_user_overrides
+
+    env = without_user_overrides(dict(os.environ))
     env["ANONYMIZED_TELEMETRY"] = "False"
     env["PYTHONIOENCODING"] = "utf-8"
     return env

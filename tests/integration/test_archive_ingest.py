@@ -1,7 +1,8 @@
 """An archive of a few hundred articles through `assistant ingest`: Ctrl-C halfway, resume, rerun.
 
-The archive is a .jsonl.gz of 200 articles, ~3 chunks each, so that the ingest writes three
-batches: Ctrl-C comes once the first is written, the second finishes, the rest is left. By default
+The archive is a .jsonl.gz of 24 articles, ~3.7 chunks each, written in batches of 24 chunks
+(``ingest.batch_chunks``), so that the ingest writes four batches: Ctrl-C comes once the first is
+written, the one being written finishes, the rest is left. By default
 the articles are built from the seeds' paragraphs (five per article, each article with its own
 title), so the test needs nothing outside the repository. Set ASSISTANT_TEST_ARCHIVE to a JSON
 Lines archive of real news (e.g. the ANT corpus) to run it on its first articles instead (their
@@ -26,14 +27,14 @@ import pytest
 from assistant.assistant import Assistant
 from assistant.config import load_settings
 
-from .helpers import ingest_until_first_batch, write_jsonl_gz
+from .helpers import TEST_BATCH_CHUNKS, ingest_until_first_batch, write_jsonl_gz
 
 REPO = Path(__file__).resolve().parents[2]
-ARTICLES = 200
+ARTICLES = 24
 TEXT_CHARS = 1500
 
 
-def _seed_articles() -> list[dict]:
+def _seed_articles(count: int = ARTICLES) -> list[dict]:
     paragraphs = [
         line.strip()
         for path in sorted((REPO / "seeds").glob("*.txt"))
@@ -46,7 +47,7 @@ def _seed_articles() -> list[dict]:
             "title": f"خبر رقم {i}: " + " ".join(paragraphs[i % len(paragraphs)].split()[:6]),
             "text": "\n".join(paragraphs[(i * 7 + k * 3) % len(paragraphs)] for k in range(5)),
         }
-        for i in range(ARTICLES)
+        for i in range(count)
     ]
 
 
@@ -75,7 +76,7 @@ def _interrupt_after_first_batch(cwd: Path, archive: Path) -> tuple[int, str]:
 @pytest.mark.slow
 def test_interrupted_archive_ingest_resumes_without_duplicates(config_factory, tmp_path, archive):
     path, records = archive
-    config_factory()
+    config_factory(ingest={"batch_chunks": TEST_BATCH_CHUNKS})
 
     code, stderr = _interrupt_after_first_batch(tmp_path, path)
     assert code == 130, stderr

@@ -14,10 +14,12 @@ import assistant.ingest as ingest_module
 from assistant.assistant import Assistant
 from assistant.models import Article
 
+from .helpers import TEST_BATCH_CHUNKS
 from .test_archive_ingest import _seed_articles
 
 pytestmark = pytest.mark.slow
-ARTICLES = 90  # two write batches of ~165 chunks
+ARTICLES = 20  # three write batches of TEST_BATCH_CHUNKS (~74 chunks)
+SMALL_BATCHES = {"ingest": {"batch_chunks": TEST_BATCH_CHUNKS}}
 
 
 class DeferredEngine:
@@ -54,7 +56,7 @@ class DeferredEngine:
 
 
 def articles() -> list[Article]:
-    return [Article(doc_id=r["id"], title=r["title"], text=r["text"]) for r in _seed_articles()[:ARTICLES]]
+    return [Article(doc_id=r["id"], title=r["title"], text=r["text"]) for r in _seed_articles(ARTICLES)]
 
 
 def chunks(assistant: Assistant) -> dict[str, tuple]:
@@ -63,14 +65,14 @@ def chunks(assistant: Assistant) -> dict[str, tuple]:
 
 
 def test_batches_in_flight_give_the_same_index_as_the_local_engine(settings_factory, tmp_path, monkeypatch):
-    local = Assistant(settings_factory(tmp_path / "local"))
+    local = Assistant(settings_factory(tmp_path / "local", **SMALL_BATCHES))
     local.ingest_articles(articles())
 
     engines = []
     monkeypatch.setattr(
         ingest_module, "open_engine", lambda ingest, embedding, embedder: engines.append(DeferredEngine(embedder, 2)) or engines[-1]
     )
-    deferred = Assistant(settings_factory(tmp_path / "deferred"))
+    deferred = Assistant(settings_factory(tmp_path / "deferred", **SMALL_BATCHES))
     report = deferred.ingest_articles(articles())
 
     [engine] = engines
@@ -97,7 +99,7 @@ def test_a_stop_with_batches_in_flight_leaves_them_for_the_next_run(settings_fac
         ingest_module, "open_engine",
         lambda ingest, embedding, embedder: engines.append(DeferredEngine(embedder, 2, stop_at_second)) or engines[-1],
     )
-    settings = settings_factory(tmp_path)
+    settings = settings_factory(tmp_path, **SMALL_BATCHES)
     first = Assistant(settings).ingest_articles(articles(), stop=stop)
     assert first.interrupted and first.chunks_written == 0 and engines[0].closed
 

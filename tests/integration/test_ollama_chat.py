@@ -411,7 +411,7 @@ def test_auto_uses_ollama_when_it_has_the_model(fake_chat_ollama, seeded_setting
 
 def test_auto_notices_ollama_coming_back_and_going_away_without_a_restart(seeded_settings_factory, monkeypatch):
     """One Assistant, its clock moved by hand: Ollama down (extractive answers), then up (noticed
-    only once llm.ollama.recheck_s has passed), then down again (noticed at the next question after
+    only once llm.recheck_s has passed), then down again (noticed at the next question after
     the failed one). Each answer names the backend that gave it."""
     import assistant.llm as llm_module
     import assistant.llm.embedded as embedded
@@ -424,7 +424,9 @@ def test_auto_notices_ollama_coming_back_and_going_away_without_a_restart(seeded
     monkeypatch.setattr(llm_module, "monotonic", lambda: now[0])
     port = free_port()
     host = f"http://127.0.0.1:{port}"
-    assistant = Assistant(seeded_settings_factory(**ollama_llm_overrides(host, provider="auto", recheck_s=30)))
+    overrides = ollama_llm_overrides(host, provider="auto")
+    overrides["llm"]["recheck_s"] = 30
+    assistant = Assistant(seeded_settings_factory(**overrides))
 
     down = assistant.ask(SPOKESMAN_Q)
     assert down.model == "extractive" and not down.refused

@@ -26,18 +26,19 @@ from assistant.assistant import Assistant
 from assistant.config import load_settings
 from assistant.errors import BackendUnavailableError
 
-from .helpers import ChromaServer, cli_env, ingest_until_first_batch, run_cli, write_jsonl_gz
+from .helpers import TEST_BATCH_CHUNKS, ChromaServer, cli_env, ingest_until_first_batch, run_cli, write_jsonl_gz
 from .test_archive_ingest import _seed_articles
 
 REPO = Path(__file__).resolve().parents[2]
 EXTRACTIVE = {"llm": {"provider": "extractive"}}
-# Articles in the archive that is stopped halfway: enough for two write batches (~330 chunks).
-ARCHIVE_ARTICLES = 90
+# Articles in the archive that is stopped halfway: three write batches of TEST_BATCH_CHUNKS (~74 chunks).
+ARCHIVE_ARTICLES = 20
+SMALL_BATCHES = {"ingest": {"batch_chunks": TEST_BATCH_CHUNKS}}
 
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
-    records = _seed_articles()[:ARCHIVE_ARTICLES]
+    records = _seed_articles(ARCHIVE_ARTICLES)
     return write_jsonl_gz(tmp_path_factory.mktemp("archive") / "archive.jsonl.gz", records), records
 
 
@@ -129,7 +130,7 @@ def test_status_check_reports_sentence_vectors_deleted_or_planted_and_repair_res
 @pytest.mark.slow
 def test_ingest_killed_halfway_then_rerun_completes_with_nothing_duplicated_or_orphaned(config_factory, tmp_path, archive):
     path, records = archive
-    config_factory()
+    config_factory(**SMALL_BATCHES)
     process, _ = ingest_until_first_batch(tmp_path, path)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=60)
@@ -229,9 +230,10 @@ def test_eight_threads_asking_at_once_each_get_the_answer_to_their_own_question(
 
 @pytest.mark.slow
 def test_asking_while_an_ingest_writes_in_another_thread(seeded_settings_factory):
-    settings = seeded_settings_factory(**EXTRACTIVE)
+    # Batches of 8 chunks: the ingest writes a dozen times while the questions are asked.
+    settings = seeded_settings_factory(**EXTRACTIVE, ingest={"batch_chunks": 8})
     assistant = Assistant(settings)
-    articles = xquad_articles(30)
+    articles = xquad_articles(12)
     folder = write_articles(Path(settings.resolve("new")), articles)
     questions = seed_questions(4)
     errors: list[BaseException] = []
@@ -273,7 +275,7 @@ def test_asking_while_an_ingest_writes_in_another_thread(seeded_settings_factory
 
 # --- a Chroma server that stops ----------------------------------------------------------------
 def http_config(config_factory, server: ChromaServer) -> None:
-    config_factory(store={"mode": "http", "host": server.host, "port": server.port, "collection": "stops"}, **EXTRACTIVE)
+    config_factory(store={"mode": "http", "host": server.host, "port": server.port, "collection": "stops"}, **EXTRACTIVE, **SMALL_BATCHES)
 
 
 @pytest.mark.slow

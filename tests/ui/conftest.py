@@ -22,7 +22,7 @@ import shutil  # noqa: E402
 import pytest  # noqa: E402
 
 from assistant.config import load_settings  # noqa: E402
-from tests.conftest import STORE_DIR, write_config  # noqa: E402
+from tests.conftest import STORE_DIR, without_user_overrides, write_config  # noqa: E402
 from tests.integration.helpers import free_port  # noqa: E402
 
 from .helpers import CHROMIUM, CHROMIUM_ARGS, UIPage, running_ui  # noqa: E402
@@ -34,7 +34,8 @@ EMBEDDED = {"llm": {"provider": "embedded"}}
 def ui_server(seeded_index, tmp_path_factory):
     """The UI on a copy of the seeded index with the embedded model (loaded by the first question)."""
     with pytest.MonkeyPatch.context() as env:
-        for name in [n for n in os.environ if n.startswith("ASSISTANT_")]:
+        keep = without_user_overrides(dict(os.environ))
+        for name in [n for n in os.environ if n not in keep]:
             env.delenv(name)  # the developer's shell must not reconfigure the UI under test
         root = tmp_path_factory.mktemp("ui")
         shutil.copytree(seeded_index.root / STORE_DIR, root / STORE_DIR)

@@ -23,7 +23,7 @@ from assistant.answer import exchange
 from assistant.arabic import detect_language
 from assistant.config import load_settings
 from assistant.models import Answer
-from tests.conftest import STORE_DIR, write_config
+from tests.conftest import STORE_DIR, without_user_overrides, write_config
 from tests.integration.helpers import CHAT_MODEL, FakeOllama, free_port
 
 from .helpers import SPOKESMAN_DOC, running_ui
@@ -90,7 +90,7 @@ CASES = [
 def served_copy(seeded_index, root, **overrides):
     """The UI served on a private copy of the seeded index, configured by ``overrides``."""
     with pytest.MonkeyPatch.context() as env:
-        for name in [n for n in os.environ if n.startswith("ASSISTANT_")]:
+        for name in [n for n in os.environ if n not in without_user_overrides(dict(os.environ))]:
             # The developer's shell must not reconfigure the UI under test.
             env.delenv(name)
         shutil.copytree(seeded_index.root / STORE_DIR, root / STORE_DIR)

@@ -16,7 +16,7 @@ import pytest
 
 from assistant.config import load_settings
 from assistant.models import Answer, DocumentInfo, IndexStatus, IngestReport, Passage
-from tests.conftest import STORE_DIR, write_config
+from tests.conftest import STORE_DIR, without_user_overrides, write_config
 from tests.integration.helpers import free_port
 
 from .helpers import SPOKESMAN_DOC, running_ui
@@ -255,7 +255,7 @@ def test_openai_errors_are_typed(client):
 def serve_with(seeded_index, tmp_path_factory, monkeypatch_module):
     """``serve_with(**config) -> base URL``: another server on the seeded index, for the module."""
     servers = []
-    for name in [n for n in os.environ if n.startswith("ASSISTANT_")]:
+    for name in [n for n in os.environ if n not in without_user_overrides(dict(os.environ))]:
         monkeypatch_module.delenv(name)  # the developer's shell must not reconfigure the servers under test
 
     def start(**overrides):

@@ -28,7 +28,7 @@ import pytest
 
 from assistant.cli import build_parser
 from assistant.config import load_settings
-from tests.conftest import SEEDS, STORE_DIR, write_config
+from tests.conftest import SEEDS, STORE_DIR, without_user_overrides, write_config
 from tests.integration.helpers import free_port
 
 from .helpers import running_ui
@@ -167,7 +167,7 @@ def test_every_curl_command_in_the_readme_runs_against_the_served_api(served, tm
 
 
 def _run_python(code: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    environment = without_user_overrides(dict(os.environ))
     environment.update(env or {}, PYTHONPATH=str(REPO))
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=environment, capture_output=True, text=True, timeout=600)
 

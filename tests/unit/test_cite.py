@@ -340,7 +340,7 @@ def test_citation_fields_are_copied_from_the_passage():
 @pytest.fixture(scope="module")
 def answerer() -> Answerer:
     """Only the prompts matter to _is_refusal; the other collaborators are merely stored."""
-    return Answerer(retriever=None, embedder=None, backend=ResolvedBackend(None, "extractive"), settings=AnswerSettings(), prompts=Prompts())
+    return Answerer(retriever=None, embedder=None, backends=ResolvedBackend(None, "extractive"), settings=AnswerSettings(), prompts=Prompts())
 
 
 REFUSAL_AR = Prompts().localized("refusal", "ar")

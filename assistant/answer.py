@@ -35,7 +35,7 @@ from assistant.chunk import sentence_spans
 from assistant.cite import Cited, answer_support, cite, strip_markers, to_citation
 from assistant.compress import compress, estimate_tokens, sentence_scores
 from assistant.config import AnswerSettings
-from assistant.embed import Embedder
+from assistant.embed import Embedder, off_topic_floor
 from assistant.errors import BackendUnavailableError
 from assistant.llm import BackendSource, ChatBackend, Message, ResolvedBackend
 from assistant.models import Answer, Filters, Passage, Timings, TokenUsage
@@ -260,7 +260,8 @@ class Answerer:
     def similarity_gate(self, passages: list[Passage], language: str) -> str | None:
         """Off-topic: the best passage is far from the question (no model call at all)."""
         best = max((p.dense_score or 0.0 for p in passages), default=0.0)
-        floor = self.settings.min_dense_score[language]
+        floors = self.settings.min_dense_score
+        floor = floors[language] if floors is not None else off_topic_floor(self.embedder.model_id, language)
         return f"refused: the best passage's similarity {best:.3f} is below {floor:.3f}" if best < floor else None
 
     def evidence_gate(self, evidence: float) -> str | None:

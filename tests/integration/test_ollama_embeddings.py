@@ -12,7 +12,9 @@ from assistant.assistant import Assistant
 from assistant.errors import BackendUnavailableError
 from assistant.store import indexed_text
 
-from .helpers import DIM, FAKE_MODEL, bag_of_words, free_port, ollama_overrides, run_cli
+from assistant.embed import make_embedder
+
+from .helpers import DIM, FAKE_MODEL, FakeOllama, bag_of_words, free_port, ollama_overrides, run_cli
 
 pytestmark = pytest.mark.slow  # starts a (fake) server
 
@@ -116,3 +118,18 @@ def test_nothing_listening_cli_fails_without_traceback(config_factory, tmp_path)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr, result.stderr
     assert host in result.stderr
+
+
+def test_ollamas_embeddinggemma_gets_the_models_own_prompts(settings_factory):
+    """Ollama passes text through as given; EmbeddingGemma was trained with task prompts."""
+    with FakeOllama({"embeddinggemma:latest"}) as server:
+        embedder = make_embedder(settings_factory(**ollama_overrides(server.host, "embeddinggemma:latest")).embedding)
+        embedder.embed_queries(["من هو المتحدث؟"])
+        embedder.embed_passages(["عنوان\nنص الخبر"])
+    assert [body["input"] for body in server.requests] == [
+        ["task: search result | query: من هو المتحدث؟"], ["title: none | text: عنوان\nنص الخبر"],
+    ]
+    # Any other model gets the text alone.
+    with FakeOllama({FAKE_MODEL}) as server:
+        make_embedder(settings_factory(**ollama_overrides(server.host)).embedding).embed_queries(["سؤال"])
+    assert server.requests[0]["input"] == ["سؤال"]

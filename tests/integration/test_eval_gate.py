@@ -9,14 +9,18 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
 from assistant.assistant import Assistant
+from assistant.config import load_settings
 from assistant.eval.errors import MAX_ERRORS_IN_A_ROW
 from assistant.eval.suite import load_dataset, make_judge, run_eval
+
+from tests.conftest import SEEDS, STORE_DIR, write_config
 
 from .helpers import CHAT_MODEL, FakeOllama, free_port, ollama_llm_overrides, run_cli
 
@@ -34,6 +38,20 @@ SECTION_KEYS = {
 }
 # A few items of the project's dataset: both languages, answerable and not.
 SMALL_IDS = ["ar-spokesman", "ar-presser-place", "en-spokesman-name", "en-presser-town", "ar-un-capital", "en-un-capital"]
+
+
+@pytest.fixture(scope="module")
+def committed_index(tmp_path_factory) -> Path:
+    """seeds/ indexed once with the committed configuration (EmbeddingGemma): what the gate is set on."""
+    root = tmp_path_factory.mktemp("committed")
+    Assistant(load_settings(write_config(root, **committed_config()))).ingest([SEEDS])
+    return root
+
+
+def committed_copy(committed_index: Path, tmp_path: Path, **changes: dict) -> None:
+    """A private copy of that index in tmp_path, with config.yaml as committed but for ``changes``."""
+    shutil.copytree(committed_index / STORE_DIR, tmp_path / STORE_DIR)
+    write_config(tmp_path, **committed_config(**changes))
 
 
 def committed_config(**changes: dict) -> dict:
@@ -56,9 +74,9 @@ def small_dataset(tmp_path) -> Path:
 
 
 # --------------------------------------------------------------------------- the gate
-def test_a_broken_retriever_fails_the_committed_gate(seeded_settings_factory, tmp_path):
+def test_a_broken_retriever_fails_the_committed_gate(committed_index, tmp_path):
     """BM25 alone finds nothing for the English questions: retrieval falls below its thresholds."""
-    seeded_settings_factory(**committed_config(retrieval={"mode": "bm25"}))
+    committed_copy(committed_index, tmp_path, retrieval={"mode": "bm25"})
 
     result = run_cli(tmp_path, "eval", "--retrieval-only", "--json", "out/eval.json")
 
@@ -71,8 +89,8 @@ def test_a_broken_retriever_fails_the_committed_gate(seeded_settings_factory, tm
     assert "Gate: FAILED" in (tmp_path / "out" / "eval.md").read_text(encoding="utf-8")
 
 
-def test_the_committed_configuration_passes_and_reports_every_retrieval_key(seeded_settings_factory, tmp_path):
-    seeded_settings_factory(**committed_config())
+def test_the_committed_configuration_passes_and_reports_every_retrieval_key(committed_index, tmp_path):
+    committed_copy(committed_index, tmp_path)
 
     result = run_cli(tmp_path, "eval", "--retrieval-only", "--json", "out/eval.json")
 

@@ -388,3 +388,16 @@ def test_bm25_folder_that_cannot_be_written_is_one_line_naming_path_and_key(tmp_
     assert str(tmp_path / "blocker" / "lexical") in message
     assert "store.lexical_cache" in message and "a folder this user can write" in message
     assert "\n" not in message
+
+
+def test_embeddinggemma_dimensions_from_the_environment(monkeypatch, tmp_path) -> None:
+    """Environment values arrive as text: 256 must be accepted, 300 refused with the allowed values."""
+    from assistant.config import load_settings
+
+    config = tmp_path / "config.yaml"
+    config.write_text("embedding:\n  provider: embeddinggemma\n", encoding="utf-8")
+    monkeypatch.setenv("ASSISTANT_EMBEDDING__EMBEDDINGGEMMA__DIMENSIONS", "256")
+    assert load_settings(config).embedding.embeddinggemma.dimensions == 256
+    monkeypatch.setenv("ASSISTANT_EMBEDDING__EMBEDDINGGEMMA__DIMENSIONS", "300")
+    with pytest.raises(ConfigError, match="768, 512, 256 or 128"):
+        load_settings(config)

@@ -14,6 +14,7 @@ here, vectors at cosine >= 0.996 to float32 (docs/experiments.md).
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from pathlib import Path
@@ -34,6 +35,7 @@ _LOCK = threading.Lock()
 _MODELS: dict[tuple, "GemmaModel"] = {}  # one loaded model per process and configuration
 
 
+@functools.cache
 def native_bfloat16() -> bool:
     """The CPU has bfloat16 matrix instructions (else bfloat16 is emulated, slower than float32)."""
     try:

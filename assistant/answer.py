@@ -11,7 +11,9 @@ three decisions are made in code, not left to the model:
   call cheap afterwards), ``model_refusal_gate`` (the model said so itself) and ``support_gate``
   (no shown passage supports the answer; with ``answer.strict_support`` only what the answer
   adds to the question counts);
-- language: an answer in the wrong language is translated back by the model. A question in another
+- language: an answer in the wrong language is translated back by the model. With
+  ``answer.through_arabic`` an English question is translated into Arabic by the model, read and
+  answered in Arabic, and the cited answer translated back (its markers kept). A question in another
   language (``arabic.other_language``: French, Persian, ...) still gets an answer when the passages
   allow, in Arabic or English by its script, with a note; its refusal says which languages are answered;
 - citations: markers are validated and, when missing, attached by matching (see cite.py).
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.arabic import detect_language, lexical_tokens, normalize, other_language
+from assistant.arabic import arabic_question_opening, detect_language, lexical_tokens, normalize, other_language
 from assistant.chunk import sentence_spans
 from assistant.cite import Cited, answer_support, cite, strip_markers, to_citation
 from assistant.compress import compress, estimate_tokens, sentence_scores
@@ -67,10 +69,22 @@ class Turn:
     usage: TokenUsage = field(default_factory=TokenUsage)  # the model's tokens, where it reports them
     # The backend that answers this question, the whole way through (auto may switch between questions).
     resolved: ResolvedBackend = field(default_factory=lambda: ResolvedBackend(None, "extractive"))
+    # answer.through_arabic: the question in Arabic, as the model reads and answers it.
+    arabic_question: str | None = None
 
     @property
     def llm(self) -> ChatBackend | None:
         return self.resolved.backend
+
+    @property
+    def reader_question(self) -> str:
+        """The question as the model reads it."""
+        return self.arabic_question or self.question
+
+    @property
+    def reader_language(self) -> str:
+        """The language the model reads and answers in."""
+        return "ar" if self.arabic_question else self.language
 
 
 class Answerer:
@@ -108,6 +122,7 @@ class Answerer:
         refusal = self.filters_gate(turn.passages, filters) or self.similarity_gate(turn.passages, turn.language)
         if refusal is None and turn.llm is not None:
             self.compress(turn)
+            self.through_arabic(turn)
             if self.settings.min_answerable > 0:
                 refusal = self.evidence_gate(self.check_evidence(turn))
         if refusal is not None:  # refused before any text was generated: the refusal is the text
@@ -122,11 +137,12 @@ class Answerer:
             return
 
         raw = yield from self.generate(turn)
-        refusal = self.model_refusal_gate(raw, turn.language)
+        refusal = self.model_refusal_gate(raw, turn.reader_language)
         if refusal is not None:
             yield self.refuse(turn, refusal)
             return
-        raw = self.in_question_language(turn, raw)
+        if not turn.arabic_question:
+            raw = self.in_question_language(turn, raw)
         cited = self.cite(turn, raw)
         refusal = self.support_gate(cited)
         if refusal is not None:
@@ -134,7 +150,10 @@ class Answerer:
             return
         if cited.dropped:
             turn.notes.append(f"removed unsupported or invalid citation markers: {sorted(set(cited.dropped))}")
-        yield self.finish(turn, cited.text, cited.citations)
+        text = cited.text
+        if turn.arabic_question and detect_language(strip_markers(text)) != turn.language:
+            text = yield from self.translated_answer(turn, cited)
+        yield self.finish(turn, text, cited.citations)
 
     def ask(
         self, question: str, history: History = None, top_k: int | None = None, filters: Filters | None = None
@@ -173,11 +192,12 @@ class Answerer:
             return
         started = time.perf_counter()
         count = turn.llm.text_tokens if turn.llm.can.count_text else estimate_tokens
-        bare = Turn(question=turn.question, language=turn.language, started=started)  # the prompt without passages
-        fixed = sum(count(m.content) for m in self._messages(bare, self._answer_instruction(turn.language)))
+        # the prompt without passages
+        bare = Turn(question=turn.question, language=turn.language, started=started, arabic_question=turn.arabic_question)
+        fixed = sum(count(m.content) for m in self._messages(bare, self._answer_instruction(turn.reader_language)))
         budget = self.settings.prompt_tokens - fixed
         turn.passages = compress(
-            turn.question, turn.passages, self.embedder, budget, count, lambda p: self._passage(0, p, ""),
+            turn.reader_question, turn.passages, self.embedder, budget, count, lambda p: self._passage(0, p, ""),
             stored=self.retriever.stored_sentences, as_indexed=self.retriever.as_indexed,
         )
         turn.compress_ms = _ms(started)
@@ -192,8 +212,8 @@ class Answerer:
         """Stream the model's answer, in the reply format of its language (``prompts/answer.*.gbnf``,
         where the backend can follow one); returns its whole text."""
         pieces: list[str] = []
-        messages = self._messages(turn, self._answer_instruction(turn.language))
-        for delta in turn.llm.stream(messages, self.prompts.grammar("answer", turn.language), turn.usage):
+        messages = self._messages(turn, self._answer_instruction(turn.reader_language))
+        for delta in turn.llm.stream(messages, self.prompts.grammar("answer", turn.reader_language), turn.usage):
             if turn.first_token_ms is None:
                 turn.first_token_ms = _ms(turn.started)
             if not pieces:
@@ -203,6 +223,43 @@ class Answerer:
             pieces.append(delta)
             yield delta
         return "".join(pieces).strip()
+
+    def through_arabic(self, turn: Turn) -> None:
+        """answer.through_arabic: the model translates a question that is not in Arabic, with the
+        (compressed) passages in view so that it writes their names, and opening with the Arabic
+        for its question word (prompts/question.ar.gbnf); the evidence check and the answer then
+        read the Arabic question. The passages and what comes before the question are the same
+        prompt prefix as theirs, so the model server reads them once."""
+        if not self.settings.through_arabic or turn.language == "ar" or turn.llm is None:
+            return
+        grammar = self.prompts.grammar("question", "ar").replace("{opening}", arabic_question_opening(turn.question))
+        messages = self._messages(turn, self.prompts.text("translate_question"), reader_language="ar")
+        reply = turn.llm.complete(messages, grammar, turn.usage).strip()
+        arabic = reply.splitlines()[0].strip() if reply else ""
+        if arabic and detect_language(arabic) == "ar":
+            turn.arabic_question = arabic
+            turn.notes.append(f"read and answered in Arabic, then translated: {arabic}")
+        else:
+            turn.notes.append("the question could not be translated into Arabic; read as asked")
+
+    def translated_answer(self, turn: Turn, cited: Cited) -> Generator[str, None, str]:
+        """The cited Arabic answer in the question's language, streamed after a blank line (the
+        deltas so far were the Arabic); its markers are the Arabic answer's, whatever the model
+        dropped or invented. Untranslatable: the Arabic answer, with a note."""
+        prompt = self.prompts.render("translate_answer", answer=cited.text, language_name=LANGUAGE_NAMES[turn.language])
+        pieces: list[str] = []
+        yield "\n\n"
+        for delta in turn.llm.stream([Message("user", prompt)], self.prompts.grammar("answer", turn.language), turn.usage):
+            if not pieces and not (delta := delta.lstrip()):
+                continue
+            pieces.append(delta)
+            yield delta
+        translated = "".join(pieces).strip()
+        turn.notes.append(f"the answer in Arabic: {cited.text}")
+        if not translated or detect_language(strip_markers(translated)) != turn.language:
+            turn.notes.append(f"the Arabic answer could not be translated into {LANGUAGE_NAMES[turn.language]}")
+            return cited.text
+        return with_markers(translated, [c.n for c in cited.citations])
 
     def in_question_language(self, turn: Turn, raw: str) -> str:
         """An answer in the other language, translated back by the model."""
@@ -216,8 +273,8 @@ class Answerer:
         """Markers checked against the passages shown; missing ones attached by matching. A number
         in neither the question nor the cited passage leaves a sentence unsupported. With
         ``strict_support`` only what the answer adds to the question counts as support."""
-        asked = turn.question if self.settings.strict_support else ""
-        support = lambda sentence, p: answer_support(sentence, p, asked, question=turn.question)  # noqa: E731
+        asked = turn.reader_question if self.settings.strict_support else ""
+        support = lambda sentence, p: answer_support(sentence, p, asked, question=turn.reader_question)  # noqa: E731
         return cite(raw, turn.passages, support, self.settings.min_support)
 
     def refusal(self, language: str) -> str:
@@ -320,15 +377,16 @@ class Answerer:
         translated = llm.complete([Message("user", self.prompts.render("translate_query", question=question))])
         return translated.strip() or None
 
-    def _messages(self, turn: Turn, instruction: str) -> list[Message]:
+    def _messages(self, turn: Turn, instruction: str, reader_language: str | None = None) -> list[Message]:
         """System prompt, numbered passages and question, then the instruction. Everything before
         the instruction is identical for the evidence check and the answer, so the model server
-        reuses its prompt cache for the second call."""
+        reuses its prompt cache for the second call (and up to the question, for the translation
+        of answer.through_arabic before them: ``reader_language`` is then the one they will read)."""
         shown = "\n\n".join(self._passage(i, p, p.text) for i, p in enumerate(turn.passages, start=1))
-        user = self.prompts.render("answer_user", passages=shown, question=turn.question, instruction=instruction)
+        user = self.prompts.render("answer_user", passages=shown, question=turn.reader_question, instruction=instruction)
         # The refusal sentence sits in the system prompt: placed in the final instruction, it made
         # the small model refuse most answerable questions (docs/experiments.md).
-        system = self.prompts.render("answer_system", refusal=self.refusal(turn.language))
+        system = self.prompts.render("answer_system", refusal=self.refusal(reader_language or turn.reader_language))
         return [Message("system", system), Message("user", user)]
 
     def _passage(self, n: int, p: Passage, text: str) -> str:
@@ -362,6 +420,18 @@ class Answerer:
         text = f"{self.prompts.localized('extractive', language)} {quoted}"
         numbers = list(dict.fromkeys(n for n, _ in best))
         return text, [to_citation(n, passages[n - 1]) for n in numbers]
+
+
+def with_markers(text: str, numbers: list[int]) -> str:
+    """``text`` citing exactly ``numbers``: markers of other numbers removed, missing ones added
+    before the final full stop."""
+    keep = set(numbers)
+    text = re.sub(r"\s*\[(\d+)\]", lambda m: m.group(0) if int(m.group(1)) in keep else "", text).strip()
+    missing = "".join(f"[{n}]" for n in sorted(keep) if f"[{n}]" not in text)
+    if not missing:
+        return text
+    end = len(text) - 1 if text.endswith((".", "!", "?")) else len(text)
+    return f"{text[:end].rstrip()} {missing}{text[end:]}"
 
 
 def _with_context(previous: str, question: str, limit: int) -> str:

@@ -165,3 +165,27 @@ def lexical_tokens(text: str) -> list[str]:
         if has_arabic(word):
             terms.append("~" + light_stem(word))
     return terms
+
+
+# The Arabic opening of an English question, by its question word: the translation of an English
+# question is made to begin with it (prompts/question.ar.gbnf). First match wins.
+_QUESTION_OPENINGS = [
+    (re.compile(r"^(on|in|at|during) (what|which)\b"), "في أي"),
+    (re.compile(r"^from (what|which)\b"), "من أي"),
+    (re.compile(r"^to (what|which)\b"), "إلى أي"),
+    (re.compile(r"^(who|whom|whose)\b"), "من"),
+    (re.compile(r"^when\b"), "متى"),
+    (re.compile(r"^where\b"), "أين"),
+    (re.compile(r"^how (many|much|long|old|far)\b"), "كم"),
+    (re.compile(r"^why\b"), "لماذا"),
+    (re.compile(r"^how\b"), "كيف"),
+    (re.compile(r"^which\b"), "أي"),
+    (re.compile(r"^what\b"), "ما"),
+    (re.compile(r"^(is|are|was|were|did|does|do|can|could|has|have|had|will|would|should)\b"), "هل"),
+]
+
+
+def arabic_question_opening(question: str) -> str:
+    """The Arabic question word an English question begins with ("" when it begins otherwise)."""
+    start = question.strip().lower()
+    return next((arabic for pattern, arabic in _QUESTION_OPENINGS if pattern.match(start)), "")

@@ -10,6 +10,7 @@ question at once, marked as waiting (it never touches the Assistant, so it need 
 from __future__ import annotations
 
 import logging
+from contextlib import closing
 from pathlib import Path
 
 import gradio as gr
@@ -109,12 +110,16 @@ class ChatUI:
         filters = Filters.model_validate(turn["filters"]) if turn.get("filters") else None
         yield render.conversation_html(turns), turns
         try:
-            for item in self.assistant.stream(turn["question"], history=history or None, filters=filters):
-                if isinstance(item, Answer):
-                    turn["answer"] = item.model_dump(mode="json")
-                else:
-                    turn["partial"] += item
-                yield render.conversation_html(turns), turns
+            with closing(self.assistant.stream(turn["question"], history=history or None, filters=filters)) as stream:
+                for item in stream:
+                    if not any(t is turn for t in turns):  # "New chat" cleared it: stop the model, free the queue
+                        yield render.conversation_html(turns), turns
+                        return
+                    if isinstance(item, Answer):
+                        turn["answer"] = item.model_dump(mode="json")
+                    else:
+                        turn["partial"] += item
+                    yield render.conversation_html(turns), turns
         except Exception as exc:  # shown in the chat, never as a stack trace in the page
             turn["error"] = _friendly(exc)
             yield render.conversation_html(turns), turns
@@ -134,8 +139,12 @@ class ChatUI:
             article = None
         return render.article_html(article, citation, turn["question"])
 
-    def new_chat(self):
-        return render.conversation_html([]), [], render.EMPTY_VIEWER, ""
+    def new_chat(self, turns: list[dict] | None):
+        # Emptied in place, not replaced: an answer cancelled mid-stream may still deliver one last
+        # update, and it writes back this same (now empty) list instead of the old conversation.
+        turns = turns if turns is not None else []
+        turns.clear()
+        return render.conversation_html(turns), turns, render.EMPTY_VIEWER, ""
 
     # --- API for scripts (gradio_client) ------------------------------------------------------
     def api_ask(
@@ -309,7 +318,7 @@ def build_app(assistant) -> gr.Blocks:
             asking += [accepted, accepted.then(**answer)]
         conversation.click(ui.show_source, inputs=[turns], outputs=[viewer], concurrency_id=QUEUE, api_visibility="private")
         # Cancel an answer still streaming, or it redraws the old conversation into the new one.
-        new_chat.click(ui.new_chat, outputs=[conversation, turns, viewer, question], cancels=asking, api_visibility="private")
+        new_chat.click(ui.new_chat, inputs=[turns], outputs=[conversation, turns, viewer, question], cancels=asking, api_visibility="private")
 
         library_outputs = [status, articles, to_remove, library_message, sources]
         app.load(ui.library, outputs=library_outputs, concurrency_id=QUEUE, api_visibility="private")

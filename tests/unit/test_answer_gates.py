@@ -230,3 +230,77 @@ def test_an_empty_question_is_an_input_error(question: str):
     with pytest.raises(InputError, match="the question is empty"):
         answerer.ask(question)
     assert llm.prompts == []
+
+
+# --- English questions answered through Arabic (answer.through_arabic) --------------------------
+ARABIC_QUESTION = "من هو المتحدث الرسمي باسم التحالف الدولي؟"
+ARABIC_ANSWER = "المتحدث هو العقيد مايلز كيغينز [1]"
+
+
+def through_arabic(*replies: str):
+    """An answerer with answer.through_arabic whose model translates the question, answers in Arabic,
+    then replies ``replies`` (the translation back)."""
+    return make_answerer([SPOKESMAN], replies=[ARABIC_QUESTION, ARABIC_ANSWER, *replies], p_yes=0.9, through_arabic=True)
+
+
+def test_an_english_question_is_read_and_answered_in_arabic_then_translated_with_its_citations():
+    answerer, llm, checks = through_arabic("The spokesman is Colonel Myles Caggins [1].")
+    deltas, answer = run(answerer, "Who speaks for the coalition?")
+    assert not answer.refused and answer.language == "en"
+    assert answer.text == "The spokesman is Colonel Myles Caggins [1]."
+    assert [c.n for c in answer.citations] == [1] and answer.citations[0].doc_id == "a"
+    # The translation asked with the passages in view; the check and the answer read the Arabic question
+    # under the Arabic instruction, and the Arabic refusal sits in their system prompt.
+    translate, answer_prompt, back = llm.prompts
+    assert "Who speaks for the coalition?" in translate[-1].content and SPOKESMAN.text in translate[-1].content
+    # Its system prompt is theirs, so the model server reads system prompt and passages once.
+    assert translate[0].content == checks[0][0].content == answer_prompt[0].content
+    for messages in (checks[0], answer_prompt):
+        assert f"Question: {ARABIC_QUESTION}" in messages[-1].content and "Who speaks" not in messages[-1].content
+        assert REFUSAL["ar"] in messages[0].content
+    assert ARABIC_ANSWER in back[-1].content and "English" in back[-1].content
+    # Streamed: the Arabic answer, then the translation after a blank line.
+    streamed = "".join(deltas)
+    assert streamed.startswith("المتحدث") and "\n\nThe spokesman" in streamed
+    assert any(ARABIC_QUESTION in note for note in answer.notes)
+
+
+def test_a_translation_that_drops_or_invents_markers_keeps_the_arabic_answers_citations():
+    answerer, _, _ = through_arabic("The spokesman is Colonel Myles Caggins [3].")
+    _, answer = run(answerer, "Who speaks for the coalition?")
+    assert answer.text == "The spokesman is Colonel Myles Caggins [1]."
+
+
+def test_through_arabic_refuses_in_english_when_the_arabic_answer_is_a_refusal():
+    answerer, llm, _ = make_answerer([SPOKESMAN], replies=[ARABIC_QUESTION, REFUSAL["ar"]], p_yes=0.9, through_arabic=True)
+    _, answer = run(answerer, "Who speaks for the coalition?")
+    assert answer.refused and answer.text == REFUSAL["en"]
+    assert len(llm.prompts) == 2  # no translation of a refusal
+
+
+def test_arabic_questions_are_not_translated_and_a_failed_translation_falls_back_to_english():
+    answerer, llm, _ = make_answerer([SPOKESMAN], replies=["المتحدث هو العقيد مايلز كيغينز [1]"], p_yes=0.9, through_arabic=True)
+    _, answer = run(answerer, ARABIC_QUESTION)
+    assert "[1]" in answer.text and len(llm.prompts) == 1
+    # The model's "translation" is not Arabic: the question is read as asked, in English.
+    answerer, llm, checks = make_answerer(
+        [SPOKESMAN], replies=["Who speaks for the coalition?", "The spokesman is Colonel Myles Caggins [1]."], p_yes=0.9, through_arabic=True
+    )
+    _, answer = run(answerer, "Who speaks for the coalition?")
+    assert answer.text.startswith("The spokesman is Colonel Myles Caggins") and len(llm.prompts) == 2
+    assert "Question: Who speaks for the coalition?" in checks[0][-1].content
+
+
+@pytest.mark.parametrize(
+    "text, numbers, expected",
+    [
+        ("Caggins [1] said so [2].", [1, 2], "Caggins [1] said so [2]."),
+        ("Caggins said so [3].", [1], "Caggins said so [1]."),
+        ("Caggins said so.", [1, 2], "Caggins said so [1][2]."),
+        ("Caggins said so", [2], "Caggins said so [2]"),
+    ],
+)
+def test_with_markers_cites_exactly_the_arabic_answers_passages(text, numbers, expected):
+    from assistant.answer import with_markers
+
+    assert with_markers(text, numbers) == expected

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.arabic import STOPWORDS, arabic_share, detect_language, has_arabic, lexical_tokens, normalize
+from assistant.arabic import STOPWORDS, arabic_question_opening, arabic_share, detect_language, has_arabic, lexical_tokens, normalize
 
 # --------------------------------------------------------------------------- normalize
 
@@ -174,3 +174,25 @@ def test_lexical_tokens_ignore_punctuation_and_bidi() -> None:
 @pytest.mark.parametrize("word", ["في", "من", "إلى"])
 def test_lexical_tokens_drop_most_frequent_prepositions(word: str) -> None:
     assert lexical_tokens(word) == []
+
+
+@pytest.mark.parametrize(
+    "question, opening",
+    [
+        ("Who is the coalition's spokesman?", "من"),
+        ("On what date did Caggins speak?", "في أي"),
+        ("In which town was the press conference held?", "في أي"),
+        ("How many trucks were in the convoy?", "كم"),
+        ("How long did the operation last?", "كم"),
+        ("How did the coalition support the SDF?", "كيف"),
+        ("Which news agency reported the arrests?", "أي"),
+        ("What share of the territory did it give up?", "ما"),
+        ("When did the campaign start?", "متى"),
+        ("Did the coalition leave Syria?", "هل"),
+        ("  where were they trained?", "أين"),
+        ("Besides al-Baghdadi, which spokesman was killed?", ""),
+        ("Whoever said that?", ""),
+    ],
+)
+def test_an_english_question_word_gives_its_arabic_opening(question, opening):
+    assert arabic_question_opening(question) == opening

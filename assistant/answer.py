@@ -192,12 +192,13 @@ class Answerer:
             return
         started = time.perf_counter()
         count = turn.llm.text_tokens if turn.llm.can.count_text else estimate_tokens
-        # the prompt without passages
-        bare = Turn(question=turn.question, language=turn.language, started=started, arabic_question=turn.arabic_question)
-        fixed = sum(count(m.content) for m in self._messages(bare, self._answer_instruction(turn.reader_language)))
+        # The prompt without passages. It runs before answer.through_arabic translates the question,
+        # so the budget is the question's as asked.
+        bare = Turn(question=turn.question, language=turn.language, started=started)
+        fixed = sum(count(m.content) for m in self._messages(bare, self._answer_instruction(turn.language)))
         budget = self.settings.prompt_tokens - fixed
         turn.passages = compress(
-            turn.reader_question, turn.passages, self.embedder, budget, count, lambda p: self._passage(0, p, ""),
+            turn.question, turn.passages, self.embedder, budget, count, lambda p: self._passage(0, p, ""),
             stored=self.retriever.stored_sentences, as_indexed=self.retriever.as_indexed,
         )
         turn.compress_ms = _ms(started)

@@ -37,6 +37,7 @@ from assistant.chunk import sentence_spans
 from assistant.cite import Cited, answer_support, cite, strip_markers, to_citation
 from assistant.compress import compress, estimate_tokens, sentence_scores
 from assistant.config import AnswerSettings
+from assistant.dates import transliterated_months
 from assistant.embed import Embedder, off_topic_floor
 from assistant.errors import BackendUnavailableError
 from assistant.llm import BackendSource, ChatBackend, Message, ResolvedBackend
@@ -247,7 +248,8 @@ class Answerer:
         """The cited Arabic answer in the question's language, streamed after a blank line (the
         deltas so far were the Arabic); its markers are the Arabic answer's, whatever the model
         dropped or invented. Untranslatable: the Arabic answer, with a note."""
-        prompt = self.prompts.render("translate_answer", answer=cited.text, language_name=LANGUAGE_NAMES[turn.language])
+        arabic = transliterated_months(cited.text)
+        prompt = self.prompts.render("translate_cited_answer", answer=arabic)
         pieces: list[str] = []
         yield "\n\n"
         for delta in turn.llm.stream([Message("user", prompt)], self.prompts.grammar("answer", turn.language), turn.usage):
@@ -260,7 +262,7 @@ class Answerer:
         if not translated or detect_language(strip_markers(translated)) != turn.language:
             turn.notes.append(f"the Arabic answer could not be translated into {LANGUAGE_NAMES[turn.language]}")
             return cited.text
-        return with_markers(translated, [c.n for c in cited.citations])
+        return with_markers(copied_asides(translated, arabic), [c.n for c in cited.citations])
 
     def in_question_language(self, turn: Turn, raw: str) -> str:
         """An answer in the other language, translated back by the model."""
@@ -433,6 +435,16 @@ def with_markers(text: str, numbers: list[int]) -> str:
         return text
     end = len(text) - 1 if text.endswith((".", "!", "?")) else len(text)
     return f"{text[:end].rstrip()} {missing}{text[end:]}"
+
+
+_ARABIC_ASIDE = re.compile(r"\s*\(([^()A-Za-z]*[\u0600-\u06FF][^()A-Za-z]*)\)")
+
+
+def copied_asides(translated: str, arabic: str) -> str:
+    """``translated`` keeping only the Arabic in parentheses that ``arabic`` holds word for word:
+    a name the translator copied, not one it made up."""
+    source = f" {' '.join(_norm_words(arabic))} "
+    return _ARABIC_ASIDE.sub(lambda m: m.group(0) if f" {' '.join(_norm_words(m.group(1)))} " in source else "", translated)
 
 
 def _with_context(previous: str, question: str, limit: int) -> str:

@@ -81,6 +81,25 @@ def _first_date(text: str) -> tuple[int, date] | None:
     return best
 
 
+# The month names transliterated from English, as Arabic writes them; a translator knows these.
+_TRANSLITERATED = ("يناير", "فبراير", "مارس", "أبريل", "مايو", "يونيو", "يوليو", "أغسطس", "سبتمبر", "أكتوبر", "نوفمبر", "ديسمبر")
+# The Levantine and Iraqi names (كانون الثاني ... كانون الأول) as Arabic writes them, longest first;
+# "آب" (August) is also "father" (أب), so it is read as a month only after a day's number.
+_LEVANTINE = {
+    "كانون الثاني": 1, "شباط": 2, "آذار": 3, "اذار": 3, "نيسان": 4, "أيار": 5, "ايار": 5, "حزيران": 6, "تموز": 7,
+    "أيلول": 9, "ايلول": 9, "تشرين الأول": 10, "تشرين الاول": 10, "تشرين الثاني": 11, "كانون الأول": 12, "كانون الاول": 12,
+}
+_LEVANTINE_NAME = re.compile(
+    rf"(?<![^\W\d_])(?P<prefix>[وفبل]?)(?P<month>{'|'.join(sorted(map(re.escape, _LEVANTINE), key=len, reverse=True))}|(?<=\d )آب){_END}"
+)
+
+
+def transliterated_months(text: str) -> str:
+    """``text`` with the Levantine month names written as the ones transliterated from English
+    (أيار → مايو): the small model translates أيار as "April", مايو as "May"."""
+    return _LEVANTINE_NAME.sub(lambda m: m["prefix"] + _TRANSLITERATED[_LEVANTINE.get(m["month"], 8) - 1], text)
+
+
 def parse_date(value: str | None) -> str:
     """``value`` as an ISO date (``YYYY-MM-DD``), or "" when it holds no whole date.
 

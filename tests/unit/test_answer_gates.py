@@ -271,6 +271,19 @@ def test_a_translation_that_drops_or_invents_markers_keeps_the_arabic_answers_ci
     assert answer.text == "The spokesman is Colonel Myles Caggins [1]."
 
 
+def test_the_translation_back_keeps_only_arabic_names_the_arabic_answer_holds_and_reads_months_by_their_english_names():
+    answerer, llm, _ = make_answerer(
+        [SPOKESMAN],
+        replies=[ARABIC_QUESTION, "قال العقيد مايلز كيغينز في أيار [1]", "Colonel Myles Caggins (العقيد مايلز كيغينز) of Raqqa (الرقة) said so in May [1]."],
+        p_yes=0.9, through_arabic=True,
+    )
+    _, answer = run(answerer, "Who speaks for the coalition?")
+    # الرقة is in no Arabic answer: the model made it up, so it goes; the copied name stays.
+    assert answer.text == "Colonel Myles Caggins (العقيد مايلز كيغينز) of Raqqa said so in May [1]."
+    # The model is given مايو, which it reads as May (أيار it read as April).
+    assert "في مايو" in llm.prompts[-1][-1].content and "أيار" not in llm.prompts[-1][-1].content
+
+
 def test_through_arabic_refuses_in_english_when_the_arabic_answer_is_a_refusal():
     answerer, llm, _ = make_answerer([SPOKESMAN], replies=[ARABIC_QUESTION, REFUSAL["ar"]], p_yes=0.9, through_arabic=True)
     _, answer = run(answerer, "Who speaks for the coalition?")

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from assistant.dates import day_number, find_dateline, parse_date, period_bounds
+from assistant.dates import day_number, find_dateline, parse_date, period_bounds, transliterated_months
 
 
 @pytest.mark.parametrize(
@@ -113,3 +113,18 @@ def test_periods_cover_whole_months_and_years(written: str, first: date, last: d
 def test_a_period_that_is_not_a_date_says_what_is_accepted(written: str):
     with pytest.raises(ValueError, match="YYYY, YYYY-MM or YYYY-MM-DD"):
         period_bounds(written, end=False)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("بدأت في أيار الماضي", "بدأت في مايو الماضي"),
+        ("منذ 28 تموز وكانون الثاني", "منذ 28 يوليو ويناير"),
+        ("بآذار وتشرين الأول", "بمارس وأكتوبر"),
+        ("في 3 آب 2020", "في 3 أغسطس 2020"),
+        ("آب الأسرة وأب", "آب الأسرة وأب"),  # "father", not August: no day before it
+        ("مارس الضغط في مايو", "مارس الضغط في مايو"),
+    ],
+)
+def test_levantine_month_names_are_written_as_the_transliterated_ones(text: str, expected: str):
+    assert transliterated_months(text) == expected

@@ -134,3 +134,33 @@ def chunk_sentences(chunk: Chunk) -> list[tuple[int, int]]:
     if len(spans) < 2:
         return []
     return [(chunk.start + s.start, chunk.start + s.end) for s in spans]
+
+
+# --- pages of a paged document (PDF) -----------------------------------------------------------
+# The chunk metadata key that holds ``page_starts`` (every chunk of a paged article has it).
+PAGE_STARTS = "page_starts"
+
+
+def page_starts(text: str, line_pages: list[int]) -> str:
+    """Where each page begins in the cleaned ``text``, from the page of each of its lines, as the
+    index stores it: "offset:page,..." ("0:1,1834:2"); "" for text without pages."""
+    starts, offset, previous = [], 0, None
+    for line, page in zip(text.split("\n"), line_pages):
+        if page != previous and page:
+            starts.append(f"{offset}:{page}")
+            previous = page
+        offset += len(line) + 1
+    return ",".join(starts)
+
+
+def pages_of(starts: str, spans: list[tuple[int, int]]) -> list[int]:
+    """The pages that the article offsets ``spans`` fall on, given ``page_starts``."""
+    if not starts:
+        return []
+    bounds = [tuple(map(int, item.split(":"))) for item in starts.split(",")]
+    pages = set()
+    for i, (offset, page) in enumerate(bounds):
+        following = bounds[i + 1][0] if i + 1 < len(bounds) else float("inf")
+        if any(start < following and end > offset for start, end in spans):
+            pages.add(page)
+    return sorted(pages)

@@ -256,4 +256,5 @@ def to_citation(n: int, passage: Passage) -> Citation:
         date=passage.date,
         author=passage.author,
         spans=passage.spans,
+        pages=passage.pages,
     )

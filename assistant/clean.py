@@ -32,17 +32,20 @@ def clean_article(article: Article, rules: CleaningSettings) -> Article:
     """A copy of ``article`` with a cleaned body, a settled title (body may come back empty) and
     its date as ISO ``YYYY-MM-DD``: the one it came with if that is a whole date, else the date
     of its dateline, else none."""
-    lines = [_SPACES.sub(" ", ln).strip() for ln in article.text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
-    lines = [ln for ln in lines if ln]
+    raw = [_SPACES.sub(" ", ln).strip() for ln in article.text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    # Each line's page travels with it (a PDF's; 0 for text without pages).
+    pages = article.line_pages if len(article.line_pages) == len(raw) else [0] * len(raw)
+    paged = [(ln, page) for ln, page in zip(raw, pages) if ln]
 
     cut_keys = {_key(m) for m in rules.cut_at_lines}
-    for i, line in enumerate(lines):
+    for i, (line, _) in enumerate(paged):
         if i > 0 and _key(line) in cut_keys:
-            lines = lines[:i]
+            paged = paged[:i]
             break
 
     drop_keys = {_key(d) for d in rules.drop_lines}
-    lines = [ln for ln in lines if _key(ln) not in drop_keys and not _URL_LINE.match(ln)]
+    paged = [(ln, page) for ln, page in paged if _key(ln) not in drop_keys and not _URL_LINE.match(ln)]
+    lines = [ln for ln, _ in paged]
 
     published = parse_date(article.date) if article.date.strip() else find_dateline("\n".join(lines))
     title = article.title.strip()
@@ -52,7 +55,8 @@ def clean_article(article: Article, rules: CleaningSettings) -> Article:
     title_key = _key(title)
     seen: set[str] = set()
     body: list[str] = []
-    for line in lines:
+    body_pages: list[int] = []
+    for line, page in paged:
         key = _key(line)
         if not key or key in seen:
             continue
@@ -61,7 +65,9 @@ def clean_article(article: Article, rules: CleaningSettings) -> Article:
             continue
         seen.add(key)
         body.append(line)
-    return article.model_copy(update={"title": title, "text": "\n".join(body), "date": published})
+        body_pages.append(page)
+    line_pages = body_pages if article.line_pages else []
+    return article.model_copy(update={"title": title, "text": "\n".join(body), "date": published, "line_pages": line_pages})
 
 
 def _pick_title(lines: list[str], max_chars: int) -> str:

@@ -416,6 +416,18 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED if result["interrupted"] else EXIT_OK
 
 
+def cmd_bench_documents(args: argparse.Namespace) -> int:
+    from assistant.eval.documents_bench import format_documents_table, run_documents_bench
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        print(f"no such folder: {folder}", file=sys.stderr)
+        return EXIT_USAGE
+    result = run_documents_bench(_settings(args), folder, ingest=args.ingest)
+    _print_bench(format_documents_table(result), result, args.json)
+    return EXIT_OK
+
+
 def cmd_bench_known_item(args: argparse.Namespace) -> int:
     from assistant.eval.known_item import format_known_item_table, run_known_item_bench
 
@@ -598,6 +610,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--store", default="out/bench-known-item", help="the index, kept and reused by reruns (default out/bench-known-item)")
     b.add_argument("--json", metavar="OUT", help="write the results as JSON")
     b.set_defaults(func=cmd_bench_known_item)
+    b = bench.add_parser("documents", help="PDF text against its source, by the assistant's reader and others; with --ingest, what reading PDFs adds to an ingest")
+    b.add_argument("folder", help="PDFs and a sources.json naming each one's source text (e.g. tests/fixtures/documents)")
+    b.add_argument("--ingest", action="store_true", help="also time ingesting the PDFs against ingesting their sources as .txt")
+    b.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    b.set_defaults(func=cmd_bench_documents)
     b = bench.add_parser("ingest", help="ingest throughput of a JSON Lines archive against the embedder's own ceiling")
     b.add_argument("--data", required=True, help="a .jsonl or .jsonl.gz archive of articles")
     b.add_argument("--limit", type=int, help="ingest only the first N articles")

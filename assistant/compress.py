@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from assistant.arabic import lexical_tokens
-from assistant.chunk import MAX_SENTENCE_CHARS, sentence_spans
+from assistant.chunk import MAX_SENTENCE_CHARS, pages_of, sentence_spans
 from assistant.embed import Embedder
 from assistant.models import SPAN_GAP, Passage
 from assistant.store import ChunkSentences
@@ -147,4 +147,5 @@ def shown(passage: Passage, sentences: list[Sentence]) -> Passage:
         return passage
     text = SPAN_GAP.join(passage.text[a:b] for a, b in runs)
     spans = [(passage.start + a, passage.start + b) for a, b in runs]
-    return passage.model_copy(update={"text": text, "start": spans[0][0], "end": spans[-1][1], "spans": spans})
+    pages = pages_of(passage.page_starts, spans)
+    return passage.model_copy(update={"text": text, "start": spans[0][0], "end": spans[-1][1], "spans": spans, "pages": pages})

@@ -272,7 +272,11 @@ class IngestSettings(Section):
     # to redo, and a Ray task's size. Measured with `assistant bench ingest`: docs/experiments.md.
     batch_chunks: int = Field(default=256, ge=1)
     max_file_mb: float = Field(default=50.0, gt=0)
-    extensions: list[str] = [".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".jsonl.gz"]
+    extensions: list[str] = [".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".jsonl.gz", ".pdf", ".docx"]
+    # PDFs: a longer one is refused (a book, not a statement); pages with no text layer are read
+    # by Tesseract OCR when it is installed with Arabic (assistant.documents).
+    max_pages: int = Field(default=500, ge=1)
+    ocr: bool = True
     # Pages and feeds by URL (assistant.fetch).
     fetch_timeout_s: float = Field(default=20.0, gt=0)
     user_agent: str = "arabic-news-assistant/0.1 (a private, local reader; obeys robots.txt)"

@@ -27,10 +27,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from assistant.chunk import chunk_article
+from assistant.chunk import PAGE_STARTS, chunk_article, page_starts
 from assistant.clean import clean_article
 from assistant.config import Settings, megabytes
 from assistant.dates import day_number
+from assistant.documents import DocumentRules
 from assistant.embed import Embedder, EmbeddingEngine, check_engine, open_engine
 from assistant.fetch import FollowState, is_url, read_urls
 from assistant.errors import InputError
@@ -62,6 +63,8 @@ def content_hash(article: Article, settings: Settings) -> str:
         shaping["day"] = day_number(article.date)
     if article.author:  # only when there is one, so that other articles keep their hash
         shaping["author"] = article.author
+    if article.line_pages:
+        shaping["pages"] = page_starts(article.text, article.line_pages)
     return hashlib.sha1(json.dumps(shaping, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
 
 
@@ -87,6 +90,8 @@ def prepare(article: Article, settings: Settings) -> ArticleChunks | None:
         meta["day"] = day_number(cleaned.date)
     if cleaned.author:
         meta["author"] = cleaned.author
+    if cleaned.line_pages:  # a PDF's: each passage can say which page it is on
+        meta[PAGE_STARTS] = page_starts(cleaned.text, cleaned.line_pages)
     return ArticleChunks(cleaned.doc_id, meta, chunks, content_hash(cleaned, settings))
 
 
@@ -143,7 +148,8 @@ def ingest(
     state = FollowState.load(index.follow_state_path, index.collection_id) if follow else None
 
     def articles() -> Iterator[Article]:
-        read = read_paths(files, settings.ingest.extensions, max_bytes) if files else iter(())
+        documents = DocumentRules(settings.ingest.max_pages, settings.ingest.ocr)
+        read = read_paths(files, settings.ingest.extensions, max_bytes, documents) if files else iter(())
         for item in itertools.chain(read, read_urls(urls, settings.ingest, state)):
             if isinstance(item, Opened):
                 report.files_read += 1

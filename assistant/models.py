@@ -23,6 +23,8 @@ class Article(BaseModel):
     date: str = ""
     author: str = ""
     path: str = ""
+    # A paged document's (PDF): the page each line of ``text`` is on, 1-based; empty otherwise.
+    line_pages: list[int] = Field(default_factory=list)
 
 
 class Chunk(BaseModel):
@@ -123,6 +125,12 @@ class Passage(BaseModel):
     # Set when the answer stage showed only some of the chunk's sentences (see compress.py): the
     # article offsets of each run shown; ``text`` is those runs joined by ``SPAN_GAP``.
     spans: list[tuple[int, int]] = Field(default_factory=list)
+    # A PDF's passage: the pages it is on (of the runs shown, when ``spans`` is set).
+    pages: list[int] = Field(default_factory=list)
+    page_starts: str = Field(default="", exclude=True)  # the article's (chunk.page_starts), to find them
+
+    def shown_spans(self) -> list[tuple[int, int]]:
+        return self.spans or [(self.start, self.end)]
 
 
 class SkippedFile(BaseModel):
@@ -206,6 +214,7 @@ class Citation(BaseModel):
     # What the model was shown of the passage, when not all of it: article offsets of each run of
     # sentences (``text`` is the runs joined by ``SPAN_GAP``; ``start``/``end`` span them all).
     spans: list[tuple[int, int]] = Field(default_factory=list)
+    pages: list[int] = Field(default_factory=list)  # the pages of a PDF it is on; empty for other formats
 
     def shown_spans(self) -> list[tuple[int, int]]:
         return self.spans or [(self.start, self.end)]

@@ -25,12 +25,23 @@ class Attributed(Protocol):
 
 
 def byline(item: Attributed) -> str:
-    """"outlet · author · date", each left out when unknown."""
-    return " · ".join(x for x in (outlet(item.source, item.doc_id), item.author, item.date) if x)
+    """"outlet · author · date · p. 3", each left out when unknown (pages: a PDF's passage)."""
+    pages = page_label(getattr(item, "pages", []))
+    return " · ".join(x for x in (outlet(item.source, item.doc_id), item.author, item.date, pages) if x)
+
+
+def page_label(pages: list[int]) -> str:
+    """"p. 3", "pp. 2–3" (a run) or "pp. 2, 5": where in a PDF a passage is; "" without pages."""
+    if not pages:
+        return ""
+    if len(pages) == 1:
+        return f"p. {pages[0]}"
+    run = pages == list(range(pages[0], pages[-1] + 1))
+    return f"pp. {pages[0]}–{pages[-1]}" if run else f"pp. {', '.join(map(str, pages))}"
 
 
 def source_line(c: Citation) -> str:
-    """"[n] title — outlet · author · date": one cited passage, as a sources list shows it."""
+    """"[n] title — outlet · author · date · p. 3": one cited passage, as a sources list shows it."""
     where = byline(c)
     return f"[{c.n}] {c.title or c.doc_id}{' — ' + where if where else ''}"
 

@@ -6,7 +6,8 @@ threads, "most read" boxes or share bars) and reads its title, publication date,
 name), author and canonical URL from the page's metadata (OpenGraph, JSON-LD, ``<time>``); a page
 it finds no article in falls back to ``html_to_text``, one line per block; JSON Lines (optionally gzipped) carry one article per line
 with ``id``, ``title``, ``text`` and optional ``source`` (or ``outlet``), ``url``, ``author`` and ``date`` (or
-``time``, ``published``, ``pubDate``), in any written form (see assistant.dates).
+``time``, ``published``, ``pubDate``), in any written form (see assistant.dates). PDF and Word
+(.docx) files are read by assistant.documents, one article each.
 Anything unusable is reported as skipped with the reason, never silently dropped.
 """
 
@@ -29,6 +30,7 @@ from bs4.element import NavigableString, PreformattedString, Tag
 from charset_normalizer import from_bytes
 
 from assistant.arabic import arabic_share
+from assistant.documents import OCR_INSTALL, DocumentError, DocumentRules, pdf_article, read_docx
 from assistant.models import Article
 
 
@@ -169,17 +171,19 @@ def _kind(path: Path, extensions: list[str]) -> str | None:
                 return "html"
             if ext in (".md", ".markdown"):
                 return "markdown"
+            if ext in (".pdf", ".docx"):
+                return ext[1:]
             return "text"
     return None
 
 
-def iter_file(path: Path, extensions: list[str], max_bytes: int) -> Iterator[Article | Skipped]:
+def iter_file(path: Path, extensions: list[str], max_bytes: int, documents: DocumentRules = DocumentRules()) -> Iterator[Article | Skipped]:
     """One file's articles, and its records that were skipped, as they are read.
 
     Raises UnreadableFile with a reason the user can act on; for JSON Lines this can happen after
     some articles were yielded (a truncated gzip), which are good and may be kept. ``max_bytes``
     bounds a whole file, but one record of a JSON Lines file: an archive may be any size, and is
-    streamed line by line, never held in memory whole.
+    streamed line by line, never held in memory whole. ``documents``: how PDFs are read.
     """
     size = path.stat().st_size
     if size == 0:
@@ -190,6 +194,9 @@ def iter_file(path: Path, extensions: list[str], max_bytes: int) -> Iterator[Art
         return
     if size > max_bytes:
         raise UnreadableFile(f"file is {_mb(size)}, over the ingest.max_file_mb limit of {_mb(max_bytes)}")
+    if kind in ("pdf", "docx"):
+        yield from _iter_document(path, kind, documents)
+        return
     text = decode(path.read_bytes())
     if not text.strip():
         raise UnreadableFile("no text in file")
@@ -202,11 +209,28 @@ def iter_file(path: Path, extensions: list[str], max_bytes: int) -> Iterator[Art
     yield Article(doc_id=path.stem, title="", text=text, source=path.name, path=str(path))
 
 
-def read_file(path: Path, extensions: list[str], max_bytes: int) -> FileRead:
+def _iter_document(path: Path, kind: str, documents: DocumentRules) -> Iterator[Article | Skipped]:
+    """A PDF or Word file as one article; a PDF's pages that could not be read are reported."""
+    try:
+        if kind == "docx":
+            yield read_docx(path)
+            return
+        article, unread = pdf_article(path, documents.max_pages, documents.ocr)
+    except DocumentError as exc:
+        raise UnreadableFile(str(exc)) from None
+    yield article
+    if unread:
+        pages = ", ".join(map(str, unread))
+        why = f"needs Tesseract with Arabic: {OCR_INSTALL}" if documents.ocr else "ingest.ocr is off"
+        which = f"pages {pages} have" if len(unread) > 1 else f"page {pages} has"
+        yield Skipped(str(path), f"{which} no text layer and could not be read (OCR {why}); the other pages are indexed")
+
+
+def read_file(path: Path, extensions: list[str], max_bytes: int, documents: DocumentRules = DocumentRules()) -> FileRead:
     """Read one whole file. Raises UnreadableFile with a reason the user can act on."""
     articles: list[Article] = []
     skipped: list[Skipped] = []
-    for item in iter_file(path, extensions, max_bytes):
+    for item in iter_file(path, extensions, max_bytes, documents):
         (skipped if isinstance(item, Skipped) else articles).append(item)
     return FileRead(path, articles, skipped)
 
@@ -498,7 +522,9 @@ class Opened:
     path: Path
 
 
-def read_paths(paths: list[str | Path], extensions: list[str], max_bytes: int) -> Iterator[Opened | Article | Skipped]:
+def read_paths(
+    paths: list[str | Path], extensions: list[str], max_bytes: int, documents: DocumentRules = DocumentRules()
+) -> Iterator[Opened | Article | Skipped]:
     """Every file under ``paths``, streamed: ``Opened(file)`` and then its articles and skipped
     records, or a ``Skipped`` for a file that cannot be read (after any articles read before the
     damage). Nothing is read ahead, so memory stays bounded on any size of archive."""
@@ -507,7 +533,7 @@ def read_paths(paths: list[str | Path], extensions: list[str], max_bytes: int) -
     for path in files:
         opened = False
         try:
-            for item in iter_file(path, extensions, max_bytes):
+            for item in iter_file(path, extensions, max_bytes, documents):
                 if not opened:
                     opened = True
                     yield Opened(path)

@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 
 from assistant.arabic import BIDI_CHARS, ZERO_WIDTH_CHARS, has_arabic, normalize
+from assistant.chunk import PAGE_STARTS, pages_of
 from assistant.config import RetrievalSettings
 from assistant.embed import Embedder
 from assistant.errors import InputError
@@ -161,6 +162,8 @@ class Retriever:
                     text=chunk.text,
                     start=int(meta["start"]),
                     end=int(meta["end"]),
+                    pages=pages_of(meta.get(PAGE_STARTS, ""), [(int(meta["start"]), int(meta["end"]))]),
+                    page_starts=meta.get(PAGE_STARTS, ""),
                     score=fused[cid],
                     dense_score=d_score,
                     bm25_score=b_score,

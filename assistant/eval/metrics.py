@@ -24,18 +24,24 @@ article word ("ال المتحدث …"), a word mixing Latin and Arabic letters
 parentheses in an English answer, a citation marker inside a number ("1 [1].5"), and a number
 that neither the question nor the passage citing it holds.
 
+Documents: ``text_match`` (difflib's ratio of text read from a PDF or DOCX to its source, after NFKC
+and whitespace folding) and ``character_accuracy`` (1 − Levenshtein distance / source length, for OCR).
+
 Aggregates: ``share`` (the share of true flags), ``mean``, ``percentile`` (inclusive method) and
 ``median`` (its 50th percentile).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import statistics
 import string
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+
+from rapidfuzz.distance import Levenshtein
 
 from assistant.arabic import normalize
 from assistant.cite import cited_sentences, invented_numbers, strip_markers
@@ -161,6 +167,27 @@ def mean_reciprocal_rank(ranks: Sequence[int | None], cutoff: int = MRR_CUTOFF) 
 def retrieval_metrics(ranks: Sequence[int | None]) -> dict[str, float | None]:
     """hit@1, hit@5 and MRR@10 of the questions' distinct-article ranks."""
     return {"hit_at_1": hit_at(ranks, 1), "hit_at_5": hit_at(ranks, 5), "mrr": mean_reciprocal_rank(ranks)}
+
+
+# --- document text ------------------------------------------------------------------------------
+def folded_text(text: str) -> str:
+    """Text as the document benchmarks compare it: NFKC (presentation forms back to letters) and
+    every run of whitespace as one space."""
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+def text_match(extracted: str, source: str) -> float:
+    """How close text read from a document is to its source: difflib's ratio of the two after
+    ``folded_text`` (1.0 is identical; text in reversed word or letter order scores far lower)."""
+    return difflib.SequenceMatcher(None, folded_text(extracted), folded_text(source), autojunk=False).ratio()
+
+
+def character_accuracy(recognized: str, source: str) -> float:
+    """OCR's character accuracy: 1 − the Levenshtein distance from the source / its length, both
+    after ``folded_text`` (0 when it is further than that)."""
+    reference = folded_text(source)
+    distance = Levenshtein.distance(folded_text(recognized), reference)
+    return max(0.0, 1 - distance / len(reference)) if reference else float(not folded_text(recognized))
 
 
 # --- aggregates --------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 from assistant.arabic import detect_language
 from assistant.models import SPAN_GAP, Answer, Article, Citation, DocumentInfo, Filters, IndexStatus
-from assistant.present import byline, outlet
+from assistant.present import byline, outlet, page_label
 
 _MARKER = re.compile(r"\[(\d+)\]")
 
@@ -152,6 +152,8 @@ def article_html(article: Article | None, citation: Citation, question: str = ""
     language = detect_language(citation.text)
     title = escape(citation.title or citation.doc_id)
     header = f'<div class="cite-label" dir="auto">[{citation.n}] {escape(question)}</div>' if question else ""
+    if citation.pages:  # a PDF's passage: where to find it in the file
+        header += f'<div class="cite-pages" dir="ltr">{escape(page_label(citation.pages))}</div>'
     spans = citation.shown_spans()
     if article is None or SPAN_GAP.join(article.text[a:b] for a, b in spans) != citation.text:
         runs = citation.text.split(SPAN_GAP) if citation.text.count(SPAN_GAP) == len(spans) - 1 else [citation.text]

@@ -16,7 +16,7 @@ import pytest
 
 from assistant.config import load_settings
 from assistant.models import Answer, DocumentInfo, IndexStatus, IngestReport, Passage
-from tests.conftest import STORE_DIR, without_user_overrides, write_config
+from tests.conftest import REPO, STORE_DIR, without_user_overrides, write_config
 from tests.integration.helpers import free_port
 
 from .helpers import SPOKESMAN_DOC, running_ui
@@ -115,17 +115,29 @@ def test_upload_is_listed_and_searchable_and_delete_removes_it(api, added_articl
     assert gone.status_code == 404 and error_of(gone)["code"] == "not_found"
 
 
+def test_a_pdf_upload_is_indexed_and_its_passages_say_their_page(api, added_articles):
+    pdf = (REPO / "tests" / "fixtures" / "documents" / "pages.pdf").read_bytes()
+    response = api.post("/documents", files=[("files", ("bulletin_api.pdf", pdf, "application/pdf"))])
+    assert response.status_code == 200, response.text
+    report = IngestReport.model_validate(response.json())
+    added_articles.extend(report.added)
+    assert report.added == ["bulletin_api"] and not report.skipped
+    found = [Passage.model_validate(p) for p in api.post("/search", json={"question": "محطة مياه البوكمال الجديدة", "top_k": 3}).json()]
+    assert found[0].doc_id == "bulletin_api" and found[0].pages == [2]
+
+
 def test_unreadable_uploads_are_reported_by_name(api, added_articles):
-    alone = api.post("/documents", files=[("files", ("notes.pdf", b"%PDF-1.4", "application/pdf"))])
+    alone = api.post("/documents", files=[("files", ("notes.odt", b"PK\x03\x04", "application/vnd.oasis.opendocument.text"))])
     assert alone.status_code == 400
     message = error_of(alone)["message"]
-    assert "notes.pdf: unsupported file type" in message and "assistant-upload-" not in message, message
+    assert "notes.odt: unsupported file type" in message and "assistant-upload-" not in message, message
     good = ("maqal_api.txt", "خبر قصير\n\nوصل وفد ثقافي إلى المدينة لافتتاح معرض الصور السنوي.".encode(), "text/plain")
     mixed = api.post("/documents", files=[("files", ("notes.pdf", b"%PDF-1.4", "application/pdf")), ("files", good)])
     assert mixed.status_code == 200, mixed.text
     report = IngestReport.model_validate(mixed.json())
     added_articles.extend(report.added)
     assert report.added == ["maqal_api"] and [s.path for s in report.skipped] == ["notes.pdf"]
+    assert report.skipped[0].reason.startswith("damaged, or not a PDF")
     assert "assistant-upload-" not in mixed.text  # no temporary folder leaks
 
 

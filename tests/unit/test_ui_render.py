@@ -81,6 +81,14 @@ def test_the_byline_names_the_author_between_outlet_and_date_when_there_is_one()
     assert "عنب بلدي · سلمى العلوي · 2020-07-29" in text_of(parse(viewer))
 
 
+def test_a_pdf_passage_says_its_page_in_the_sources_and_the_viewer():
+    assert "عنب بلدي · 2020-07-29 · p. 2" in render.sources_html(answer("جواب [1]", citations=[citation(pages=[2])]), 0)
+    assert "pp. 2–3" in render.sources_html(answer("جواب [1]", citations=[citation(pages=[2, 3])]), 0)
+    (pages,) = [e for e in parse(render.article_html(article(), citation(pages=[2]))).iter("div") if e.get("class") == "cite-pages"]
+    assert text_of(pages) == "p. 2"
+    assert "cite-pages" not in render.article_html(article(), citation())  # a text article has no pages
+
+
 def test_the_filters_a_question_was_asked_with_show_under_it_as_text():
     filters = {"sources": [f"<b>{HOSTILE}</b>", "Syria TV"], "since": "2020-07-01", "until": None}
     turn = {"question": "سؤال", "language": "ar", "filters": filters, "waiting": True}

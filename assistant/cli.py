@@ -498,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default=None, help="config file (default: $ASSISTANT_CONFIG or ./config.yaml)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("ingest", help="index files or folders of articles (.txt .md .html .jsonl[.gz]), or URLs of pages and RSS/Atom feeds")
+    p = sub.add_parser("ingest", help="index files or folders of articles (.txt .md .html .jsonl[.gz] .pdf .docx), or URLs of pages and RSS/Atom feeds")
     p.add_argument("paths", nargs="*", metavar="PATH_OR_URL")
     p.add_argument("--follow", metavar="FEEDS.txt",
                    help="also the feeds and pages listed in this file (one URL per line), asking only for what changed since "

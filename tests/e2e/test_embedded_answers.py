@@ -177,3 +177,20 @@ def test_the_token_estimate_used_without_a_tokenizer_is_close_to_the_models_coun
     for text in [p.read_text(encoding="utf-8")[:3000] for p in SEED_PATHS] + [assistant.answerer.prompts.text("answer_system")]:
         counted = backend.text_tokens(text)
         assert abs(estimate_tokens(text) - counted) <= 0.15 * counted, (counted, estimate_tokens(text), text[:60])
+
+
+def test_a_fact_on_page_two_of_an_arabic_pdf_is_answered_citing_page_two(assistant: Assistant, tmp_path):
+    """Its own index (one PDF); the model server is the module's (one per process and configuration)."""
+    from pathlib import Path
+
+    from assistant.config import load_settings
+    from assistant.numbers import numbers
+    from tests.conftest import write_config
+
+    pdf = Path(__file__).resolve().parents[1] / "fixtures" / "documents" / "pages.pdf"
+    documents = Assistant(load_settings(write_config(tmp_path, llm={"provider": "embedded"})))
+    assert documents.ingest([pdf]).added == ["pages"]
+    answer = documents.ask("ما كمية المياه التي ستضخها محطة مياه البوكمال الجديدة يوميا؟")
+    assert not answer.refused, answer.notes
+    assert 4800 in numbers(answer.text), answer.text
+    assert answer.citations and all(c.pages == [2] for c in answer.citations), [(c.n, c.pages, c.text[:60]) for c in answer.citations]

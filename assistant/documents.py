@@ -33,6 +33,7 @@ import io
 import re
 import shutil
 import subprocess
+import threading
 import unicodedata
 import zipfile
 from dataclasses import dataclass
@@ -155,6 +156,8 @@ _PAIRS = (("(", ")"), ("«", "»"), ("“", "”"), ("[", "]"))
 _MIRRORED = str.maketrans("()[]{}«»“”‘’<>", ")(][}{»«”“’‘><")
 _SENTENCE_END = tuple(".!?؟:»”\"")
 _HYPHEN_CODE = 2  # PDFium's code for a hyphen that breaks a word at a line's end
+# PDFium is not thread-safe: one PDF is read at a time in a process (an upload beside an ingest).
+_PDFIUM = threading.Lock()
 
 
 @dataclass
@@ -194,6 +197,11 @@ class PdfText:
 
 def read_pdf(path: Path, max_pages: int, ocr: bool = True) -> PdfText:
     """The text of a PDF, page by page (see the module's docstring). Raises DocumentError."""
+    with _PDFIUM:
+        return _read_pdf(path, max_pages, ocr)
+
+
+def _read_pdf(path: Path, max_pages: int, ocr: bool) -> PdfText:
     import pypdfium2
 
     data = path.read_bytes()
@@ -237,7 +245,8 @@ def pdf_article(path: Path, max_pages: int, ocr: bool = True) -> tuple[Article, 
     text = read_pdf(path, max_pages, ocr)
     if not any(p.strip() for p in text.paragraphs):
         if text.unread_pages:
-            raise DocumentError(f"no text layer (a scan or images only) and no OCR to read it: {OCR_INSTALL}")
+            why = f"no OCR to read it: {OCR_INSTALL}" if ocr else "ingest.ocr is off"
+            raise DocumentError(f"no text layer (a scan or images only), and {why}")
         raise DocumentError("no text found in the PDF" + (" (OCR read nothing on its pages)" if ocr_available() else ""))
     lines = [" ".join(p.split()) for p in text.paragraphs]
     article = Article(doc_id=path.stem, title="", text="\n".join(lines), source=path.name, path=str(path), line_pages=text.pages)

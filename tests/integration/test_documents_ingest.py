@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import assistant.documents as documents
 from assistant.assistant import Assistant
 from assistant.config import load_settings
 from assistant.models import IngestReport
@@ -89,13 +88,3 @@ def test_the_cli_prints_the_page_of_a_cited_pdf_passage(library: Library):
     done = run_cli(library.root, "ask", FACT_QUESTION)
     assert done.returncode == 0, done.stderr
     assert "p. 2" in done.stdout and "pages" in done.stdout
-
-
-def test_a_pdf_whose_scanned_page_is_read_by_ocr_when_tesseract_is_there(tmp_path: Path):
-    if not documents.ocr_available():
-        pytest.skip("Tesseract with Arabic is not installed (CI installs it)")
-    assistant = Assistant(load_settings(write_config(tmp_path, llm={"provider": "extractive"})))
-    report = assistant.ingest([FIXTURES / "partly_scanned.pdf"])
-    assert report.added == ["partly_scanned"] and report.skipped == []
-    passages = assistant.search("مؤتمر صحفي للتحالف الدولي وقوات سوريا الديمقراطية في رميلان")
-    assert any(p.doc_id == "partly_scanned" and p.pages == [3] for p in passages)

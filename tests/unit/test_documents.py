@@ -115,7 +115,7 @@ def test_a_passage_knows_the_pages_its_offsets_fall_on():
 def test_a_scanned_page_is_read_by_ocr_with_at_least_95_percent_of_its_characters_right():
     text_layer = read_pdf(FIXTURES / "chromium.pdf", ALL)
     page_one = "\n".join(p for p, page in zip(text_layer.paragraphs, text_layer.pages) if page == 1)
-    scanned = read_pdf(FIXTURES / "scanned.pdf", ALL)
+    scanned = read_pdf(FIXTURES / "scanned.pdf", ALL)  # through the ingest, its passages say p. 1 like any page's
     assert scanned.unread_pages == [] and set(scanned.pages) == {1}
     assert character_accuracy("\n".join(scanned.paragraphs), page_one) >= 0.95
 
@@ -128,6 +128,8 @@ def test_without_ocr_the_text_pages_are_indexed_and_the_scanned_one_is_reported_
     assert isinstance(skipped, Skipped) and "page 3 " in skipped.reason and documents.OCR_INSTALL in skipped.reason
     with pytest.raises(UnreadableFile, match="no text layer.*tesseract-ocr-ara"):
         list(iter_file(FIXTURES / "scanned.pdf", EXTENSIONS, ALL))
+    with pytest.raises(UnreadableFile, match=r"no text layer \(a scan or images only\), and ingest.ocr is off"):
+        list(iter_file(FIXTURES / "scanned.pdf", EXTENSIONS, ALL, DocumentRules(ocr=False)))
     # With OCR turned off in the config, the report says so instead.
     *_, off = iter_file(FIXTURES / "partly_scanned.pdf", EXTENSIONS, ALL, DocumentRules(ocr=False))
     assert "ingest.ocr is off" in off.reason

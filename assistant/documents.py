@@ -68,24 +68,31 @@ def read_docx(path: Path) -> Article:
     from docx.opc.exceptions import PackageNotFoundError
     from docx.table import Table
 
+    from lxml.etree import LxmlError
+
     try:
         document = docx.Document(str(path))
+        lines: list[str] = []
+        for block in document.iter_inner_content():
+            if isinstance(block, Table):
+                for row in block.rows:
+                    cells = _distinct_cells(row.cells)
+                    if any(cells):
+                        lines.append(CELL_SEPARATOR.join(cells))
+            else:
+                lines.append(block.text)
+        lines += _footnotes(document)
+        title = (document.core_properties.title or "").strip()
     except (PackageNotFoundError, zipfile.BadZipFile) as exc:
         raise DocumentError(f"not a Word .docx file (not a zip package: an old .doc? save it as .docx) ({_reason(exc)})") from None
     except (KeyError, ValueError) as exc:
         raise DocumentError(f"not a Word .docx file: a zip archive with no Word document in it ({_reason(exc)})") from None
-    lines: list[str] = []
-    for block in document.iter_inner_content():
-        if isinstance(block, Table):
-            for row in block.rows:
-                cells = _distinct_cells(row.cells)
-                if any(cells):
-                    lines.append(CELL_SEPARATOR.join(cells))
-        else:
-            lines.append(block.text)
-    lines += _footnotes(document)
-    title = (document.core_properties.title or "").strip()
-    return Article(doc_id=path.stem, title=title, text="\n".join(lines), source=path.name, path=str(path))
+    except (LxmlError, AttributeError, IndexError, TypeError) as exc:  # XML that is not what Word writes
+        raise DocumentError(f"a damaged Word file: its XML cannot be read ({_reason(exc)})") from None
+    text = "\n".join(lines)
+    if not text.strip():
+        raise DocumentError("no text in the Word document")
+    return Article(doc_id=path.stem, title=title, text=text, source=path.name, path=str(path))
 
 
 def _distinct_cells(cells) -> list[str]:
@@ -218,7 +225,10 @@ def _read_pdf(path: Path, max_pages: int, ocr: bool) -> PdfText:
         page_paragraphs: list[list[str]] = []
         unread: list[int] = []
         for number in range(count):
-            page = document[number]
+            try:
+                page = document[number]
+            except pypdfium2.PdfiumError as exc:
+                raise DocumentError(f"page {number + 1} of the PDF is damaged ({_reason(exc)})") from None
             try:
                 glyphs = _page_glyphs(page)
                 if glyphs:

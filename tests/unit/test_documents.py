@@ -165,3 +165,21 @@ def test_a_text_file_named_docx_or_pdf_is_reported_not_read_as_text(tmp_path: Pa
     (tmp_path / "note.pdf").write_text("نص عادي", encoding="utf-8")
     reasons = sorted(item.reason for item in read_paths([tmp_path], EXTENSIONS, ALL) if isinstance(item, Skipped))
     assert reasons[0].startswith("damaged, or not a PDF") and reasons[1].startswith("not a Word .docx file (not a zip package")
+
+
+def test_a_word_file_with_broken_xml_or_no_text_is_reported_in_one_line(tmp_path: Path):
+    import zipfile
+
+    import docx
+
+    with zipfile.ZipFile(FIXTURES / "word.docx") as z:
+        parts = {name: z.read(name) for name in z.namelist()}
+    parts["word/document.xml"] = b"<w:document broken"
+    with zipfile.ZipFile(tmp_path / "broken.docx", "w") as z:
+        for name, data in parts.items():
+            z.writestr(name, data)
+    docx.Document().save(tmp_path / "empty.docx")
+    reasons = {Path(s.path).name: s.reason for s in read_paths([tmp_path], EXTENSIONS, ALL) if isinstance(s, Skipped)}
+    assert reasons["broken.docx"].startswith("a damaged Word file: its XML cannot be read")
+    assert reasons["empty.docx"] == "no text in the Word document"
+    assert all("\n" not in reason for reason in reasons.values())

@@ -199,6 +199,7 @@ class PdfText:
     paragraphs: list[str]
     pages: list[int]
     unread_pages: list[int]  # no text layer, and no OCR to read the image
+    scanned_pages: list[int]  # no text layer, read by OCR
     page_count: int
 
 
@@ -224,6 +225,7 @@ def _read_pdf(path: Path, max_pages: int, ocr: bool) -> PdfText:
             raise DocumentError(f"the PDF has {count} pages, over the ingest.max_pages limit of {max_pages}")
         page_paragraphs: list[list[str]] = []
         unread: list[int] = []
+        scanned: list[int] = []
         for number in range(count):
             try:
                 page = document[number]
@@ -235,6 +237,7 @@ def _read_pdf(path: Path, max_pages: int, ocr: bool) -> PdfText:
                     page_paragraphs.append(_paragraphs(_reading_order(glyphs)))
                 elif ocr and ocr_available():
                     page_paragraphs.append(_ocr(page))
+                    scanned.append(number + 1)
                 else:
                     page_paragraphs.append([])
                     unread.append(number + 1)
@@ -247,7 +250,7 @@ def _read_pdf(path: Path, max_pages: int, ocr: bool) -> PdfText:
     for number, found in enumerate(page_paragraphs, start=1):
         paragraphs += found
         pages += [number] * len(found)
-    return PdfText(paragraphs, pages, unread, count)
+    return PdfText(paragraphs, pages, unread, scanned, count)
 
 
 def pdf_article(path: Path, max_pages: int, ocr: bool = True) -> tuple[Article, list[int]]:
@@ -257,7 +260,7 @@ def pdf_article(path: Path, max_pages: int, ocr: bool = True) -> tuple[Article, 
         if text.unread_pages:
             why = f"no OCR to read it: {OCR_INSTALL}" if ocr else "ingest.ocr is off"
             raise DocumentError(f"no text layer (a scan or images only), and {why}")
-        raise DocumentError("no text found in the PDF" + (" (OCR read nothing on its pages)" if ocr_available() else ""))
+        raise DocumentError("no text found in the PDF" + (" (OCR read nothing on its pages)" if text.scanned_pages else ""))
     lines = [" ".join(p.split()) for p in text.paragraphs]
     article = Article(doc_id=path.stem, title="", text="\n".join(lines), source=path.name, path=str(path), line_pages=text.pages)
     return article, text.unread_pages

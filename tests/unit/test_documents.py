@@ -116,7 +116,7 @@ def test_a_scanned_page_is_read_by_ocr_with_at_least_95_percent_of_its_character
     text_layer = read_pdf(FIXTURES / "chromium.pdf", ALL)
     page_one = "\n".join(p for p, page in zip(text_layer.paragraphs, text_layer.pages) if page == 1)
     scanned = read_pdf(FIXTURES / "scanned.pdf", ALL)  # through the ingest, its passages say p. 1 like any page's
-    assert scanned.unread_pages == [] and set(scanned.pages) == {1}
+    assert scanned.unread_pages == [] and scanned.scanned_pages == [1] and set(scanned.pages) == {1}
     assert character_accuracy("\n".join(scanned.paragraphs), page_one) >= 0.95
 
 

@@ -33,7 +33,7 @@ from typing import Literal
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.routing import Mount
@@ -41,8 +41,10 @@ from starlette.routing import Mount
 from assistant.arabic import detect_language
 from assistant.cite import strip_markers
 from assistant.config import Settings, megabytes
-from assistant.errors import AssistantError, BackendUnavailableError, IndexMismatchError, InputError
-from assistant.models import Answer, DocumentInfo, Filters, IndexStatus, IngestReport, Passage
+from assistant.conversations import API_KEY_USER, LOCAL_USER
+from assistant.errors import AssistantError, BackendUnavailableError, IndexMismatchError, InputError, NotFoundError
+from assistant.export import MEDIA_TYPES, Format, file_name
+from assistant.models import Answer, Conversation, ConversationSummary, DocumentInfo, Filters, IndexStatus, IngestReport, Passage
 from assistant.present import with_sources
 from assistant.retrieve import Mode
 
@@ -62,6 +64,7 @@ class APIError(Exception):
 # An AssistantError's class -> (HTTP status, code). The message is the error's own: it says what to do.
 _STATUS_OF: list[tuple[type[AssistantError], int, str]] = [
     (InputError, 400, "invalid_request"),
+    (NotFoundError, 404, "not_found"),
     (IndexMismatchError, 409, "index_mismatch"),
     (BackendUnavailableError, 503, "unavailable"),
     (AssistantError, 500, "server_error"),
@@ -163,7 +166,7 @@ def _api_app(settings: Settings, title: str, description: str) -> FastAPI:
     _handle_errors(app)
     if settings.api.cors_origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.api.cors_origins, allow_methods=["GET", "POST", "DELETE"],
+            CORSMiddleware, allow_origins=settings.api.cors_origins, allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
     return app
@@ -232,6 +235,9 @@ class AskRequest(BaseModel):
     top_k: int | None = Field(default=None, ge=1, le=50, description="passages to retrieve (default: retrieval.top_k)")
     filters: Filters | None = None
     stream: bool = Field(default=False, description="Server-Sent Events: 'delta' events, then one 'answer' event")
+    conversation_id: str | None = Field(
+        default=None, description="continue this saved conversation (instead of 'history'); the answer is saved into it"
+    )
 
 
 class SearchRequest(BaseModel):
@@ -252,15 +258,30 @@ class Removed(BaseModel):
     passages_removed: int
 
 
+class ConversationTitle(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(default="", max_length=1000, description="empty: named by its first question")
+
+
+class ConversationDeleted(BaseModel):
+    id: str
+    deleted: bool = True
+
+
 def rest_app(assistant, settings: Settings) -> FastAPI:
     app = _api_app(settings, "Arabic news assistant", "Ask questions about the indexed Arabic news, with cited passages.")
+
+    # Conversations belong to whoever holds the key (without a key, on loopback: the local user,
+    # the same one as the UI without a login).
+    user = API_KEY_USER if settings.api.key else LOCAL_USER
 
     @app.post("/ask", response_model=Answer, responses={200: {"content": {"text/event-stream": {}}}})
     def ask(body: AskRequest):
         history = [m.model_dump() for m in body.history]
+        saved = {"conversation_id": body.conversation_id, "user": user}
         if not body.stream:
-            return assistant.ask(body.question, history, body.top_k, body.filters)
-        items = assistant.stream(body.question, history, body.top_k, body.filters)  # a bad question fails here, as JSON
+            return assistant.ask(body.question, history, body.top_k, body.filters, **saved)
+        items = assistant.stream(body.question, history, body.top_k, body.filters, **saved)  # a bad question fails here, as JSON
 
         def events() -> Iterator[str]:
             try:
@@ -312,6 +333,37 @@ def rest_app(assistant, settings: Settings) -> FastAPI:
         if doc_id not in removed:
             raise APIError(404, "not_found", f"{doc_id} is not in the index")
         return Removed(doc_id=doc_id, passages_removed=removed[doc_id])
+
+    @app.get("/conversations", response_model=list[ConversationSummary])
+    def conversations(q: str = "", limit: int | None = None):
+        """Your saved conversations, newest first; ``q`` searches titles, questions and answers."""
+        return assistant.conversations(user, q, limit)
+
+    @app.post("/conversations", response_model=ConversationSummary, status_code=201)
+    def new_conversation(body: ConversationTitle | None = None):
+        return assistant.new_conversation((body or ConversationTitle()).title, user)
+
+    @app.get("/conversations/{conversation_id}", response_model=Conversation)
+    def conversation(conversation_id: str):
+        return assistant.conversation(conversation_id, user)
+
+    @app.patch("/conversations/{conversation_id}", response_model=ConversationSummary)
+    def rename_conversation(conversation_id: str, body: ConversationTitle):
+        return assistant.rename_conversation(conversation_id, body.title, user)
+
+    @app.delete("/conversations/{conversation_id}", response_model=ConversationDeleted)
+    def delete_conversation(conversation_id: str):
+        assistant.delete_conversation(conversation_id, user)
+        return ConversationDeleted(id=conversation_id)
+
+    @app.get("/conversations/{conversation_id}/export", response_class=Response,
+             responses={200: {"content": {MEDIA_TYPES["markdown"]: {}, MEDIA_TYPES["json"]: {}}}})
+    def export_conversation(conversation_id: str, format: Format = "markdown", turn: int | None = None):
+        """Markdown (each citation with outlet, date, title, URL and the quoted passage) or JSON (the
+        ``Conversation``; with ``turn``, that one answer's ``ConversationTurn``)."""
+        text = assistant.export_conversation(conversation_id, format, turn, user)
+        name = file_name(conversation_id, format, turn)
+        return Response(text, media_type=MEDIA_TYPES[format], headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     return app
 

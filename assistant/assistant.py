@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import closing
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
@@ -15,12 +16,18 @@ from typing import Any
 
 from assistant.answer import Answerer, History
 from assistant.config import Settings, load_settings
+from assistant.conversations import LOCAL_USER, ConversationStore, history_of
 from assistant.embed import Embedder, check_engine, make_embedder, model_id_for
 from assistant.errors import AssistantError
 from assistant.arabic import detect_language
 from assistant.ingest import check_sources, ingest, ingest_articles
 from assistant.llm import Message, resolve_backend
-from assistant.models import Answer, Article, DocumentInfo, Filters, IndexCheck, IndexStatus, IngestReport, Passage
+from assistant.errors import InputError
+from assistant.export import Format, export
+from assistant.models import (
+    Answer, Article, Conversation, ConversationSummary, ConversationTurn, DocumentInfo, Filters, IndexCheck, IndexStatus,
+    IngestReport, Passage,
+)
 from assistant.prompts import Prompts
 from assistant.retrieve import Mode, Retriever, check_question
 from assistant.store import Index, drop_index
@@ -71,20 +78,83 @@ class Assistant:
         folder = self.settings.answer.prompts_dir
         return Prompts(self.settings.resolve(folder) if folder else None)
 
+    @_part
+    def conversation_store(self) -> ConversationStore:
+        conversations = self.settings.conversations
+        return ConversationStore(self.settings.resolve(conversations.path), conversations.keep_days)
+
     def stream(
-        self, question: str, history: History = None, top_k: int | None = None, filters: Filters | None = None
+        self, question: str, history: History = None, top_k: int | None = None, filters: Filters | None = None,
+        conversation_id: str | None = None, user: str = LOCAL_USER,
     ) -> Iterator[str | Answer]:
-        """Text deltas as the model writes them, then the final ``Answer`` (the authoritative text)."""
+        """Text deltas as the model writes them, then the final ``Answer`` (the authoritative text).
+        With ``conversation_id`` (one of ``user``'s), the question follows that saved conversation
+        and its answer is saved into it before the ``Answer`` is yielded; a stream closed earlier
+        saves nothing."""
         self._check(question)
-        return self.answerer.stream(question, history, top_k, filters)
+        if conversation_id is None:
+            return self.answerer.stream(question, history, top_k, filters)
+        if history:
+            raise InputError("give either the history or a conversation to continue, not both")
+        saved = self.conversation(conversation_id, user)  # an unknown id fails now, before any model work
+        return self._saving(self.answerer.stream(question, history_of(saved), top_k, filters), question, filters, conversation_id, user)
+
+    def _saving(self, items: Iterator[str | Answer], question: str, filters, conversation_id: str, user: str) -> Iterator[str | Answer]:
+        with closing(items):
+            for item in items:
+                if isinstance(item, Answer):
+                    self.save_turn(question, item, filters, conversation_id, user)
+                yield item
 
     def ask(
-        self, question: str, history: History = None, top_k: int | None = None, filters: Filters | None = None
+        self, question: str, history: History = None, top_k: int | None = None, filters: Filters | None = None,
+        conversation_id: str | None = None, user: str = LOCAL_USER,
     ) -> Answer:
         """``history``: earlier turns as ``{"role": "user"|"assistant", "content": ...}`` dicts.
-        ``filters``: answer only from some outlets or a date range (``Filters``)."""
-        self._check(question)
-        return self.answerer.ask(question, history, top_k, filters)
+        ``filters``: answer only from some outlets or a date range (``Filters``).
+        ``conversation_id``: continue that saved conversation instead (see ``stream``)."""
+        with closing(self.stream(question, history, top_k, filters, conversation_id, user)) as items:
+            for item in items:
+                if isinstance(item, Answer):
+                    return item
+        raise RuntimeError("the answer stream ended without an Answer")  # a bug, not a user error
+
+    # --- saved conversations (assistant.conversations), each user's own --------------------------
+    def save_turn(
+        self, question: str, answer: Answer, filters: Filters | None = None, conversation_id: str | None = None,
+        user: str = LOCAL_USER,
+    ) -> tuple[str, ConversationTurn]:
+        """Save an answered question; without ``conversation_id`` it starts a new conversation.
+        Returns (the conversation's id, the saved turn)."""
+        return self.conversation_store.add_turn(user, conversation_id, question, answer, filters)
+
+    def conversations(self, user: str = LOCAL_USER, query: str = "", limit: int | None = None) -> list[ConversationSummary]:
+        """``user``'s conversations, newest first; ``query`` searches titles, questions and answers."""
+        return self.conversation_store.list(user, query, limit)
+
+    def conversation(self, conversation_id: str, user: str = LOCAL_USER) -> Conversation:
+        """One of ``user``'s conversations with its turns (NotFoundError for anyone else's)."""
+        return self.conversation_store.get(user, conversation_id)
+
+    def new_conversation(self, title: str = "", user: str = LOCAL_USER) -> ConversationSummary:
+        return self.conversation_store.create(user, title)
+
+    def rename_conversation(self, conversation_id: str, title: str, user: str = LOCAL_USER) -> ConversationSummary:
+        return self.conversation_store.rename(user, conversation_id, title)
+
+    def delete_conversation(self, conversation_id: str, user: str = LOCAL_USER) -> None:
+        self.conversation_store.delete(user, conversation_id)
+
+    def export_conversation(
+        self, conversation_id: str, format: Format = "markdown", turn: int | None = None, user: str = LOCAL_USER
+    ) -> str:
+        """Markdown (every citation with outlet, date, title, address and quoted passage) or JSON;
+        ``turn``: only that answer (1-based)."""
+        return export(self.conversation(conversation_id, user), format, turn)
+
+    def purge_conversations(self, keep_days: float) -> int:
+        """Delete every user's conversations with no new answer in ``keep_days``; how many."""
+        return self.conversation_store.purge(keep_days)
 
     def _check(self, question: str) -> None:
         # Before the answerer is built: a bad question must not wait for a model to load.

@@ -255,6 +255,7 @@ def to_citation(n: int, passage: Passage) -> Citation:
         source=passage.source,
         date=passage.date,
         author=passage.author,
+        url=passage.url,
         spans=passage.spans,
         pages=passage.pages,
     )

@@ -224,38 +224,88 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
     filters = _filters(args)
     assistant = _assistant(args, check_llm=True)
+    conversation_id, history = None, []
+    if args.resume:
+        saved = assistant.conversation(args.resume, args.user)  # an unknown id: said before any model loads
+        conversation_id = saved.id
+        for turn in saved.turns:
+            print(f"\n> {turn.question}\n{turn.answer.text}")
+            history += exchange(turn.question, turn.answer.text)
     assistant.warm_up_in_background()  # the models load while the first question is typed
-    history: list[dict] = []
     seen_notes: set[str] = set()  # e.g. "Ollama not used ..." is said once per chat
-    print("Ask about the indexed articles, in Arabic or English; follow-up questions keep the conversation.")
-    print("For example: من هو المتحدث الرسمي باسم التحالف الدولي؟  /  Who is the coalition spokesman?")
+    if not args.resume:
+        print("Ask about the indexed articles, in Arabic or English; follow-up questions keep the conversation.")
+        print("For example: من هو المتحدث الرسمي باسم التحالف الدولي؟  /  Who is the coalition spokesman?")
     print("An empty line or Ctrl-D ends the chat.")
-    while True:
-        try:
-            question = input("\n> ").strip()
-        except EOFError:
-            print()
-            return EXIT_OK
-        if not question:
-            return EXIT_OK
-        try:
-            streamed = []
-            for item in assistant.stream(question, history=history, filters=filters):
-                if isinstance(item, Answer):
-                    answer = item
-                else:
-                    streamed.append(item)
-                    print(item, end="", flush=True)
-            # The final text is authoritative: show it when it differs in more than marker placement.
-            if strip_markers(answer.text) != strip_markers("".join(streamed)):
-                print(f"\n→ {answer.text}")
-            else:
+    try:
+        while True:
+            try:
+                question = input("\n> ").strip()
+            except EOFError:
                 print()
-            print_answer(answer.model_copy(update={"text": ""}), seen_notes=seen_notes)
-        except AssistantError as exc:
-            print(f"\nerror: {exc}", file=sys.stderr)
-            continue
-        history += exchange(question, answer.text)
+                return EXIT_OK
+            if not question:
+                return EXIT_OK
+            try:
+                streamed = []
+                for item in assistant.stream(question, history=history, filters=filters):
+                    if isinstance(item, Answer):
+                        answer = item
+                    else:
+                        streamed.append(item)
+                        print(item, end="", flush=True)
+                # The final text is authoritative: show it when it differs in more than marker placement.
+                if strip_markers(answer.text) != strip_markers("".join(streamed)):
+                    print(f"\n→ {answer.text}")
+                else:
+                    print()
+                print_answer(answer.model_copy(update={"text": ""}), seen_notes=seen_notes)
+                conversation_id, _ = assistant.save_turn(question, answer, filters, conversation_id, args.user)
+            except AssistantError as exc:
+                print(f"\nerror: {exc}", file=sys.stderr)
+                continue
+            history += exchange(question, answer.text)
+    finally:
+        if conversation_id:
+            print(f"Saved as conversation {conversation_id}: assistant chat --resume {conversation_id}", file=sys.stderr)
+
+
+def cmd_conversations(args: argparse.Namespace) -> int:
+    assistant = _assistant(args)
+    if args.action == "list":
+        found = assistant.conversations(args.user, args.search or "", args.limit)
+        if args.json:
+            print(json.dumps([c.model_dump(mode="json") for c in found], ensure_ascii=False, indent=2))
+        for c in [] if args.json else found:
+            print(f"{c.id}  {c.updated_at.astimezone():%Y-%m-%d %H:%M}  {c.turn_count:>3} answer(s)  {c.title}")
+        if not found and not args.json:
+            print("No conversations" + (f" match {args.search!r}." if args.search else " yet: `assistant chat` starts one."), file=sys.stderr)
+    elif args.action == "show":
+        conversation = assistant.conversation(args.id, args.user)
+        if args.json:
+            print(conversation.model_dump_json(indent=2))
+        else:
+            print(f"{conversation.title}  ({conversation.id})")
+            for turn in conversation.turns:
+                print(f"\n{turn.n}. > {turn.question}")
+                print_answer(turn.answer)
+    elif args.action == "export":
+        text = assistant.export_conversation(args.id, args.format, args.turn, args.user)
+        if args.output:
+            Path(args.output).write_text(text, encoding="utf-8")
+            print(f"wrote {args.output}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+    elif args.action == "delete":
+        assistant.delete_conversation(args.id, args.user)
+        print(f"Deleted conversation {args.id}.")
+    else:  # purge
+        days = args.older_than or assistant.settings.conversations.keep_days
+        if not days:
+            print("error: say how old: --older-than DAYS (or set conversations.keep_days)", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"Deleted {assistant.purge_conversations(days)} conversation(s) with no answer in the last {days:g} days (every user's).")
+    return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -473,6 +523,11 @@ def _add_filter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--until", metavar="DATE", help="only articles published on or before DATE (a month or year: its last day)")
 
 
+def _add_user_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--user", default="local", help="whose conversations: local (no login; the default), api-key (the API "
+                   "key's holder) or login:NAME (the UI login NAME)")
+
+
 def _add_engine_options(p: argparse.ArgumentParser, workers_nargs: str | None = None) -> None:
     p.add_argument("--engine", choices=["local", "ray"], help="where chunks are embedded (default: ingest.engine, local); "
                    "ray needs pip install -e '.[cluster]'")
@@ -536,9 +591,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the Answer as JSON")
     p.set_defaults(func=cmd_ask)
 
-    p = sub.add_parser("chat", help="a conversation in the terminal, with follow-up questions")
+    p = sub.add_parser("chat", help="a conversation in the terminal, with follow-up questions; saved (see conversations)")
+    p.add_argument("--resume", metavar="ID", help="continue a saved conversation")
     _add_filter_options(p)
+    _add_user_option(p)
     p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("conversations", help="saved conversations (the chat's, the UI's, the API's): list, show, export, delete, purge")
+    actions = p.add_subparsers(dest="action", required=True)
+    c = actions.add_parser("list", help="newest first")
+    c.add_argument("--search", metavar="WORDS", help="only those whose title, questions or answers hold these words")
+    c.add_argument("--limit", type=int, default=None)
+    c.add_argument("--json", action="store_true")
+    _add_user_option(c)
+    c = actions.add_parser("show", help="a conversation's questions and cited answers")
+    c.add_argument("id", metavar="ID")
+    c.add_argument("--json", action="store_true", help="print the Conversation as JSON")
+    _add_user_option(c)
+    c = actions.add_parser("export", help="as Markdown (every citation with outlet, date, title, URL and passage) or JSON")
+    c.add_argument("id", metavar="ID")
+    c.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    c.add_argument("--turn", type=int, default=None, metavar="N", help="only its N-th answer")
+    c.add_argument("-o", "--output", metavar="FILE", help="write here instead of to stdout")
+    _add_user_option(c)
+    c = actions.add_parser("delete", help="delete a conversation")
+    c.add_argument("id", metavar="ID")
+    _add_user_option(c)
+    c = actions.add_parser("purge", help="delete every user's conversations with no new answer for DAYS")
+    c.add_argument("--older-than", type=float, metavar="DAYS", help="default: conversations.keep_days")
+    p.set_defaults(func=cmd_conversations)
 
     p = sub.add_parser("serve", help="the web UI (default http://127.0.0.1:7860)")
     p.add_argument("--host", help="address to listen on (default: ui.host, 127.0.0.1)")

@@ -283,6 +283,15 @@ class IngestSettings(Section):
     allow_private_hosts: bool = False
 
 
+class ConversationSettings(Section):
+    """Saved conversations (assistant.conversations): one SQLite file, each user's own."""
+
+    path: Path = Path("data/conversations.sqlite3")
+    # Delete conversations with no new answer for this many days (checked as the store opens and
+    # by `assistant conversations purge`); None keeps them until deleted.
+    keep_days: float | None = Field(default=None, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ASSISTANT_",
@@ -298,6 +307,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     llm: LLMSettings = LLMSettings()
     answer: AnswerSettings = AnswerSettings()
+    conversations: ConversationSettings = ConversationSettings()
     eval: EvalSettings = EvalSettings()
     ui: UISettings = UISettings()
     api: APISettings = APISettings()

@@ -19,3 +19,7 @@ class IndexMismatchError(AssistantError):
 
 class BackendUnavailableError(AssistantError):
     """A server the configuration points at (Chroma, Ollama) cannot be reached or refused."""
+
+
+class NotFoundError(AssistantError):
+    """Something asked for by its id is not there (or belongs to someone else: the same answer)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -211,6 +211,7 @@ class Citation(BaseModel):
     source: str = ""
     date: str = ""
     author: str = ""
+    url: str = ""  # the article's address, when it has one
     # What the model was shown of the passage, when not all of it: article offsets of each run of
     # sentences (``text`` is the runs joined by ``SPAN_GAP``; ``start``/``end`` span them all).
     spans: list[tuple[int, int]] = Field(default_factory=list)
@@ -260,3 +261,28 @@ class Answer(BaseModel):
     # The evidence check's P(the passages state the answer), when it ran (see answer.min_answerable).
     evidence: float | None = None
     usage: TokenUsage | None = None  # None when the backend does not report tokens
+
+
+class ConversationTurn(BaseModel):
+    """One saved exchange. ``answer.question`` is the standalone question it was condensed to;
+    ``answer.citations`` keep each passage's article, offsets and pages."""
+
+    n: int  # 1-based, in the order the answers were given
+    question: str  # as asked
+    answer: Answer
+    filters: Filters | None = None  # the outlets and dates it was asked with
+    asked_at: datetime
+
+
+class ConversationSummary(BaseModel):
+    """A saved conversation as listed: its title is its first question until renamed."""
+
+    id: str
+    title: str
+    created_at: datetime
+    updated_at: datetime  # its last answer (or rename)
+    turn_count: int = 0
+
+
+class Conversation(ConversationSummary):
+    turns: list[ConversationTurn] = Field(default_factory=list)

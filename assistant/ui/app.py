@@ -10,6 +10,7 @@ question at once, marked as waiting (it never touches the Assistant, so it need 
 from __future__ import annotations
 
 import logging
+import tempfile
 from contextlib import closing
 from pathlib import Path
 
@@ -18,9 +19,11 @@ import gradio as gr
 from assistant.answer import exchange
 from assistant.arabic import detect_language
 from assistant.config import megabytes
+from assistant.conversations import LOCAL_USER, login_user
 from assistant.errors import AssistantError
+from assistant.export import file_name
 from assistant.fetch import is_url
-from assistant.models import Answer, Citation, Filters
+from assistant.models import Answer, Citation, Conversation, Filters
 from assistant.present import ingest_summary, skipped_lines
 from assistant.ui import render
 
@@ -29,8 +32,23 @@ QUEUE = "assistant"  # every event that uses the Assistant waits in this one que
 CSS_PATH = Path(__file__).with_name("ui.css")
 
 # Clicks on a citation anywhere in the conversation become one "click" event with its position.
+# "Copy with sources" and "Markdown" under an answer use the Markdown the answer carries (render.actions_html).
 CONVERSATION_JS = """
 element.addEventListener('click', (event) => {
+  const action = event.target.closest('a.copy-answer, a.download-answer');
+  if (action) {
+    event.preventDefault();
+    const text = action.closest('.answer-actions').querySelector('textarea.answer-markdown').value;
+    if (action.classList.contains('copy-answer')) {
+      navigator.clipboard.writeText(text).then(() => { action.textContent = 'Copied ✓'; });
+    } else {
+      const url = URL.createObjectURL(new Blob([text], {type: 'text/markdown;charset=utf-8'}));
+      const save = Object.assign(document.createElement('a'), {href: url, download: action.dataset.name});
+      save.click();
+      setTimeout(() => URL.revokeObjectURL(url), 1000);
+    }
+    return;
+  }
   const link = event.target.closest('a.cite');
   if (!link) return;
   event.preventDefault();
@@ -57,6 +75,23 @@ def _friendly(exc: Exception) -> str:
         return str(exc)
     log.exception("unexpected error in the UI")
     return UNEXPECTED
+
+
+def user_of(request: gr.Request | None) -> str:
+    """Whose conversations: the UI login's, or the one local user's without a login."""
+    name = getattr(request, "username", None)
+    return login_user(name) if name else LOCAL_USER
+
+
+def saved_turns(conversation: Conversation) -> list[dict]:
+    """A saved conversation as the chat's turns."""
+    return [
+        {
+            "question": turn.question, "language": detect_language(turn.question), "answer": turn.answer.model_dump(mode="json"),
+            **({"filters": turn.filters.model_dump(mode="json")} if turn.filters else {}),
+        }
+        for turn in conversation.turns
+    ]
 
 
 def _history(turns: list[dict]) -> list[dict]:
@@ -95,10 +130,12 @@ class ChatUI:
         turns.append({**turn, "waiting": True})
         return render.conversation_html(turns), turns, ""
 
-    def answer(self, turns: list[dict] | None):
-        """Step two, in the one queue: stream the answer to the oldest waiting question.
-        Yields (conversation HTML, turns)."""
+    def answer(self, turns: list[dict] | None, chat: dict | None = None, request: gr.Request = None):
+        """Step two, in the one queue: stream the answer to the oldest waiting question, and save it
+        into the chat's conversation (``chat["id"]``; the first answer starts one). Yields
+        (conversation HTML, turns)."""
         turns = turns if turns is not None else []
+        chat = chat if chat is not None else {}
         index = next((i for i, t in enumerate(turns) if t.get("waiting")), None)
         if index is None:  # an empty question, or its conversation was cleared
             yield render.conversation_html(turns), turns
@@ -108,6 +145,7 @@ class ChatUI:
         turn["partial"] = ""
         history = _history(turns[:index])
         filters = Filters.model_validate(turn["filters"]) if turn.get("filters") else None
+        saving_to = chat.get("id")  # the conversation this question was asked in
         yield render.conversation_html(turns), turns
         try:
             with closing(self.assistant.stream(turn["question"], history=history or None, filters=filters)) as stream:
@@ -116,6 +154,7 @@ class ChatUI:
                         yield render.conversation_html(turns), turns
                         return
                     if isinstance(item, Answer):
+                        self.save(turn, item, filters, chat, saving_to, request)
                         turn["answer"] = item.model_dump(mode="json")
                     else:
                         turn["partial"] += item
@@ -123,6 +162,99 @@ class ChatUI:
         except Exception as exc:  # shown in the chat, never as a stack trace in the page
             turn["error"] = _friendly(exc)
             yield render.conversation_html(turns), turns
+
+    def save(self, turn: dict, answer: Answer, filters: Filters | None, chat: dict, into: str | None, request) -> None:
+        """Save an answer into conversation ``into`` (None: a new one, which becomes the chat's);
+        the answer still shows when saving fails."""
+        try:
+            saved_in, _ = self.assistant.save_turn(turn["question"], answer, filters, into, user_of(request))
+        except Exception as exc:
+            turn["not_saved"] = f"Not saved: {_friendly(exc)}"
+            return
+        if chat.get("id") == into:  # not when another conversation was opened meanwhile
+            chat["id"] = saved_in
+
+    # --- saved conversations -------------------------------------------------------------------
+    def conversation_list(self, query: str, chat: dict | None, request: gr.Request = None):
+        """The side list: this user's conversations, newest first (matching ``query``), the open one
+        selected; and the export buttons, for the open one."""
+        chat = chat if chat is not None else {}
+        try:
+            found = self.assistant.conversations(user_of(request), query or "")
+        except Exception as exc:
+            return gr.update(choices=[], value=None, label=f"Conversations: {_friendly(exc)}"), *self._exports(None, request)
+        # The date isolated left to right (LRI … PDI), so that an Arabic title does not reorder it.
+        choices = [(f"{c.title} · \u2066{c.updated_at.astimezone():%Y-%m-%d %H:%M}\u2069", c.id) for c in found]
+        open_id = chat.get("id") if any(c.id == chat.get("id") for c in found) else None
+        label = f"Conversations · المحادثات ({len(found)})"
+        return gr.update(choices=choices, value=open_id, label=label), *self._exports(chat.get("id"), request)
+
+    def _exports(self, conversation_id: str | None, request: gr.Request | None):
+        """The Markdown and JSON download buttons, for the open conversation."""
+        if not conversation_id:
+            return gr.update(value=None, interactive=False), gr.update(value=None, interactive=False)
+        folder = Path(tempfile.mkdtemp(prefix="assistant-export-"))
+        buttons = []
+        for format in ("markdown", "json"):
+            try:
+                text = self.assistant.export_conversation(conversation_id, format, user=user_of(request))
+            except Exception:  # deleted meanwhile: nothing to download
+                return gr.update(value=None, interactive=False), gr.update(value=None, interactive=False)
+            path = folder / file_name(conversation_id, format)
+            path.write_text(text, encoding="utf-8")
+            buttons.append(gr.update(value=str(path), interactive=True))
+        return tuple(buttons)
+
+    def open_conversation(self, conversation_id: str | None, turns: list[dict] | None, chat: dict | None, request: gr.Request = None):
+        """Reopen a saved conversation to read or continue it. Returns (conversation HTML, turns,
+        viewer, title box)."""
+        turns = turns if turns is not None else []
+        chat = chat if chat is not None else {}
+        if not conversation_id:
+            return render.conversation_html(turns), turns, gr.update(), gr.update()
+        try:
+            conversation = self.assistant.conversation(conversation_id, user_of(request))
+        except Exception as exc:
+            turns.clear()
+            chat["id"] = None
+            turns.append({"question": "", "language": "en", "error": _friendly(exc)})
+            return render.conversation_html(turns), turns, render.EMPTY_VIEWER, ""
+        turns.clear()  # in place: an answer still streaming for the old one sees it gone and stops
+        turns.extend(saved_turns(conversation))
+        chat["id"] = conversation.id
+        return render.conversation_html(turns), turns, render.EMPTY_VIEWER, conversation.title
+
+    def opened_from_url(self, turns: list[dict] | None, chat: dict | None, request: gr.Request = None):
+        """``/?conversation=ID`` opens that conversation (when it is this user's) as the page loads."""
+        conversation_id = request.query_params.get("conversation") if request else None
+        if not conversation_id:
+            turns = turns if turns is not None else []
+            return render.conversation_html(turns), turns, gr.update(), gr.update()
+        return self.open_conversation(conversation_id, turns, chat, request)
+
+    def rename_conversation(self, title: str, chat: dict | None, request: gr.Request = None) -> str:
+        conversation_id = (chat or {}).get("id")
+        if not conversation_id:
+            return "Ask a question first: a conversation is saved with its first answer."
+        try:
+            renamed = self.assistant.rename_conversation(conversation_id, title, user_of(request))
+        except Exception as exc:
+            return _friendly(exc)
+        return f"Renamed to “{renamed.title}”."
+
+    def delete_conversation(self, turns: list[dict] | None, chat: dict | None, request: gr.Request = None):
+        """Delete the open conversation and start a new chat. Returns (conversation HTML, turns,
+        viewer, title box, message)."""
+        chat = chat if chat is not None else {}
+        conversation_id, message = chat.get("id"), "Nothing to delete: this chat is not saved yet."
+        if conversation_id:
+            try:
+                self.assistant.delete_conversation(conversation_id, user_of(request))
+                message = "Deleted the conversation."
+            except Exception as exc:
+                message = _friendly(exc)
+        html, turns, viewer, _ = self.new_chat(turns, chat)
+        return html, turns, viewer, "", message
 
     def show_source(self, turns: list[dict], event: gr.EventData) -> str:
         data = getattr(event, "_data", None) or {}
@@ -139,11 +271,13 @@ class ChatUI:
             article = None
         return render.article_html(article, citation, turn["question"])
 
-    def new_chat(self, turns: list[dict] | None):
+    def new_chat(self, turns: list[dict] | None, chat: dict | None = None):
         # Emptied in place, not replaced: an answer cancelled mid-stream may still deliver one last
         # update, and it writes back this same (now empty) list instead of the old conversation.
         turns = turns if turns is not None else []
         turns.clear()
+        if chat is not None:
+            chat["id"] = None  # the next answer starts a new conversation
         return render.conversation_html(turns), turns, render.EMPTY_VIEWER, ""
 
     # --- API for scripts (gradio_client) ------------------------------------------------------
@@ -239,10 +373,23 @@ def build_app(assistant) -> gr.Blocks:
     ui = ChatUI(assistant)
     with gr.Blocks(title="Arabic news assistant · مساعد الأخبار") as app:
         turns = gr.State([])
+        chat = gr.State({"id": None})  # the saved conversation this chat writes to (changed in place, like turns)
         gr.HTML('<header class="app-header"><h1>Arabic news assistant <span dir="rtl" lang="ar">· مساعد الأخبار العربية</span></h1></header>')
         with gr.Tabs():
             with gr.Tab("Chat · المحادثة", id="chat"):
                 with gr.Row(equal_height=False):
+                    with gr.Column(scale=1, min_width=220, elem_id="conversations"):
+                        new_chat = gr.Button("New chat · محادثة جديدة", elem_id="new-chat", size="sm")
+                        search = gr.Textbox(show_label=False, placeholder="Search · بحث", elem_id="conversation-search", max_lines=1)
+                        listed = gr.Radio(label="Conversations · المحادثات", choices=[], elem_id="conversation-list")
+                        with gr.Accordion("This conversation · هذه المحادثة", open=False, elem_id="conversation-tools"):
+                            title = gr.Textbox(label="Title · العنوان", elem_id="conversation-title", max_lines=1)
+                            with gr.Row():
+                                rename = gr.Button("Rename", elem_id="rename-conversation", size="sm")
+                                delete = gr.Button("Delete", variant="stop", elem_id="delete-conversation", size="sm")
+                            export_md = gr.DownloadButton("Markdown", elem_id="export-markdown", size="sm", interactive=False)
+                            export_json = gr.DownloadButton("JSON", elem_id="export-json", size="sm", interactive=False)
+                            conversation_message = gr.Markdown(elem_id="conversation-message")
                     with gr.Column(scale=3):
                         conversation = gr.HTML(
                             render.conversation_html([]),
@@ -273,8 +420,6 @@ def build_app(assistant) -> gr.Blocks:
                                 )
                                 since = gr.Textbox(label="From · من تاريخ", placeholder="YYYY-MM-DD", elem_id="filter-since", max_lines=1)
                                 until = gr.Textbox(label="To · إلى تاريخ", placeholder="YYYY-MM", elem_id="filter-until", max_lines=1)
-                        with gr.Row():
-                            new_chat = gr.Button("New chat · محادثة جديدة", elem_id="new-chat", size="sm")
                         gr.Examples(examples=[[q] for q in assistant.settings.ui.examples], inputs=[question], label="Examples · أمثلة")
                     with gr.Column(scale=2):
                         viewer = gr.HTML(render.EMPTY_VIEWER, elem_id="source-viewer", js_on_load=VIEWER_JS, max_height=700, container=True)
@@ -310,15 +455,32 @@ def build_app(assistant) -> gr.Blocks:
                   "concurrency_id": "accept", "concurrency_limit": None, "api_visibility": "private"}
         # trigger_mode "multiple": a question asked while this tab's previous answer streams gets its
         # own turn in the queue ("once", the default, would drop it and leave it waiting forever).
-        answer = {"fn": ui.answer, "inputs": [turns], "outputs": [conversation, turns], "concurrency_id": QUEUE, "trigger_mode": "multiple",
+        answer = {"fn": ui.answer, "inputs": [turns, chat], "outputs": [conversation, turns], "concurrency_id": QUEUE, "trigger_mode": "multiple",
                   "show_progress": "minimal", "show_progress_on": [ask_status], "api_visibility": "private"}
+        # The side list and the export buttons, after an answer is saved or the list changes. Only
+        # SQLite is read, so they wait in their own group, not behind answers.
+        side = {"fn": ui.conversation_list, "inputs": [search, chat], "outputs": [listed, export_md, export_json],
+                "concurrency_id": "conversations", "concurrency_limit": None, "show_progress": "hidden", "api_visibility": "private"}
         asking = []
         for trigger in (send.click, question.submit):
             accepted = trigger(**accept)
-            asking += [accepted, accepted.then(**answer)]
+            answered = accepted.then(**answer)
+            asking += [accepted, answered]
+            answered.then(**side)
         conversation.click(ui.show_source, inputs=[turns], outputs=[viewer], concurrency_id=QUEUE, api_visibility="private")
         # Cancel an answer still streaming, or it redraws the old conversation into the new one.
-        new_chat.click(ui.new_chat, inputs=[turns], outputs=[conversation, turns, viewer, question], cancels=asking, api_visibility="private")
+        new_chat.click(ui.new_chat, inputs=[turns, chat], outputs=[conversation, turns, viewer, question], cancels=asking,
+                       api_visibility="private").then(**side)
+        opened = [conversation, turns, viewer, title]
+        listed.input(ui.open_conversation, inputs=[listed, turns, chat], outputs=opened, cancels=asking,
+                     concurrency_id="conversations", api_visibility="private").then(**side)
+        search.input(**side, trigger_mode="always_last")
+        rename.click(ui.rename_conversation, inputs=[title, chat], outputs=[conversation_message], concurrency_id="conversations",
+                     api_visibility="private").then(**side)
+        delete.click(ui.delete_conversation, inputs=[turns, chat], outputs=[*opened, conversation_message], cancels=asking,
+                     concurrency_id="conversations", api_visibility="private").then(**side)
+        app.load(ui.opened_from_url, inputs=[turns, chat], outputs=opened, concurrency_id="conversations",
+                 api_visibility="private").then(**side)
 
         library_outputs = [status, articles, to_remove, library_message, sources]
         app.load(ui.library, outputs=library_outputs, concurrency_id=QUEUE, api_visibility="private")

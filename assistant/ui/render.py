@@ -13,6 +13,7 @@ from html import escape
 from urllib.parse import urlparse
 
 from assistant.arabic import detect_language
+from assistant.export import answer_markdown
 from assistant.models import SPAN_GAP, Answer, Article, Citation, DocumentInfo, Filters, IndexStatus
 from assistant.present import byline, outlet, page_label
 
@@ -104,6 +105,20 @@ def _meta_html(answer: Answer) -> str:
     return f'<details class="meta" dir="ltr"><summary>{meta}</summary><ul>{notes}</ul></details>'
 
 
+def actions_html(turn: dict, answer: Answer, index: int) -> str:
+    """"Copy with sources" and a Markdown download of one answer: the page's script (CONVERSATION_JS)
+    copies or saves the Markdown held here, so neither asks the server."""
+    filters = Filters.model_validate(turn["filters"]) if turn.get("filters") else None
+    text = "\n".join(answer_markdown(turn["question"], answer, filters)).strip() + "\n"
+    notice = f'<span class="not-saved">{escape(turn["not_saved"])}</span>' if turn.get("not_saved") else ""
+    return (
+        f'<div class="answer-actions" dir="ltr">'
+        f'<a href="#" role="button" class="copy-answer">Copy with sources</a> · '
+        f'<a href="#" role="button" class="download-answer" data-name="answer-{index + 1}.md">Markdown</a>{notice}'
+        f'<textarea class="answer-markdown" hidden="" readonly="">{escape(text)}</textarea></div>'
+    )
+
+
 def _message(role: str, language: str, body: str, extra_class: str = "") -> str:
     classes = " ".join(x for x in ("msg", role, extra_class) if x)
     return f'<div class="{classes}" {_attrs(language)}>{body}</div>'
@@ -122,6 +137,7 @@ def turn_html(turn: dict, index: int) -> str:
     elif turn.get("answer"):
         answer = Answer.model_validate(turn["answer"])
         body = f'<div class="text">{answer_text_html(answer, index)}</div>' + sources_html(answer, index) + _meta_html(answer)
+        body += actions_html(turn, answer, index)
         parts.append(_message("bot", answer.language, body, "refusal" if answer.refused else ""))
     elif turn.get("waiting"):  # "streaming" too: the answer is still to come
         parts.append(_message("bot", language, f'<div class="text">{escape(WAITING[language])}</div>', "streaming waiting"))

@@ -68,9 +68,11 @@ def test_markup_in_titles_bylines_and_questions_is_text():
     html = render.conversation_html([turn])
     assert "<script" not in html and "<img" not in html and "<b>" not in html and "<i>" not in html
     root = parse(html)
-    assert {e.tag for e in root.iter()} <= {"root", "div", "a", "span", "ol", "li", "details", "summary", "ul"}
-    links = root.findall(".//a")
+    assert {e.tag for e in root.iter()} <= {"root", "div", "a", "span", "ol", "li", "details", "summary", "ul", "textarea"}
+    links = root.findall(".//a[@data-n]")
     assert links and all(link.get("title") == hostile.title for link in links)
+    (markdown,) = root.iter("textarea")  # the answer's Markdown for "Copy with sources": text, never markup
+    assert f"سؤال {HOSTILE}" in markdown.text and f"<b>{HOSTILE}</b>" in markdown.text
     assert f"سؤال {HOSTILE}" in text_of(root) and f"<b>{HOSTILE}</b> · <u>{HOSTILE}</u> · <i>x</i>" in text_of(root)
 
 

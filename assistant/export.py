@@ -24,13 +24,15 @@ SUFFIXES = {"markdown": ".md", "json": ".json"}
 
 
 def export(conversation: Conversation, format: Format = "markdown", turn: int | None = None) -> str:
-    """The whole conversation, or its turn number ``turn`` (1-based) alone."""
+    """The whole conversation, or only its answer number ``turn`` (1-based)."""
     if turn is not None:
-        conversation = conversation.model_copy(update={"turns": [turn_of(conversation, turn)]})
-    if format == "json":
-        data = conversation.turns[0].model_dump(mode="json") if turn is not None else conversation.model_dump(mode="json")
-        return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
-    return markdown(conversation)
+        one = turn_of(conversation, turn)
+        return _json(one) if format == "json" else "\n".join(turn_markdown(one)).rstrip() + "\n"
+    return _json(conversation) if format == "json" else markdown(conversation)
+
+
+def _json(item: Conversation | ConversationTurn) -> str:
+    return json.dumps(item.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n"
 
 
 def turn_of(conversation: Conversation, n: int) -> ConversationTurn:

@@ -53,6 +53,13 @@ def exchange(question: str, answer_text: str) -> list[dict]:
     return [{"role": "user", "content": question}, {"role": "assistant", "content": answer_text}]
 
 
+def answered_exchange(question: str, answer: Answer) -> list[dict]:
+    """An exchange this assistant answered, for the history of the next question: the standalone
+    question it was answered as, which carries what a follow-up referred to (so that a third
+    question still knows who "he" is when the second one only said "his rank")."""
+    return exchange(answer.question or question, answer.text)
+
+
 @dataclass
 class Turn:
     """One question on its way to an ``Answer``: what each step has learned so far."""

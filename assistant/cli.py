@@ -218,7 +218,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from assistant.answer import exchange
+    from assistant.answer import answered_exchange
     from assistant.cite import strip_markers
     from assistant.models import Answer
 
@@ -230,7 +230,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         conversation_id = saved.id
         for turn in saved.turns:
             print(f"\n> {turn.question}\n{turn.answer.text}")
-            history += exchange(turn.question, turn.answer.text)
+            history += answered_exchange(turn.question, turn.answer)
     assistant.warm_up_in_background()  # the models load while the first question is typed
     seen_notes: set[str] = set()  # e.g. "Ollama not used ..." is said once per chat
     if not args.resume:
@@ -264,7 +264,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             except AssistantError as exc:
                 print(f"\nerror: {exc}", file=sys.stderr)
                 continue
-            history += exchange(question, answer.text)
+            history += answered_exchange(question, answer)
     finally:
         if conversation_id:
             print(f"Saved as conversation {conversation_id}: assistant chat --resume {conversation_id}", file=sys.stderr)

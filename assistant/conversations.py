@@ -256,6 +256,6 @@ class ConversationStore:
 
 def history_of(conversation: Conversation) -> list[dict]:
     """A saved conversation as the ``history`` messages a follow-up question is condensed with."""
-    from assistant.answer import exchange
+    from assistant.answer import answered_exchange
 
-    return [message for turn in conversation.turns for message in exchange(turn.question, turn.answer.text)]
+    return [message for turn in conversation.turns for message in answered_exchange(turn.question, turn.answer)]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from assistant.answer import exchange
+from assistant.answer import answered_exchange
 from assistant.arabic import detect_language
 from assistant.config import megabytes
 from assistant.conversations import LOCAL_USER, login_user
@@ -96,7 +96,9 @@ def saved_turns(conversation: Conversation) -> list[dict]:
 
 def _history(turns: list[dict]) -> list[dict]:
     """Earlier answered turns as chat messages, for condensing follow-up questions."""
-    return [m for t in turns if t.get("answer") and t.get("question") for m in exchange(t["question"], t["answer"]["text"])]
+    return [
+        m for t in turns if t.get("answer") and t.get("question") for m in answered_exchange(t["question"], Answer.model_validate(t["answer"]))
+    ]
 
 
 class ChatUI:

@@ -73,10 +73,10 @@ def open_ui(browser, request):
     """``open_ui(url) -> UIPage``: a fresh browser context (its own Gradio session) on ``url``."""
     contexts = []
 
-    def open_(url: str) -> UIPage:
+    def open_(url: str, login: tuple[str, str] | None = None) -> UIPage:
         context = browser.new_context(viewport={"width": 1400, "height": 950})
         contexts.append(context)
-        return UIPage(context.new_page(), url, request.node.name)
+        return UIPage(context.new_page(), url, request.node.name, login)
 
     yield open_
     for context in contexts:

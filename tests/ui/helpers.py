@@ -106,14 +106,23 @@ STREAM_RECORDER = """() => {
 class UIPage:
     """The assistant's page in one browser tab, with screenshots at each step."""
 
-    def __init__(self, page, url: str, name: str):
+    def __init__(self, page, url: str, name: str, login: tuple[str, str] | None = None):
         self.page = page
         self.name = re.sub(r"[^\w.-]+", "_", name)
         self.step = 0
         self.page_errors: list[str] = []
         page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
         page.set_default_timeout(UI_TIMEOUT_MS)
+        self.goto(url, login)
+
+    def goto(self, url: str, login: tuple[str, str] | None = None) -> None:
+        """Load ``url`` (the UI, perhaps with a query), as a new page load: a reload too."""
+        page = self.page
         page.goto(url)
+        if login:  # Gradio's login form first
+            page.locator("input[type=text]").first.fill(login[0])
+            page.locator("input[type=password]").first.fill(login[1])
+            page.get_by_role("button", name=re.compile("login", re.I)).click()
         page.wait_for_selector("#question textarea")
         page.evaluate(STREAM_RECORDER)
 
@@ -163,6 +172,20 @@ class UIPage:
         mark = self.page.locator("#source-viewer mark#cited-passage")
         mark.wait_for()
         return mark.text_content()
+
+    # --- saved conversations ---------------------------------------------------------------------
+    def listed_conversations(self):
+        """The side list's entries ("title · date"), newest first."""
+        return self.page.locator("#conversation-list label")
+
+    def export(self, button: str) -> str:
+        """Download the open conversation with #export-markdown or #export-json; its text."""
+        tools = self.page.locator("#conversation-tools")
+        if not tools.locator(f"#{button}").is_visible():
+            tools.locator("button").first.click()  # the accordion's header
+        with self.page.expect_download() as download:
+            self.page.click(f"#{button}")
+        return Path(download.value.path()).read_text(encoding="utf-8")
 
     # --- library -------------------------------------------------------------------------------
     def open_tab(self, name: str) -> None:

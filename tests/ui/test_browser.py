@@ -18,6 +18,9 @@ from playwright.sync_api import expect
 
 from assistant.arabic import detect_language
 from assistant.config import Settings
+from assistant.conversations import API_KEY_USER, login_user
+from assistant.models import Answer
+from assistant.present import outlet
 from assistant.ui.app import EMPTY_QUESTION
 from assistant.ui.render import WAITING
 from tests.integration.helpers import free_port
@@ -151,6 +154,45 @@ def test_arabic_answer_streams_with_citation_then_english_follow_up_then_new_cha
     expect(ui.page.locator("#conversation .empty-chat")).to_be_visible()
     expect(ui.page.locator("#source-viewer mark")).to_have_count(0)
     ui.shot("new-chat")
+    assert_no_traceback(ui)
+
+    # Saved: after a reload the conversation is in the side list. Reopened, its citations still open
+    # their passages, and a follow-up that needs its first turn ("his rank") is answered in context.
+    ui.goto(ui.page.url)
+    expect(ui.turns()).to_have_count(0)
+    saved = ui.listed_conversations().filter(has_text=SPOKESMAN_Q)
+    expect(saved).to_have_count(1)
+    saved.click()
+    expect(ui.turns()).to_have_count(2)
+    expect(ui.bot(0).locator(".text")).to_have_text(text)
+    assert ui.open_citation(ui.bot(0).locator(".text a.cite").first) in seed_text(viewer_doc_id(ui))
+    ui.shot("reopened")
+    rank = ui.finished(ui.send("ما هي رتبته العسكرية؟"))
+    ui.shot("follow-up-after-reopening")
+    expect(rank).not_to_have_class(re.compile(r"\b(refusal|error)\b"))
+    # "His" was understood: the answer is about the spokesman of the first turn, cited from his articles.
+    rank_text = rank.locator(".text").inner_text()
+    assert any(name in rank_text for name in SPOKESMAN_NAMES), rank_text
+    ui.open_citation(rank.locator(".text a.cite").first)
+    assert viewer_doc_id(ui) in SPOKESMAN_DOCS
+
+    # Exported: the Markdown has every citation's outlet, title and quoted passage.
+    conversation = next(c for c in ui_server.assistant.conversations() if c.title == SPOKESMAN_Q)
+    conversation = ui_server.assistant.conversation(conversation.id)
+    assert [t.question for t in conversation.turns] == [SPOKESMAN_Q, "What is his military rank?", "ما هي رتبته العسكرية؟"]
+    markdown = ui.export("export-markdown")
+    for turn in conversation.turns:
+        for c in turn.answer.citations:
+            # (The seeds are plain text files: no outlet, date or URL. tests/unit/test_conversations.py exports those.)
+            assert all(part in markdown for part in (outlet(c.source, c.doc_id), c.date, c.url, c.title, *c.text.split("\n"))), c
+    assert json.loads(ui.export("export-json")) == conversation.model_dump(mode="json")
+    # "Copy with sources" under an answer: that answer's Markdown, citations included.
+    ui.page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    copy = rank.locator("a.copy-answer")
+    copy.click()
+    expect(copy).to_have_text("Copied ✓")
+    copied = ui.page.evaluate("navigator.clipboard.readText()")
+    assert copied.startswith("## \u200fما هي رتبته العسكرية؟") and all(c.title in copied for c in conversation.turns[2].answer.citations)
     assert_no_traceback(ui)
 
 
@@ -354,6 +396,70 @@ def test_unreachable_ollama_is_a_friendly_error_naming_the_host(open_ui, seeded_
         expect(error).to_contain_text(f"cannot reach Ollama at {host}")
         assert_no_traceback(ui)
 
+
+
+# --------------------------------------------------------------------------- h. saved conversations
+def test_a_reopened_answer_whose_article_was_removed_says_so(ui, ui_server, tmp_path):
+    """A saved answer citing an article that has left the index since: its link shows the passage
+    alone and says the article is gone (no model needed: the conversation is saved directly)."""
+    citation = {"n": 1, "doc_id": "removed_article", "title": "مقال حذف من الفهرس", "chunk_id": "removed_article:0",
+                "text": "نص المقطع الذي استشهد به الجواب", "start": 0, "end": 31, "score": 0.5}
+    gone = Answer(text="جواب من مقال محذوف [1]", language="ar", citations=[citation], model="fake")
+    conversation_id, _ = ui_server.assistant.save_turn("سؤال عن مقال محذوف", gone)
+    ui.goto(f"{ui_server.url}?conversation={conversation_id}")
+    expect(ui.turns()).to_have_count(1)
+    expect(ui.listed_conversations().filter(has_text="سؤال عن مقال محذوف")).to_have_count(1)
+    assert ui.open_citation(ui.bot(0).locator(".text a.cite").first) == citation["text"]
+    expect(ui.page.locator("#source-viewer .notice")).to_contain_text("no longer in the index")
+    ui.shot("removed-article")
+    ui_server.assistant.delete_conversation(conversation_id)
+    assert_no_traceback(ui)
+
+
+def test_two_users_cannot_see_or_open_each_others_conversations(open_ui, browser, seeded_settings_factory):
+    """The UI login (one browser context) and the API key's holder (another) each see only their own
+    conversations; guessing the other's id gets "not found" everywhere. Extractive answers (fast)."""
+    key, login = "k-789", ("ana", "s3cret")
+    settings: Settings = seeded_settings_factory(
+        llm={"provider": "extractive"}, api={"key": key},
+        ui={"host": "0.0.0.0", "port": free_port(), "username": login[0], "password": login[1]},
+    )
+    with running_ui(settings) as server:
+        ana = open_ui(server.url, login=login)
+        ana_question = "في أي بلدة عُقد المؤتمر الصحفي المشترك بين التحالف الدولي وقسد؟"
+        ana.ask(ana_question)
+        expect(ana.listed_conversations()).to_have_count(1)
+        (ana_id,) = [c.id for c in server.assistant.conversations(login_user(login[0]))]
+
+        scripts = browser.new_context(extra_http_headers={"Authorization": f"Bearer {key}"})
+        try:
+            api = scripts.request
+            api_id = api.post(f"{server.url}api/v1/conversations", data={"title": "ملاحظات المفتاح"}).json()["id"]
+            asked = api.post(f"{server.url}api/v1/ask", data={"question": "Where was the coalition press briefing held?", "conversation_id": api_id})
+            assert asked.ok, asked.text()
+            assert [c["id"] for c in api.get(f"{server.url}api/v1/conversations").json()] == [api_id]
+            for response in (
+                api.get(f"{server.url}api/v1/conversations/{ana_id}"), api.get(f"{server.url}api/v1/conversations/{ana_id}/export"),
+                api.delete(f"{server.url}api/v1/conversations/{ana_id}"),
+                api.patch(f"{server.url}api/v1/conversations/{ana_id}", data={"title": "mine now"}),
+                api.post(f"{server.url}api/v1/ask", data={"question": "ما رتبته؟", "conversation_id": ana_id}),
+            ):
+                assert response.status == 404 and response.json()["error"]["code"] == "not_found", response.text()
+        finally:
+            scripts.close()
+
+        # Ana's list has only hers; the key holder's id, typed into the address, is not found either.
+        ana.goto(ana.page.url)
+        expect(ana.listed_conversations()).to_have_count(1)
+        expect(ana.listed_conversations().first).to_contain_text(ana_question)
+        ana.goto(f"{server.url}?conversation={api_id}")
+        expect(ana.page.locator("#conversation .msg.error")).to_contain_text("there is no conversation")
+        expect(ana.listed_conversations()).to_have_count(1)
+        ana.shot("guessed-id")
+        # Nothing was changed by the attempts.
+        assert server.assistant.conversation(ana_id, login_user(login[0])).turn_count == 1
+        assert server.assistant.conversation(api_id, API_KEY_USER).title == "ملاحظات المفتاح"
+        assert_no_traceback(ana)
 
 
 # --------------------------------------------------------------------------- g. waiting in the queue

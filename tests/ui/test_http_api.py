@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from assistant.config import load_settings
-from assistant.models import Answer, DocumentInfo, IndexStatus, IngestReport, Passage
+from assistant.models import Answer, Conversation, ConversationSummary, DocumentInfo, IndexStatus, IngestReport, Passage
 from tests.conftest import REPO, STORE_DIR, without_user_overrides, write_config
 from tests.integration.helpers import free_port
 
@@ -84,6 +84,57 @@ def test_filters_and_history_are_taken(api):
     body = {"question": QUESTION_AR, "filters": {"sources": ["no such outlet"]}, "history": [{"role": "user", "content": "مرحبا"}, {"role": "assistant", "content": "أهلا"}]}
     answer = Answer.model_validate(api.post("/ask", json=body).json())
     assert answer.refused and any("no such outlet" in note for note in answer.notes), answer.notes
+
+
+def test_a_conversation_is_continued_saved_exported_renamed_and_deleted(api):
+    created = api.post("/conversations", json={})
+    assert created.status_code == 201
+    conversation_id = ConversationSummary.model_validate(created.json()).id
+    first = Answer.model_validate(api.post("/ask", json={"question": QUESTION_AR, "conversation_id": conversation_id}).json())
+    # The follow-up needs the first turn ("his"): condensed with it, streamed, and saved before the answer event.
+    with api.stream("POST", "/ask", json={"question": "ما هي رتبته العسكرية؟", "conversation_id": conversation_id, "stream": True}) as response:
+        events = sse_events(response)
+    assert events[-1][0] == "answer", events
+    follow = Answer.model_validate_json(events[-1][1])
+    saved = Conversation.model_validate(api.get(f"/conversations/{conversation_id}").json())
+    assert [t.question for t in saved.turns] == [QUESTION_AR, "ما هي رتبته العسكرية؟"]
+    assert [t.answer for t in saved.turns] == [first, follow]
+    assert follow.question != "ما هي رتبته العسكرية؟" and "التحالف" in follow.question, follow.question
+
+    markdown = api.get(f"/conversations/{conversation_id}/export", params={"format": "markdown"})
+    assert markdown.status_code == 200 and markdown.headers["content-type"].startswith("text/markdown")
+    assert f'filename="conversation-{conversation_id}.md"' in markdown.headers["content-disposition"]
+    for citation in first.citations + follow.citations:
+        assert citation.title in markdown.text and citation.text.split("\n")[0] in markdown.text
+    exported = Conversation.model_validate(api.get(f"/conversations/{conversation_id}/export", params={"format": "json"}).json())
+    assert exported == saved
+    one = api.get(f"/conversations/{conversation_id}/export", params={"format": "json", "turn": 2}).json()
+    assert Answer.model_validate(one["answer"]) == follow
+
+    renamed = api.patch(f"/conversations/{conversation_id}", json={"title": "المتحدث باسم التحالف"})
+    assert renamed.status_code == 200 and renamed.json()["title"] == "المتحدث باسم التحالف"
+    listed = [ConversationSummary.model_validate(c) for c in api.get("/conversations", params={"q": "رتبته"}).json()]
+    assert [c.id for c in listed] == [conversation_id] and listed[0].turn_count == 2
+    assert api.delete(f"/conversations/{conversation_id}").json() == {"id": conversation_id, "deleted": True}
+    for response in (
+        api.get(f"/conversations/{conversation_id}"), api.delete(f"/conversations/{conversation_id}"),
+        api.get(f"/conversations/{conversation_id}/export"), api.patch(f"/conversations/{conversation_id}", json={"title": "x"}),
+        api.post("/ask", json={"question": QUESTION_AR, "conversation_id": conversation_id}),
+        api.post("/ask", json={"question": QUESTION_AR, "conversation_id": conversation_id, "stream": True}),
+    ):
+        assert response.status_code == 404 and error_of(response)["code"] == "not_found", response.text
+    assert conversation_id not in [c["id"] for c in api.get("/conversations").json()]
+
+
+def test_a_conversation_and_a_history_together_are_a_400(api):
+    conversation_id = api.post("/conversations", json={"title": "x"}).json()["id"]
+    body = {"question": QUESTION_AR, "conversation_id": conversation_id, "history": [{"role": "user", "content": "مرحبا"}]}
+    response = api.post("/ask", json=body)
+    assert response.status_code == 400 and "not both" in error_of(response)["message"]
+    bad_format = api.get(f"/conversations/{conversation_id}/export", params={"format": "pdf"})
+    assert bad_format.status_code == 400 and "format" in error_of(bad_format)["message"]
+    assert api.get(f"/conversations/{conversation_id}/export", params={"turn": 1}).status_code == 404  # it has no answers
+    api.delete(f"/conversations/{conversation_id}")
 
 
 def test_search_status_and_documents(api, ui_server):
@@ -182,7 +233,8 @@ def test_oversize_and_malformed_requests(api, ui_server):
 
 def test_the_openapi_schema_describes_the_replies(api):
     schema = api.get("/openapi.json").json()
-    assert {"/ask", "/search", "/status", "/documents", "/documents/{doc_id}"} <= set(schema["paths"])
+    assert {"/ask", "/search", "/status", "/documents", "/documents/{doc_id}", "/conversations", "/conversations/{conversation_id}",
+            "/conversations/{conversation_id}/export"} <= set(schema["paths"])
     components = schema["components"]["schemas"]
     assert set(components["Answer"]["properties"]) == set(Answer.model_fields)
     # A real reply validates against the served schema.

@@ -466,6 +466,17 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED if result["interrupted"] else EXIT_OK
 
 
+def cmd_bench_conversations(args: argparse.Namespace) -> int:
+    from assistant.eval.conversations_bench import format_conversations_table, run_conversations_bench
+
+    if args.count < 1 or args.turns < 1:
+        print("--count and --turns must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    result = run_conversations_bench(Path(args.seeds), args.count, args.turns)
+    _print_bench(format_conversations_table(result), result, args.json)
+    return EXIT_OK
+
+
 def cmd_bench_documents(args: argparse.Namespace) -> int:
     from assistant.eval.documents_bench import format_documents_table, run_documents_bench
 
@@ -696,6 +707,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ingest", action="store_true", help="also time ingesting the PDFs against ingesting their sources as .txt")
     b.add_argument("--json", metavar="OUT", help="write the results as JSON")
     b.set_defaults(func=cmd_bench_documents)
+    b = bench.add_parser("conversations", help="list, search, open and save times of saved conversations, in a throwaway store of N per user")
+    b.add_argument("--count", type=int, default=1000, help="conversations per user (default 1000)")
+    b.add_argument("--turns", type=int, default=4, help="answers per conversation (default 4)")
+    b.add_argument("--seeds", default="seeds", help="a folder of .txt articles whose sentences fill them (default seeds)")
+    b.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    b.set_defaults(func=cmd_bench_conversations)
     b = bench.add_parser("ingest", help="ingest throughput of a JSON Lines archive against the embedder's own ceiling")
     b.add_argument("--data", required=True, help="a .jsonl or .jsonl.gz archive of articles")
     b.add_argument("--limit", type=int, help="ingest only the first N articles")

@@ -423,8 +423,11 @@ def write_jsonl_gz(path: Path, records: list[dict]) -> Path:
     return path
 
 
-def run_cli(cwd: Path, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """``python -m assistant.cli ARGS`` in ``cwd`` (whose config.yaml it reads); ``env``: added variables."""
+def run_cli(
+    cwd: Path, *args: str, timeout: float = 300, env: dict[str, str] | None = None, input: str | None = None
+) -> subprocess.CompletedProcess:
+    """``python -m assistant.cli ARGS`` in ``cwd`` (whose config.yaml it reads); ``env``: added
+    variables; ``input``: what is typed (stdin)."""
     return subprocess.run(
         [sys.executable, "-m", "assistant.cli", *map(str, args)],
         cwd=cwd,
@@ -433,4 +436,5 @@ def run_cli(cwd: Path, *args: str, timeout: float = 300, env: dict[str, str] | N
         text=True,
         encoding="utf-8",
         timeout=timeout,
+        input=input,
     )

@@ -4,6 +4,7 @@ its own config.yaml and no ASSISTANT_* environment."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,41 @@ def test_empty_question_is_refused(config_factory, tmp_path):
     result = run_cli(tmp_path, "search", "   ")
     assert_clean_failure(result)
     assert "empty" in result.stderr
+
+
+# --------------------------------------------------------------------------- saved conversations
+def test_chat_is_saved_resumed_listed_exported_and_deleted(seeded_settings_factory, tmp_path):
+    """The terminal chat saves its conversation; --resume continues it with its history (extractive
+    answers: no model, so a follow-up is the previous standalone question plus the new one)."""
+    seeded_settings_factory(llm={"provider": "extractive"})
+    first, second = "من هو المتحدث الرسمي باسم التحالف الدولي؟", "أين عقد المؤتمر الصحفي؟"
+    chat = run_cli(tmp_path, "chat", input=f"{first}\n{second}\n\n")
+    assert chat.returncode == 0, chat.stderr
+    (conversation_id,) = re.findall(r"Saved as conversation (\w+): assistant chat --resume \1", chat.stderr)
+
+    listed = run_cli(tmp_path, "conversations", "list")
+    assert listed.returncode == 0 and listed.stdout.startswith(conversation_id) and first in listed.stdout, listed
+    assert conversation_id in run_cli(tmp_path, "conversations", "list", "--search", "المؤتمر الصحفي").stdout
+
+    resumed = run_cli(tmp_path, "chat", "--resume", conversation_id, input="ومتى؟\n")
+    assert resumed.returncode == 0 and f"> {first}" in resumed.stdout and f"> {second}" in resumed.stdout, resumed
+    shown = json.loads(run_cli(tmp_path, "conversations", "show", conversation_id, "--json").stdout)
+    assert [t["question"] for t in shown["turns"]] == [first, second, "ومتى؟"]
+    # The third question was answered with what it follows: the second's standalone question.
+    assert shown["turns"][2]["answer"]["question"] == f"{shown['turns'][1]['answer']['question']} ومتى؟"
+    assert shown["turns"][1]["answer"]["question"] == f"{first} {second}"
+
+    out = tmp_path / "chat.md"
+    exported = run_cli(tmp_path, "conversations", "export", conversation_id, "-o", out)
+    assert exported.returncode == 0 and "\u200f" + first in out.read_text(encoding="utf-8")
+    for turn in shown["turns"]:
+        assert all(c["title"] in out.read_text(encoding="utf-8") for c in turn["answer"]["citations"])
+
+    missing = run_cli(tmp_path, "conversations", "show", "0123456789ab")
+    assert_clean_failure(missing)
+    assert "there is no conversation '0123456789ab'" in missing.stderr
+    assert run_cli(tmp_path, "conversations", "list", "--user", "login:ana").stdout == ""  # another user's list
+    no_days = run_cli(tmp_path, "conversations", "purge")
+    assert no_days.returncode == 2 and "--older-than" in no_days.stderr
+    assert run_cli(tmp_path, "conversations", "delete", conversation_id).returncode == 0
+    assert run_cli(tmp_path, "conversations", "list").stdout == ""

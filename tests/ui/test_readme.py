@@ -107,11 +107,11 @@ def test_every_assistant_command_in_the_readme_parses():
 
 
 def _table_rows() -> dict[str, str]:
-    """Command table: "ingest", "bench squad", ... -> the synopsis in its first column."""
+    """Command table: "ingest", "bench squad", "conversations list", ... -> the synopsis in its first column."""
     rows = {}
     for synopsis in re.findall(r"^\| `assistant ((?:[^`]|`(?!\s*\|))+)` \|", README, re.M):
         words = synopsis.split()
-        name = " ".join(words[:2]) if words[0] == "bench" else words[0]
+        name = " ".join(words[:2]) if words[0] in ("bench", "conversations") else words[0]
         rows[name] = synopsis
     return rows
 

@@ -309,3 +309,13 @@ def test_sigkill_during_writes_keeps_every_committed_turn(tmp_path):
     # Every turn the child was told is committed is there; at most the one being written is extra.
     assert [t.n for t in saved.turns] == list(range(1, saved.turn_count + 1))
     assert committed <= saved.turn_count <= committed + 1
+
+
+def test_the_conversations_benchmark_fills_a_throwaway_store_and_times_each_operation():
+    from assistant.eval.conversations_bench import format_conversations_table, run_conversations_bench
+
+    result = run_conversations_bench(REPO / "seeds", count=12, turns=2, repeats=3)
+    assert result["list"]["rows"] == 12 and result["open_one"]["median_ms"] > 0
+    assert result["search"]["no match"]["rows"] == 0 and 1 <= result["search"]["a word of a title"]["rows"] <= 12
+    table = format_conversations_table(result)
+    assert "12 conversations of 2 answers" in table and "search: no match" in table

@@ -10,9 +10,17 @@ from assistant.ui.app import ChatUI
 class ScriptedAssistant:
     """Streams a few tokens then the final answer, and records whether the stream was closed."""
 
-    def __init__(self):
+    def __init__(self, save_error: Exception | None = None):
         self.closed = False
         self.tokens_sent = 0
+        self.saved: list[tuple[str | None, str]] = []  # (the conversation asked for, the question)
+        self.save_error = save_error
+
+    def save_turn(self, question, answer, filters=None, conversation_id=None, user="local"):
+        if self.save_error:
+            raise self.save_error
+        self.saved.append((conversation_id, question))
+        return conversation_id or f"c{len(self.saved)}", None
 
     def stream(self, question, history=None, filters=None):
         try:
@@ -62,3 +70,29 @@ def test_a_question_asked_after_new_chat_is_not_mixed_with_the_cancelled_one():
     assert "What is the capital of Australia?" in html
     assert "Who is the spokesman?" not in html
     assert [t["question"] for t in turns_after] == ["What is the capital of Australia?"]
+
+
+def test_a_chat_is_saved_into_one_conversation_until_new_chat_starts_another():
+    assistant = ScriptedAssistant()
+    ui = ChatUI(assistant)
+    chat = {"id": None}
+    _html, turns, _ = ui.accept("Who is the spokesman?", [])
+    list(ui.answer(turns, chat))
+    ui.accept("What is his rank?", turns)
+    list(ui.answer(turns, chat))
+    assert assistant.saved == [(None, "Who is the spokesman?"), ("c1", "What is his rank?")] and chat["id"] == "c1"
+    ui.new_chat(turns, chat)
+    ui.accept("Another question", turns)
+    list(ui.answer(turns, chat))
+    assert assistant.saved[-1] == (None, "Another question") and chat["id"] == "c3"
+
+
+def test_an_answer_that_cannot_be_saved_still_shows_and_says_so():
+    from assistant.errors import AssistantError
+
+    ui = ChatUI(ScriptedAssistant(save_error=AssistantError("cannot use the conversations file x: disk I/O error")))
+    chat = {"id": None}
+    _html, turns, _ = ui.accept("Who is the spokesman?", [])
+    html, _ = list(ui.answer(turns, chat))[-1]
+    assert "The spokesman is Caggins." in html and "Not saved: cannot use the conversations file x" in html
+    assert chat["id"] is None

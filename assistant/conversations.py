@@ -114,7 +114,8 @@ class ConversationStore:
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # (an error inside SQLite may have ended it already)
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
         except sqlite3.OperationalError as exc:

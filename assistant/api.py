@@ -47,6 +47,7 @@ from assistant.export import MEDIA_TYPES, Format, file_name
 from assistant.models import Answer, Conversation, ConversationSummary, DocumentInfo, Filters, IndexStatus, IngestReport, Passage
 from assistant.present import with_sources
 from assistant.retrieve import Mode
+from assistant.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +249,12 @@ class SearchRequest(BaseModel):
     filters: Filters | None = None
 
 
+class TimelineRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(description="what the story is about, in Arabic or English")
+    filters: Filters | None = None
+
+
 class Status(BaseModel):
     index: IndexStatus
     model: str | None = Field(description="the language model that answers; null until it is loaded")
@@ -296,6 +303,12 @@ def rest_app(assistant, settings: Settings) -> FastAPI:
     @app.post("/search", response_model=list[Passage])
     def search(body: SearchRequest):
         return assistant.search(body.question, top_k=body.top_k, mode=body.mode, filters=body.filters)
+
+    @app.post("/timeline", response_model=Timeline)
+    def timeline(body: TimelineRequest):
+        """Per day (or week), each outlet's most representative sentence about the query, cited;
+        extractive, no model call."""
+        return assistant.timeline(body.query, body.filters)
 
     @app.get("/status", response_model=Status)
     def status():

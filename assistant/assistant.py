@@ -31,6 +31,7 @@ from assistant.models import (
 from assistant.prompts import Prompts
 from assistant.retrieve import Mode, Retriever, check_question
 from assistant.store import Index, drop_index
+from assistant.timeline import Timeline, TimelineBuilder
 
 # The parts built on first use that read the index: a rebuild makes each of them anew.
 _INDEX_PARTS = ("index", "retriever", "answerer")
@@ -256,6 +257,13 @@ class Assistant:
         thread = threading.Thread(target=run, name="warm-up", daemon=True)
         thread.start()
         return thread
+
+    def timeline(self, query: str, filters: Filters | None = None) -> Timeline:
+        """The story of ``query`` across outlets and dates: per day (or week), each outlet's most
+        representative sentence, cited. Extractive: no model call (see assistant.timeline)."""
+        self._check(query)
+        builder = TimelineBuilder(self.index, self.embedder, self.settings.timeline, self.settings.retrieval)
+        return builder.build(query, filters)
 
     def translate_query(self, question: str) -> str | None:
         """The question in Arabic for BM25, by the language model (None when it cannot)."""

@@ -217,6 +217,27 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_timeline(args: argparse.Namespace) -> int:
+    from assistant.present import page_label
+
+    timeline = _assistant(args).timeline(args.query, _filters(args))
+    if args.json:
+        print(timeline.model_dump_json(indent=2))
+        return EXIT_OK
+    if not timeline.periods:
+        print(f"No dated article is about this (relevance floor {timeline.floor:.2f}; {timeline.undated} undated).", file=sys.stderr)
+        return EXIT_OK
+    for period in timeline.periods:
+        label = f"week of {period.date}" if period.unit == "week" else period.date
+        print(f"\n{label}  ({period.articles} article{'s' if period.articles != 1 else ''})")
+        for line in period.lines:
+            pages = page_label(line.citation.pages)
+            print(f"  [{' = '.join(line.sources)}] {line.text}  ({line.doc_id}{', ' + pages if pages else ''})")
+    print(f"\n{timeline.articles} articles over {len(timeline.periods)} {timeline.periods[0].unit}s "
+          f"({timeline.undated} undated left out); {timeline.seconds:.2f} s", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     from assistant.answer import answered_exchange
     from assistant.cite import strip_markers
@@ -601,6 +622,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_filter_options(p)
     p.add_argument("--json", action="store_true", help="print the Answer as JSON")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("timeline", help="a story across outlets and dates: per day (or week), each outlet's sentence about QUERY, cited")
+    p.add_argument("query")
+    _add_filter_options(p)
+    p.add_argument("--json", action="store_true", help="print the Timeline as JSON")
+    p.set_defaults(func=cmd_timeline)
 
     p = sub.add_parser("chat", help="a conversation in the terminal, with follow-up questions; saved (see conversations)")
     p.add_argument("--resume", metavar="ID", help="continue a saved conversation")

@@ -283,6 +283,17 @@ class IngestSettings(Section):
     allow_private_hosts: bool = False
 
 
+class TimelineSettings(Section):
+    """``assistant timeline``: a story across outlets and dates (assistant.timeline)."""
+
+    candidates: int = Field(default=1000, ge=10)  # passages dense search and BM25 each bring before the floor
+    # Relevance (the answer path's dense score) a passage needs to be in a timeline; None: the
+    # embedder's own (assistant.timeline.TIMELINE_FLOORS).
+    min_score: float | None = None
+    week_after_days: int = Field(default=45, ge=1)  # a longer span is grouped by week instead of by day
+    merge_jaccard: float = Field(default=0.6, gt=0, le=1)  # outlets' sentences this alike are one line (agency copy)
+
+
 class ConversationSettings(Section):
     """Saved conversations (assistant.conversations): one SQLite file, each user's own."""
 
@@ -308,6 +319,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     answer: AnswerSettings = AnswerSettings()
     conversations: ConversationSettings = ConversationSettings()
+    timeline: TimelineSettings = TimelineSettings()
     eval: EvalSettings = EvalSettings()
     ui: UISettings = UISettings()
     api: APISettings = APISettings()

@@ -232,6 +232,10 @@ class ConversationStore:
                 "UPDATE conversations SET updated_at = ?, turn_count = turn_count + 1, search_text = search_text || ' ' || ? WHERE id = ?",
                 (now, search_key(f"{question} {answer.text}"), conversation_id),
             )
+            if n == 1:  # one started without a title is named by its first question
+                title = title_of(question)
+                db.execute("UPDATE conversations SET title = ?, title_key = ? WHERE id = ? AND title = ?",
+                           (title, search_key(title), conversation_id, NEW_TITLE))
         return conversation_id, ConversationTurn(n=n, question=question, answer=answer, filters=filters, asked_at=_time(now))
 
     def purge(self, keep_days: float) -> int:

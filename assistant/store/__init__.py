@@ -435,6 +435,10 @@ class Index:
             found.update(self.vectors.whole_chunk_vectors([cid for cid in chunk_ids if cid not in found]))
         return found
 
+    def chunk_vectors(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
+        """The chunks' own (passage) vectors."""
+        return {cid: item.vectors[0] for cid, item in self.vectors.whole_chunk_vectors(chunk_ids).items()}
+
     def fetch(self, chunk_ids: list[str]) -> dict[str, StoredChunk]:
         return self.vectors.get(chunk_ids)
 

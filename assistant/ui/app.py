@@ -24,6 +24,7 @@ from assistant.errors import AssistantError
 from assistant.export import file_name
 from assistant.fetch import is_url
 from assistant.models import Answer, Citation, Conversation, Filters
+from assistant.timeline import Timeline
 from assistant.present import ingest_summary, skipped_lines
 from assistant.ui import render
 
@@ -53,6 +54,15 @@ element.addEventListener('click', (event) => {
   if (!link) return;
   event.preventDefault();
   trigger('click', {turn: Number(link.dataset.turn), n: Number(link.dataset.n)});
+});
+"""
+# A timeline's citation links: one "click" event with the line's position.
+TIMELINE_JS = """
+element.addEventListener('click', (event) => {
+  const link = event.target.closest('a.cite');
+  if (!link) return;
+  event.preventDefault();
+  trigger('click', {period: Number(link.dataset.period), line: Number(link.dataset.line)});
 });
 """
 # Bring the highlighted passage into view whenever the viewer shows a new article.
@@ -271,12 +281,7 @@ class ChatUI:
             citation: Citation = next(c for c in answer.citations if c.n == int(data["n"]))
         except (KeyError, IndexError, StopIteration, TypeError, ValueError):
             return render.EMPTY_VIEWER
-        try:
-            article = self.assistant.article(citation.doc_id)
-        except Exception as exc:
-            log.warning("could not read %s for the viewer: %s", citation.doc_id, _friendly(exc))
-            article = None
-        return render.article_html(article, citation, turn["question"])
+        return self._article_view(citation, turn["question"])
 
     def new_chat(self, turns: list[dict] | None, chat: dict | None = None):
         # Emptied in place, not replaced: an answer cancelled mid-stream may still deliver one last
@@ -286,6 +291,36 @@ class ChatUI:
         if chat is not None:
             chat["id"] = None  # the next answer starts a new conversation
         return render.conversation_html(turns), turns, render.EMPTY_VIEWER, ""
+
+    # --- timeline ------------------------------------------------------------------------------
+    def timeline(self, query: str, sources: list[str] | None = None, since: str = "", until: str = ""):
+        """The story of ``query`` across outlets and dates. Returns (timeline HTML, the Timeline as
+        JSON for the citation links, the emptied viewer)."""
+        query = (query or "").strip()
+        if not query:
+            return render.EMPTY_TIMELINE, None, render.EMPTY_VIEWER
+        try:
+            timeline = self.assistant.timeline(query, Filters.of(sources, since, until))
+        except Exception as exc:
+            return f'<p class="error" dir="auto">{render.escape(_friendly(exc))}</p>', None, render.EMPTY_VIEWER
+        return render.timeline_html(timeline), timeline.model_dump(mode="json"), render.EMPTY_VIEWER
+
+    def show_timeline_source(self, timeline: dict | None, event: gr.EventData) -> str:
+        data = getattr(event, "_data", None) or {}
+        try:
+            story = Timeline.model_validate(timeline)
+            line = story.periods[int(data["period"])].lines[int(data["line"])]
+        except (KeyError, IndexError, TypeError, ValueError):  # (pydantic's ValidationError is a ValueError)
+            return render.EMPTY_VIEWER
+        return self._article_view(line.citation, story.query)
+
+    def _article_view(self, citation: Citation, question: str) -> str:
+        try:
+            article = self.assistant.article(citation.doc_id)
+        except Exception as exc:
+            log.warning("could not read %s for the viewer: %s", citation.doc_id, _friendly(exc))
+            article = None
+        return render.article_html(article, citation, question)
 
     # --- API for scripts (gradio_client) ------------------------------------------------------
     def api_ask(
@@ -314,12 +349,12 @@ class ChatUI:
         return self.assistant.model_label() or f"{self.assistant.settings.llm.provider} (not loaded yet)"
 
     def library(self, message: str = ""):
-        """(status HTML, article rows, remove-choices, message, the chat's outlet choices)."""
+        """(status HTML, article rows, remove-choices, message, the chat's and the timeline's outlet choices)."""
         try:
             documents = self.assistant.documents()
             status = self.assistant.status(documents)
         except Exception as exc:
-            return f'<p class="error">{render.escape(_friendly(exc))}</p>', [], gr.update(choices=[]), message, gr.update()
+            return f'<p class="error">{render.escape(_friendly(exc))}</p>', [], gr.update(choices=[]), message, gr.update(), gr.update()
         choices = [(f"{d.doc_id} — {d.title}"[:120], d.doc_id) for d in documents]
         return (
             render.status_html(status, self.llm_label()),
@@ -327,6 +362,7 @@ class ChatUI:
             gr.update(choices=choices, value=None),
             message,
             gr.update(choices=render.outlets(documents)),  # the selection is kept
+            gr.update(choices=render.outlets(documents)),  # the timeline's outlets
         )
 
     def upload(self, files: list[str] | None):
@@ -430,6 +466,23 @@ def build_app(assistant) -> gr.Blocks:
                         gr.Examples(examples=[[q] for q in assistant.settings.ui.examples], inputs=[question], label="Examples · أمثلة")
                     with gr.Column(scale=2):
                         viewer = gr.HTML(render.EMPTY_VIEWER, elem_id="source-viewer", js_on_load=VIEWER_JS, max_height=700, container=True)
+            with gr.Tab("Timeline · الخط الزمني", id="timeline-tab"):
+                story = gr.State(None)  # the Timeline shown, for its citation links
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3):
+                        with gr.Row():
+                            timeline_query = gr.Textbox(show_label=False, placeholder="موضوع أو حدث… / A subject or an event…",
+                                                        elem_id="timeline-query", max_lines=1, scale=5)
+                            timeline_show = gr.Button("Show · اعرض", variant="primary", elem_id="timeline-show", scale=1, min_width=90)
+                        with gr.Row():
+                            timeline_sources = gr.Dropdown(label="Only from · من المصادر", choices=[], multiselect=True,
+                                                           elem_id="timeline-sources", scale=2)
+                            timeline_since = gr.Textbox(label="From · من تاريخ", placeholder="YYYY-MM-DD", elem_id="timeline-since", max_lines=1)
+                            timeline_until = gr.Textbox(label="To · إلى تاريخ", placeholder="YYYY-MM", elem_id="timeline-until", max_lines=1)
+                        timeline_view = gr.HTML(render.EMPTY_TIMELINE, elem_id="timeline", js_on_load=TIMELINE_JS, max_height=700)
+                    with gr.Column(scale=2):
+                        timeline_viewer = gr.HTML(render.EMPTY_VIEWER, elem_id="timeline-viewer", js_on_load=VIEWER_JS, max_height=700,
+                                                  container=True)
             with gr.Tab("Library · المكتبة", id="library"):
                 status = gr.HTML(elem_id="index-status")
                 articles = gr.Dataframe(
@@ -490,7 +543,14 @@ def build_app(assistant) -> gr.Blocks:
         app.load(ui.opened_from_url, inputs=[turns, chat], outputs=opened, concurrency_id="conversations",
                  api_visibility="private").then(**side)
 
-        library_outputs = [status, articles, to_remove, library_message, sources]
+        # A timeline reads the index (no model): it waits in QUEUE so that an upload never writes meanwhile.
+        for trigger in (timeline_show.click, timeline_query.submit):
+            trigger(ui.timeline, inputs=[timeline_query, timeline_sources, timeline_since, timeline_until],
+                    outputs=[timeline_view, story, timeline_viewer], concurrency_id=QUEUE, api_visibility="private")
+        timeline_view.click(ui.show_timeline_source, inputs=[story], outputs=[timeline_viewer], concurrency_id=QUEUE,
+                            api_visibility="private")
+
+        library_outputs = [status, articles, to_remove, library_message, sources, timeline_sources]
         app.load(ui.library, outputs=library_outputs, concurrency_id=QUEUE, api_visibility="private")
         add.click(ui.upload, inputs=[files], outputs=library_outputs, concurrency_id=QUEUE, api_visibility="private").then(
             lambda: None, outputs=[files], api_visibility="private"

@@ -16,6 +16,7 @@ from assistant.arabic import detect_language
 from assistant.export import answer_markdown
 from assistant.models import SPAN_GAP, Answer, Article, Citation, DocumentInfo, Filters, IndexStatus
 from assistant.present import byline, outlet, page_label
+from assistant.timeline import Timeline
 
 _MARKER = re.compile(r"\[(\d+)\]")
 
@@ -193,6 +194,41 @@ def article_html(article: Article | None, citation: Citation, question: str = ""
         f'<div class="byline">{byline}{link} <span class="doc-id" dir="ltr">({escape(article.doc_id)})</span></div>'
         f'<div class="article-body">{body}</div></article>'
     )
+
+
+EMPTY_TIMELINE = (
+    '<div class="empty-chat"><p dir="rtl" lang="ar">اكتب موضوعاً لترى كيف روته المصادر يوماً بيوم.</p>'
+    '<p dir="ltr" lang="en">Type a subject to see how the outlets told it, day by day.</p></div>'
+)
+
+
+def timeline_html(timeline: Timeline) -> str:
+    """Periods in date order; in each, one line per outlet (merged copies name every outlet), its
+    sentence and a citation link (``data-period``, ``data-line``) that opens the passage."""
+    if not timeline.periods:
+        note = f" ({timeline.undated} undated articles left out)" if timeline.undated else ""
+        return f'<div class="empty-chat"><p dir="ltr">No dated article is about this{escape(note)}.</p></div>'
+    parts = [
+        f'<div class="timeline-summary" dir="ltr">{timeline.articles} articles, {len(timeline.periods)} '
+        f'{escape(timeline.periods[0].unit)}s{f"; {timeline.undated} undated left out" if timeline.undated else ""}</div>'
+    ]
+    for i, period in enumerate(timeline.periods):
+        label = f"week of {period.date}" if period.unit == "week" else period.date
+        lines = []
+        for j, line in enumerate(period.lines):
+            outlets = " · ".join(escape(o or line.doc_id) for o in line.sources)
+            link = (f'<a class="cite" href="#" role="button" data-period="{i}" data-line="{j}" '
+                    f'title="{escape(line.citation.title)}">[{line.citation.n}]</a>')
+            lines.append(
+                f'<li class="timeline-line"><span class="outlets" dir="auto">{outlets}</span> '
+                f'<span class="text" {_attrs(detect_language(line.text))}>{escape(line.text)}</span> {link}</li>'
+            )
+        parts.append(
+            f'<section class="period" data-period="{i}"><h4 dir="ltr">{escape(label)} '
+            f'<span class="count">({period.articles} article{"s" if period.articles != 1 else ""})</span></h4>'
+            f'<ul>{"".join(lines)}</ul></section>'
+        )
+    return "".join(parts)
 
 
 def status_html(status: IndexStatus, llm: str) -> str:

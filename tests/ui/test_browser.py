@@ -13,6 +13,7 @@ import threading
 from itertools import pairwise
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
@@ -24,6 +25,8 @@ from assistant.present import outlet
 from assistant.ui.app import EMPTY_QUESTION
 from assistant.ui.render import WAITING
 from tests.integration.helpers import free_port
+from tests.integration.test_timeline import QUERY as STORY_QUERY
+from tests.integration.test_timeline import archive
 
 from .helpers import (
     ANSWER_TIMEOUT_MS,
@@ -494,6 +497,43 @@ def test_two_users_cannot_see_or_open_each_others_conversations(open_ui, browser
         assert server.assistant.conversation(ana_id, login_user(login[0])).turn_count == 1
         assert server.assistant.conversation(api_id, API_KEY_USER).title == "ملاحظات المفتاح"
         assert_no_traceback(ana)
+
+
+# --------------------------------------------------------------------------- i. the timeline
+def test_the_timeline_view_shows_dated_periods_with_outlets_and_opens_a_cited_passage(open_ui, settings_factory, tmp_path):
+    """A small dated archive from three outlets (tests/integration/test_timeline.py), on its own
+    server (the shared one holds the seeds, which the archive repeats). No model is needed."""
+    settings: Settings = settings_factory(llm={"provider": "extractive"}, ui={"port": free_port()})
+    with running_ui(settings) as server:
+        path = archive(tmp_path / "story.jsonl.gz")
+        with path.open("rb") as upload:
+            report = httpx.post(f"{server.url}api/v1/documents", files=[("files", (path.name, upload))], timeout=300).json()
+        assert len(report["added"]) == 6, report
+        # Over the REST API: the periods in date order, each line with its outlet and citation.
+        body = {"query": STORY_QUERY, "filters": {"until": "2020-07-31"}}
+        served = httpx.post(f"{server.url}api/v1/timeline", json=body, timeout=300).json()
+        assert [p["date"] for p in served["periods"]] == ["2020-07-29"], served
+        assert all({"source", "date", "text", "doc_id", "chunk_id", "citation"} <= set(line) for line in served["periods"][0]["lines"])
+
+        ui = open_ui(server.url)
+        ui.open_tab("Timeline")
+        ui.page.locator("#timeline-query input").fill(STORY_QUERY)
+        ui.page.click("#timeline-show")
+        periods = ui.page.locator("#timeline .period")
+        expect(periods).to_have_count(2)
+        expect(periods.first.locator("h4")).to_contain_text("2020-07-29")
+        expect(periods.nth(1).locator("h4")).to_contain_text("2020-08-02")
+        expect(periods.first.locator(".timeline-line")).to_have_count(2)  # Enab Baladi with Al-Modon (one copy), Syria TV
+        expect(periods.first).to_contain_text(re.compile("Enab Baladi · Al-Modon|Al-Modon · Enab Baladi"))
+        expect(periods.first).to_contain_text("Syria TV")
+        ui.shot("timeline")
+        line = periods.first.locator(".timeline-line").first
+        sentence = line.locator(".text").inner_text()
+        line.locator("a.cite").click()
+        expect(ui.page.locator("#timeline-viewer mark#cited-passage")).to_have_text(sentence)
+        expect(ui.page.locator("#timeline-viewer .notice")).to_have_count(0)  # the article is there, whole
+        ui.shot("timeline-source")
+        assert_no_traceback(ui)
 
 
 # --------------------------------------------------------------------------- g. waiting in the queue

@@ -98,7 +98,7 @@ def test_a_conversation_is_continued_saved_exported_renamed_and_deleted(api):
     follow = Answer.model_validate_json(events[-1][1])
     saved = Conversation.model_validate(api.get(f"/conversations/{conversation_id}").json())
     assert [t.question for t in saved.turns] == [QUESTION_AR, "ما هي رتبته العسكرية؟"]
-    assert [t.answer for t in saved.turns] == [first, follow]
+    assert [t.answer for t in saved.turns] == [first, follow] and saved.title == QUESTION_AR  # named by its first question
     assert follow.question != "ما هي رتبته العسكرية؟" and "التحالف" in follow.question, follow.question
 
     markdown = api.get(f"/conversations/{conversation_id}/export", params={"format": "markdown"})

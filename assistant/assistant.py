@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.answer import Answerer, History
+from assistant.by_source import BySource, SourceAnswer, disagreements, narrowed, outlets_of
 from assistant.config import Settings, load_settings
 from assistant.conversations import LOCAL_USER, ConversationStore, history_of
 from assistant.embed import Embedder, check_engine, make_embedder, model_id_for
@@ -257,6 +258,21 @@ class Assistant:
         thread = threading.Thread(target=run, name="warm-up", daemon=True)
         thread.start()
         return thread
+
+    def ask_by_source(self, question: str, filters: Filters | None = None, top_k: int | None = None) -> BySource:
+        """The question answered once per outlet that has relevant passages (at most
+        ``answer.max_sources``, the most relevant first), each from that outlet's passages only;
+        and the numbers the answers disagree on (see assistant.by_source)."""
+        self._check(question)
+        answerer = self.answerer
+        language = detect_language(question)
+        candidates = self.search(question, top_k=self.settings.retrieval.candidates, filters=filters)
+        outlets = outlets_of(candidates, lambda found: answerer.similarity_gate(found, language) is None, self.settings.answer.max_sources)
+        answers = [
+            SourceAnswer(**self.ask(question, top_k=top_k, filters=narrowed(filters, outlet)).model_dump(), source=outlet)
+            for outlet in outlets
+        ]
+        return BySource(question=question, answers=answers, disagreements=disagreements(answers))
 
     def timeline(self, query: str, filters: Filters | None = None) -> Timeline:
         """The story of ``query`` across outlets and dates: per day (or week), each outlet's most

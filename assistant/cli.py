@@ -209,6 +209,21 @@ def print_answer(answer, file=sys.stdout, seen_notes: set[str] | None = None) ->
 
 def cmd_ask(args: argparse.Namespace) -> int:
     filters = _filters(args)
+    if args.by_source:
+        compared = _assistant(args, check_llm=True).ask_by_source(args.question, filters=filters, top_k=args.top_k)
+        if args.json:
+            print(compared.model_dump_json(indent=2))
+            return EXIT_OK
+        if not compared.answers:
+            print("No outlet's articles are about this question.", file=sys.stderr)
+        for answer in compared.answers:
+            print(f"\n== {answer.source}")
+            print_answer(answer)
+        if compared.disagreements:
+            print("\nWhere they differ:")
+            for d in compared.disagreements:
+                print(f"  {d.value}: {', '.join(d.sources)}; not {', '.join(d.others)}")
+        return EXIT_OK
     answer = _assistant(args, check_llm=True).ask(args.question, top_k=args.top_k, filters=filters)
     if args.json:
         print(answer.model_dump_json(indent=2))
@@ -620,7 +635,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("--top-k", type=int, default=None, help="passages shown to the model")
     _add_filter_options(p)
-    p.add_argument("--json", action="store_true", help="print the Answer as JSON")
+    p.add_argument("--by-source", action="store_true",
+                   help="answer once per outlet with relevant passages, each from its own passages, and show where they differ")
+    p.add_argument("--json", action="store_true", help="print the Answer (with --by-source: the answers) as JSON")
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("timeline", help="a story across outlets and dates: per day (or week), each outlet's sentence about QUERY, cited")

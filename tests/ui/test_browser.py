@@ -514,6 +514,11 @@ def test_the_timeline_view_shows_dated_periods_with_outlets_and_opens_a_cited_pa
         served = httpx.post(f"{server.url}api/v1/timeline", json=body, timeout=300).json()
         assert [p["date"] for p in served["periods"]] == ["2020-07-29"], served
         assert all({"source", "date", "text", "doc_id", "chunk_id", "citation"} <= set(line) for line in served["periods"][0]["lines"])
+        compared = httpx.post(f"{server.url}api/v1/ask", json={"question": STORY_QUERY, "by_source": True}, timeout=300).json()
+        assert {a["source"] for a in compared["answers"]} >= {"Enab Baladi", "Al-Modon", "Syria TV"}, compared
+        assert all(c["source"] == a["source"] for a in compared["answers"] for c in a["citations"])
+        streamed = httpx.post(f"{server.url}api/v1/ask", json={"question": STORY_QUERY, "by_source": True, "stream": True}, timeout=300)
+        assert streamed.status_code == 400 and "by_source" in streamed.json()["error"]["message"]
 
         ui = open_ui(server.url)
         ui.open_tab("Timeline")

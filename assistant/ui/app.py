@@ -17,6 +17,7 @@ from pathlib import Path
 import gradio as gr
 
 from assistant.answer import answered_exchange
+from assistant.by_source import BySource
 from assistant.arabic import detect_language
 from assistant.config import megabytes
 from assistant.conversations import LOCAL_USER, login_user
@@ -53,7 +54,7 @@ element.addEventListener('click', (event) => {
   const link = event.target.closest('a.cite');
   if (!link) return;
   event.preventDefault();
-  trigger('click', {turn: Number(link.dataset.turn), n: Number(link.dataset.n)});
+  trigger('click', {turn: Number(link.dataset.turn), n: Number(link.dataset.n), answer: Number(link.dataset.answer ?? -1)});
 });
 """
 # A timeline's citation links: one "click" event with the line's position.
@@ -123,7 +124,8 @@ class ChatUI:
     # ``turns`` is changed in place, never copied: a question accepted while an earlier answer
     # streams appends to the same list that answer is writing back, so neither drops the other.
     def accept(
-        self, question: str, turns: list[dict] | None, sources: list[str] | None = None, since: str = "", until: str = ""
+        self, question: str, turns: list[dict] | None, sources: list[str] | None = None, since: str = "", until: str = "",
+        by_source: bool = False,
     ):
         """Step one, instant: the question joins the conversation as waiting, with the outlet and
         date filters set when it was asked (or, empty or badly filtered, as an error). Returns
@@ -141,6 +143,8 @@ class ChatUI:
             return render.conversation_html(turns), turns, question  # kept, to ask again once fixed
         if filters.active:
             turn["filters"] = filters.model_dump(mode="json")
+        if by_source:
+            turn["by_source"] = True
         turns.append({**turn, "waiting": True})
         return render.conversation_html(turns), turns, ""
 
@@ -161,6 +165,13 @@ class ChatUI:
         filters = Filters.model_validate(turn["filters"]) if turn.get("filters") else None
         saving_to = chat.get("id")  # the conversation this question was asked in
         yield render.conversation_html(turns), turns
+        if turn.get("by_source"):  # one answer per outlet, all at once (not streamed, not saved)
+            try:
+                turn["compared"] = self.assistant.ask_by_source(turn["question"], filters).model_dump(mode="json")
+            except Exception as exc:
+                turn["error"] = _friendly(exc)
+            yield render.conversation_html(turns), turns
+            return
         try:
             with closing(self.assistant.stream(turn["question"], history=history or None, filters=filters)) as stream:
                 for item in stream:
@@ -277,7 +288,10 @@ class ChatUI:
         data = getattr(event, "_data", None) or {}
         try:
             turn = turns[int(data["turn"])]
-            answer = Answer.model_validate(turn["answer"])
+            if turn.get("compared"):  # a citation of one outlet's answer
+                answer = BySource.model_validate(turn["compared"]).answers[int(data["answer"])]
+            else:
+                answer = Answer.model_validate(turn["answer"])
             citation: Citation = next(c for c in answer.citations if c.n == int(data["n"]))
         except (KeyError, IndexError, StopIteration, TypeError, ValueError):
             return render.EMPTY_VIEWER
@@ -463,6 +477,8 @@ def build_app(assistant) -> gr.Blocks:
                                 )
                                 since = gr.Textbox(label="From · من تاريخ", placeholder="YYYY-MM-DD", elem_id="filter-since", max_lines=1)
                                 until = gr.Textbox(label="To · إلى تاريخ", placeholder="YYYY-MM", elem_id="filter-until", max_lines=1)
+                            by_source = gr.Checkbox(label="Compare outlets: one answer per outlet · قارن المصادر: جواب لكل مصدر",
+                                                    elem_id="by-source")
                         gr.Examples(examples=[[q] for q in assistant.settings.ui.examples], inputs=[question], label="Examples · أمثلة")
                     with gr.Column(scale=2):
                         viewer = gr.HTML(render.EMPTY_VIEWER, elem_id="source-viewer", js_on_load=VIEWER_JS, max_height=700, container=True)
@@ -511,7 +527,7 @@ def build_app(assistant) -> gr.Blocks:
         # Asking: ``accept`` shows the question at once (own group, no limit: it never touches the
         # Assistant), then ``answer`` waits in QUEUE; while it waits, Gradio's queue position
         # ("queue: 2/3") shows on #ask-status instead of the page looking idle.
-        accept = {"fn": ui.accept, "inputs": [question, turns, sources, since, until], "outputs": [conversation, turns, question], "show_progress": "hidden",
+        accept = {"fn": ui.accept, "inputs": [question, turns, sources, since, until, by_source], "outputs": [conversation, turns, question], "show_progress": "hidden",
                   "concurrency_id": "accept", "concurrency_limit": None, "api_visibility": "private"}
         # trigger_mode "multiple": a question asked while this tab's previous answer streams gets its
         # own turn in the queue ("once", the default, would drop it and leave it waiting forever).

@@ -13,6 +13,7 @@ from html import escape
 from urllib.parse import urlparse
 
 from assistant.arabic import detect_language
+from assistant.by_source import BySource
 from assistant.export import answer_markdown
 from assistant.models import SPAN_GAP, Answer, Article, Citation, DocumentInfo, Filters, IndexStatus
 from assistant.present import byline, outlet, page_label
@@ -55,24 +56,43 @@ def _attrs(language: str) -> str:
     return f'dir="{_dir(language)}" lang="{language}"'
 
 
-def _cite_link(turn: int, n: int, label: str, title: str = "", css: str = "cite") -> str:
+def _cite_link(turn: int, n: int, label: str, title: str = "", css: str = "cite", answer: int | None = None) -> str:
+    """A citation link; ``answer``: which of a turn's compared answers (``ask --by-source``) it is in."""
+    which = f' data-answer="{answer}"' if answer is not None else ""
     return (
-        f'<a class="{css}" href="#" role="button" data-turn="{turn}" data-n="{n}" '
+        f'<a class="{css}" href="#" role="button" data-turn="{turn}" data-n="{n}"{which} '
         f'title="{escape(title)}">{label}</a>'
     )
 
 
-def answer_text_html(answer: Answer, turn: int) -> str:
-    """The answer with each valid ``[n]`` marker as a link that opens the cited passage."""
+_FIGURES = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def _marked(text: str, differing: set[str]) -> str:
+    """Escaped ``text``, its figures whose value is in ``differing`` marked as disagreeing."""
+    if not differing:
+        return escape(text)
+    out, cursor = [], 0
+    for match in _FIGURES.finditer(text):
+        value = match.group(0).replace(",", "")
+        if value in differing:
+            out += [escape(text[cursor : match.start()]), f'<mark class="differs">{escape(match.group(0))}</mark>']
+            cursor = match.end()
+    return "".join(out) + escape(text[cursor:])
+
+
+def answer_text_html(answer: Answer, turn: int, which: int | None = None, differing: set[str] = frozenset()) -> str:
+    """The answer with each valid ``[n]`` marker as a link that opens the cited passage (and the
+    numbers in ``differing`` marked)."""
     by_n = {c.n: c for c in answer.citations}
     out, cursor = [], 0
     for match in _MARKER.finditer(answer.text):
-        out.append(escape(answer.text[cursor : match.start()]))
+        out.append(_marked(answer.text[cursor : match.start()], differing))
         citation = by_n.get(int(match.group(1)))
         label = escape(match.group(0))
-        out.append(_cite_link(turn, citation.n, label, citation.title) if citation else label)
+        out.append(_cite_link(turn, citation.n, label, citation.title, answer=which) if citation else label)
         cursor = match.end()
-    out.append(escape(answer.text[cursor:]))
+    out.append(_marked(answer.text[cursor:], differing))
     return "".join(out)
 
 
@@ -80,7 +100,7 @@ def _byline(item) -> str:
     return escape(byline(item))
 
 
-def sources_html(answer: Answer, turn: int) -> str:
+def sources_html(answer: Answer, turn: int, which: int | None = None) -> str:
     if not answer.citations:
         return ""
     items = []
@@ -88,7 +108,7 @@ def sources_html(answer: Answer, turn: int) -> str:
         byline = _byline(c)
         title = escape(c.title or c.doc_id)
         items.append(
-            f"<li>{_cite_link(turn, c.n, f'[{c.n}]', c.title, 'cite source-link')} "
+            f"<li>{_cite_link(turn, c.n, f'[{c.n}]', c.title, 'cite source-link', which)} "
             f'<span class="source-title" dir="auto">{title}</span>'
             + (f' <span class="byline" dir="auto">{byline}</span>' if byline else "")
             + "</li>"
@@ -104,6 +124,28 @@ def _meta_html(answer: Answer) -> str:
         return f'<div class="meta" dir="ltr">{meta}</div>'
     notes = "".join(f"<li>{escape(note)}</li>" for note in answer.notes)
     return f'<details class="meta" dir="ltr"><summary>{meta}</summary><ul>{notes}</ul></details>'
+
+
+COMPARED_NONE = {"ar": "لا تتناول مقالات أي مصدر هذا السؤال.", "en": "No outlet's articles are about this question."}
+
+
+def compared_html(compared: BySource, index: int) -> str:
+    """Each outlet's answer side by side, with its sources; the numbers they disagree on marked."""
+    language = detect_language(compared.question)
+    if not compared.answers:
+        return f'<div class="text">{escape(COMPARED_NONE[language])}</div>'
+    differing = {d.value for d in compared.disagreements}
+    columns = "".join(
+        f'<div class="compared-answer{" refusal" if a.refused else ""}" {_attrs(a.language)}>'
+        f'<div class="outlet" dir="auto">{escape(a.source)}</div>'
+        f'<div class="text">{answer_text_html(a, index, k, differing)}</div>{sources_html(a, index, k)}</div>'
+        for k, a in enumerate(compared.answers)
+    )
+    differences = ""
+    if compared.disagreements:
+        items = " · ".join(f"<bdi>{escape(d.value)}</bdi>: {escape(', '.join(d.sources))}" for d in compared.disagreements)
+        differences = f'<div class="differences" dir="ltr">Where they differ · نقاط الاختلاف: {items}</div>'
+    return f'<div class="compared-answers">{columns}</div>{differences}'
 
 
 def actions_html(turn: dict, answer: Answer, index: int) -> str:
@@ -135,6 +177,8 @@ def turn_html(turn: dict, index: int) -> str:
         parts.append(_message("user", language, f'<div class="text">{escape(turn["question"])}</div>{shown}'))
     if turn.get("error"):
         parts.append(_message("bot", language, f'<div class="text">{escape(turn["error"])}</div>', "error"))
+    elif turn.get("compared"):
+        parts.append(_message("bot", language, compared_html(BySource.model_validate(turn["compared"]), index), "compared"))
     elif turn.get("answer"):
         answer = Answer.model_validate(turn["answer"])
         body = f'<div class="text">{answer_text_html(answer, index)}</div>' + sources_html(answer, index) + _meta_html(answer)

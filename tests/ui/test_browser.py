@@ -538,6 +538,21 @@ def test_the_timeline_view_shows_dated_periods_with_outlets_and_opens_a_cited_pa
         expect(ui.page.locator("#timeline-viewer mark#cited-passage")).to_have_text(sentence)
         expect(ui.page.locator("#timeline-viewer .notice")).to_have_count(0)  # the article is there, whole
         ui.shot("timeline-source")
+
+        # Compare outlets in the chat: one answer per outlet, side by side, each citing its own outlet.
+        ui.open_tab("Chat")
+        ui.page.locator("#filters").locator("button").first.click()
+        ui.page.locator("#by-source input").check()
+        compared = ui.ask(STORY_QUERY)
+        columns = compared.locator(".compared-answer")
+        expect(columns).to_have_count(3)
+        outlets = {columns.nth(k).locator(".outlet").inner_text() for k in range(3)}
+        assert outlets == {"Enab Baladi", "Al-Modon", "Syria TV"}, outlets
+        syria_tv = columns.filter(has_text="Syria TV")
+        syria_tv.locator(".text a.cite").first.click()
+        expect(ui.page.locator("#source-viewer mark#cited-passage")).to_be_visible()
+        assert viewer_doc_id(ui) == "stv-0729"
+        ui.shot("compared")
         assert_no_traceback(ui)
 
 

@@ -291,3 +291,22 @@ def test_default_launch_is_loopback_without_login(settings_factory):
     kwargs = mount_kwargs(settings)
     assert (settings.ui.host, settings.ui.port, kwargs["auth"]) == ("127.0.0.1", 7860, None)
     assert kwargs["max_file_size"] == 10_000_000  # bytes: megabytes of 10^6, as in ingest
+
+
+def test_compared_answers_are_side_by_side_with_their_own_citation_links_and_differing_numbers_marked():
+    from assistant.by_source import BySource, Disagreement, SourceAnswer
+
+    one = SourceAnswer(source="Enab Baladi", text="اعتقلت قسد 31 شخصا [1]", language="ar", citations=[citation(source="Enab Baladi")])
+    two = SourceAnswer(source="<b>Syria TV</b>", text="اعتقلت قسد 30 شخصا [1]", language="ar", citations=[citation(source="Syria TV")])
+    compared = BySource(question="كم شخصا اعتقلت قسد؟", answers=[one, two], disagreements=[
+        Disagreement(value="30", sources=["<b>Syria TV</b>"], others=["Enab Baladi"]),
+        Disagreement(value="31", sources=["Enab Baladi"], others=["<b>Syria TV</b>"]),
+    ])
+    html = render.conversation_html([{"question": compared.question, "language": "ar", "compared": compared.model_dump(mode="json")}])
+    root = parse(html)
+    columns = [e for e in root.iter("div") if "compared-answer" in (e.get("class") or "").split()]
+    assert [text_of(c.find("div")) for c in columns] == ["Enab Baladi", "<b>Syria TV</b>"]  # markup shown as text
+    links = [(a.get("data-answer"), a.get("data-n")) for a in root.iter("a") if "cite" in (a.get("class") or "")]
+    assert ("0", "1") in links and ("1", "1") in links
+    assert [text_of(m) for m in root.iter("mark")] == ["31", "30"]
+    assert "Where they differ" in text_of(root)

@@ -513,6 +513,22 @@ def cmd_bench_conversations(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench_timeline(args: argparse.Namespace) -> int:
+    from assistant.eval.timeline_bench import format_timeline_table, run_timeline_bench, sample_markdown
+
+    assistant = _assistant(args)
+    if assistant.chunk_count() == 0:
+        print("the index is empty: ingest the archive first (assistant ingest ARCHIVE), with this config", file=sys.stderr)
+        return EXIT_ERROR
+    result = run_timeline_bench(assistant, Path(args.data), args.limit, sample_periods=args.sample)
+    _print_bench(format_timeline_table(result), result, args.json)
+    if args.json:
+        sample = Path(args.json).with_suffix(".md")
+        sample.write_text(sample_markdown(result), encoding="utf-8")
+        print(f"wrote {sample} (periods to check by hand)")
+    return EXIT_OK
+
+
 def cmd_bench_documents(args: argparse.Namespace) -> int:
     from assistant.eval.documents_bench import format_documents_table, run_documents_bench
 
@@ -751,6 +767,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ingest", action="store_true", help="also time ingesting the PDFs against ingesting their sources as .txt")
     b.add_argument("--json", metavar="OUT", help="write the results as JSON")
     b.set_defaults(func=cmd_bench_documents)
+    b = bench.add_parser("timeline", help="the timeline against stories several outlets told (found from the archive's titles), on the configured index of ARCHIVE")
+    b.add_argument("--data", required=True, help="the JSON Lines archive the index holds (all or part of)")
+    b.add_argument("--limit", type=int, default=None, help="at most N stories, sampled")
+    b.add_argument("--sample", type=int, default=50, help="periods written beside --json OUT as OUT.md, to check by hand (default 50)")
+    b.add_argument("--json", metavar="OUT", help="write the results as JSON (and the sample as Markdown beside it)")
+    b.set_defaults(func=cmd_bench_timeline)
     b = bench.add_parser("conversations", help="list, search, open and save times of saved conversations, in a throwaway store of N per user")
     b.add_argument("--count", type=int, default=1000, help="conversations per user (default 1000)")
     b.add_argument("--turns", type=int, default=4, help="answers per conversation (default 4)")

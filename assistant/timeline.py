@@ -62,6 +62,7 @@ class TimelinePeriod(BaseModel):
     unit: Literal["day", "week"]
     lines: list[TimelineLine]
     articles: int  # relevant articles published in it
+    doc_ids: list[str] = Field(default_factory=list)  # those articles, most relevant first
     summary: str | None = None  # one line by the model, when asked for and one is configured
 
 
@@ -131,12 +132,13 @@ class TimelineBuilder:
             line = self._best_line(chunks, stored, sentences, vector)
             if line is not None:
                 lines_by_period[period].append(line)
-        counts: dict[str, set[str]] = defaultdict(set)
-        for doc_id, day in articles.items():
+        members: dict[str, list[str]] = defaultdict(list)  # period -> its articles, most relevant first
+        for doc_id, day in articles.items():  # (articles: in order of their best passage)
             d = date.fromisoformat(day)
-            counts[(_monday(d) if unit == "week" else d).isoformat()].add(doc_id)
+            members[(_monday(d) if unit == "week" else d).isoformat()].append(doc_id)
         periods = [
-            TimelinePeriod(date=period, unit=unit, lines=self._merged(lines_by_period[period]), articles=len(counts[period]))
+            TimelinePeriod(date=period, unit=unit, lines=self._merged(lines_by_period[period]), articles=len(members[period]),
+                           doc_ids=members[period])
             for period in sorted(lines_by_period)
         ]
         return Timeline(
@@ -144,9 +146,13 @@ class TimelineBuilder:
             filters=filters if filters and filters.active else None, seconds=time.perf_counter() - started,
         )
 
-    def relevant(self, query: str, vector: np.ndarray, filters: Filters | None) -> tuple[list[tuple[str, float]], dict]:
-        """(chunk_id, relevance) of every candidate at or above the floor, best first; and the
-        sentence vectors of those (a chunk's own vector when it has none)."""
+    def relevant(
+        self, query: str, vector: np.ndarray, filters: Filters | None, floor: float | None = None
+    ) -> tuple[list[tuple[str, float]], dict]:
+        """(chunk_id, relevance) of every candidate at or above the floor (``floor``, else the
+        configured one), best first; and the sentence vectors of those (a chunk's own vector when
+        it has none)."""
+        floor = self.floor if floor is None else floor
         k = self.settings.candidates
         similarity = dict(self.index.dense_search(vector, k, filters))
         lexical = [cid for cid, _ in self.index.lexical_search(query, k, filters)] if has_arabic(query) else []
@@ -158,7 +164,7 @@ class TimelineBuilder:
         for cid, passage_similarity in similarity.items():
             best = float((sentences[cid].vectors @ vector).max()) if cid in sentences else passage_similarity
             score = (1 - weight) * passage_similarity + weight * best
-            if score >= self.floor:
+            if score >= floor:
                 scored.append((cid, score))
         scored.sort(key=lambda item: -item[1])
         return scored, {cid: sentences[cid] for cid, _ in scored if cid in sentences}

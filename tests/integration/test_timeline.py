@@ -135,3 +135,17 @@ def test_by_source_from_the_cli_as_json(story):
     answers = json.loads(done.stdout)["answers"]
     assert {a["source"] for a in answers} == {"Enab Baladi", "Al-Modon", "Syria TV"}
     assert all({"source", "text", "citations"} <= set(a) and a["citations"] for a in answers)
+
+
+def test_the_timeline_benchmark_finds_the_story_from_the_titles_and_measures_it(story):
+    from assistant.eval.timeline_bench import format_timeline_table, run_timeline_bench, sample_markdown
+
+    assistant, root = story
+    result = run_timeline_bench(assistant, root / "story.jsonl.gz", sample_periods=5)
+    # The one story of this archive: the three outlets' reports of 29 July (in a six-article archive
+    # every title word is rare; the article of 2 August is more than 3 days later).
+    assert [(r["articles"], r["outlets"]) for r in result["rows"]] == [(3, 3)], result["rows"]
+    assert result["recall"] == 1.0 and result["dated_right"] == 1.0
+    assert result["floor_for_recall"]["0.90"] >= result["floor"]  # both articles clear the floor
+    assert result["sample"] and "- [ ] **" in sample_markdown(result)
+    assert "recall of the stories' articles: 1.000" in format_timeline_table(result)

@@ -1,0 +1,129 @@
+"""``assistant bench timeline``: the timeline against stories several outlets told
+(``assistant.eval.stories``), on an index of a JSON Lines archive (the configured store).
+
+For each story whose articles are all in the index, its query's timeline over the whole index:
+- **recall**: the share of the story's articles the timeline gathered (in any period);
+- **dates**: the share of those found under the period of their own publication date;
+- **time**: median and p95 seconds of ``Assistant.timeline``, and the process's peak memory;
+- **the floor**: each story article's relevance to its query, and the floor that would keep 90 %
+  and 95 % of them (what ``timeline.min_score`` is fitted from);
+- a sample of periods written as Markdown (``--sample``), each line to be marked relevant or not by
+  hand: the precision of the timeline is counted from those marks, not guessed.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import date, timedelta
+
+from assistant.assistant import Assistant
+from assistant.eval.archive import archive_articles, machine
+from assistant.eval.latency import peak_rss_mb
+from assistant.eval.metrics import median, percentile
+from assistant.eval.stories import Story, StoryArticle, find_stories
+from assistant.timeline import Timeline, TimelineBuilder
+
+
+def _period_of(day: str, unit: str) -> str:
+    d = date.fromisoformat(day)
+    return (d - timedelta(days=d.weekday())).isoformat() if unit == "week" else day
+
+
+def run_timeline_bench(assistant: Assistant, data, limit: int | None = None, seed: int = 7, sample_periods: int = 50) -> dict:
+    indexed = {d.doc_id for d in assistant.documents()}
+    articles = [
+        StoryArticle(doc_id=a.doc_id, source=a.source, date=a.date, title=a.title)
+        for a in _cleaned(archive_articles(data, assistant.settings), assistant)
+    ]
+    stories = [s for s in find_stories(articles) if all(a.doc_id in indexed for a in s.articles) and s.query]
+    if limit:
+        stories = random.Random(seed).sample(stories, min(limit, len(stories)))
+    builder = TimelineBuilder(assistant.index, assistant.embedder, assistant.settings.timeline, assistant.settings.retrieval)
+    rows, seconds, relevance = [], [], []
+    timelines: list[tuple[Story, Timeline]] = []
+    assistant.timeline("warm-up")  # loads the embedder and the index: not timed
+    for story in stories:
+        started = time.perf_counter()
+        timeline = assistant.timeline(story.query)
+        seconds.append(time.perf_counter() - started)
+        timelines.append((story, timeline))
+        found = {doc_id: p for p in timeline.periods for doc_id in p.doc_ids}
+        wanted = [a.doc_id for a in story.articles]
+        hits = [d for d in wanted if d in found]
+        dated = [a for a in story.articles if a.doc_id in found and found[a.doc_id].date == _period_of(a.date, found[a.doc_id].unit)]
+        relevance += _best_relevance(builder, story)
+        rows.append({"query": story.query, "articles": len(wanted), "outlets": len(story.outlets), "found": len(hits),
+                     "dated_right": len(dated), "periods": len(timeline.periods), "seconds": seconds[-1]})
+    total = sum(r["articles"] for r in rows)
+    found = sum(r["found"] for r in rows)
+    ordered = sorted(relevance)
+    return {
+        "stories": len(rows), "story_articles": total, "indexed_articles": len(indexed),
+        "recall": found / total if total else 0.0,
+        "story_recall_mean": sum(r["found"] / r["articles"] for r in rows) / len(rows) if rows else 0.0,
+        "dated_right": sum(r["dated_right"] for r in rows) / found if found else 0.0,
+        "seconds": {"median": median(seconds), "p95": percentile(seconds, 95)} if seconds else {},
+        "floor": builder.floor,
+        "floor_for_recall": {"0.90": _quantile(ordered, 0.10), "0.95": _quantile(ordered, 0.05)},
+        "peak_rss_mb": peak_rss_mb(),
+        "rows": rows,
+        "sample": _sample(timelines, sample_periods, seed),
+        "machine": machine(),
+    }
+
+
+def _cleaned(articles, assistant: Assistant):
+    from assistant.clean import clean_article
+
+    for article in articles:
+        yield clean_article(article, assistant.settings.cleaning)
+
+
+def _best_relevance(builder: TimelineBuilder, story: Story) -> list[float]:
+    """Each story article's best passage relevance to the query (0 when it is not a candidate)."""
+    vector = builder.embedder.embed_queries([story.query])[0]
+    scored, _ = builder.relevant(story.query, vector, None, floor=-1.0)  # every candidate, whatever its relevance
+    stored = builder.index.fetch([cid for cid, _ in scored])
+    best: dict[str, float] = {}
+    for cid, score in scored:
+        doc_id = stored[cid].meta["doc_id"] if cid in stored else None
+        if doc_id is not None:
+            best.setdefault(doc_id, score)
+    return [best.get(a.doc_id, 0.0) for a in story.articles]
+
+
+def _quantile(ordered: list[float], share: float) -> float | None:
+    return ordered[int(share * (len(ordered) - 1))] if ordered else None
+
+
+def _sample(timelines: list[tuple[Story, Timeline]], count: int, seed: int) -> list[dict]:
+    periods = [(story, p) for story, timeline in timelines for p in timeline.periods]
+    chosen = random.Random(seed).sample(periods, min(count, len(periods)))
+    return [
+        {"query": story.query, "period": p.date, "unit": p.unit,
+         "lines": [{"sources": line.sources, "text": line.text, "doc_id": line.doc_id} for line in p.lines]}
+        for story, p in chosen
+    ]
+
+
+def sample_markdown(result: dict) -> str:
+    """The sampled periods, for marking each line relevant (x) or not by hand."""
+    out = ["# Timeline periods to check by hand", "", "Mark each line `[x]` when it is about the query.", ""]
+    for n, item in enumerate(result["sample"], start=1):
+        out += [f"## {n}. {item['query']} — {item['unit']} {item['period']}", ""]
+        out += [f"- [ ] **{' · '.join(line['sources'])}** ({line['doc_id']}): {line['text']}" for line in item["lines"]]
+        out.append("")
+    return "\n".join(out)
+
+
+def format_timeline_table(result: dict) -> str:
+    s = result["seconds"]
+    floors = result["floor_for_recall"]
+    return "\n".join([
+        f"{result['stories']} stories ({result['story_articles']} articles) over an index of {result['indexed_articles']} articles",
+        f"recall of the stories' articles: {result['recall']:.3f} (mean per story {result['story_recall_mean']:.3f}); "
+        f"under their own date: {result['dated_right']:.3f}",
+        f"timeline seconds: median {s.get('median', 0):.2f}, p95 {s.get('p95', 0):.2f}; peak memory {result['peak_rss_mb']:.0f} MB",
+        f"floor {result['floor']:.3f}; the floor that keeps 90% of the stories' articles: {floors['0.90']}, 95%: {floors['0.95']}",
+    ])

@@ -299,8 +299,8 @@ class ConversationSettings(Section):
     """Saved conversations (assistant.conversations): one SQLite file, each user's own."""
 
     path: Path = Path("data/conversations.sqlite3")
-    # Delete conversations with no new answer for this many days (checked as the store opens and
-    # by `assistant conversations purge`); None keeps them until deleted.
+    # Delete conversations with no new answer for this many days (checked when a process opens the
+    # file and hourly while it runs, and by `assistant conversations purge`); None keeps them until deleted.
     keep_days: float | None = Field(default=None, gt=0)
 
 

@@ -32,6 +32,7 @@ API_KEY_USER = "api-key"
 NEW_TITLE = "New conversation"
 TITLE_CHARS = 80  # a title longer than this (a long first question) is cut, with "…"
 BUSY_TIMEOUT_S = 15.0  # how long a write waits for another one to finish
+PURGE_EVERY_S = 3600.0  # conversations.keep_days is applied at most this often
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -96,6 +97,7 @@ class ConversationStore:
         self.path = Path(path)
         self.keep_days = keep_days
         self._opened = False
+        self._purged_at, self._purging = -float("inf"), False
         self._open_lock = threading.Lock()
 
     # --- the file ------------------------------------------------------------------------------
@@ -134,26 +136,36 @@ class ConversationStore:
         )
 
     def _open(self) -> None:
-        """Create the file and its tables once per process, and apply ``keep_days``."""
+        """Create the file and its tables once per process; apply ``keep_days`` then, and again at
+        most every ``PURGE_EVERY_S`` while the process runs (a server runs for weeks)."""
         with self._open_lock:
-            if self._opened:
-                return
+            if not self._opened:
+                self._create()
+                self._opened = True
+            due = bool(self.keep_days) and not self._purging and time.monotonic() - self._purged_at >= PURGE_EVERY_S
+            if due:
+                self._purged_at, self._purging = time.monotonic(), True  # purge() opens the file too
+        if due:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
-                try:
-                    version = db.execute("PRAGMA user_version").fetchone()[0]
-                    if version > SCHEMA_VERSION:
-                        raise AssistantError(f"{self.path} was written by a newer version of the assistant (schema {version})")
-                    db.execute("PRAGMA journal_mode = WAL")  # persistent: readers never wait for a writer
-                    db.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
-                finally:
-                    db.close()
-            except (sqlite3.Error, OSError) as exc:
-                raise self._unusable(exc) from None
-            self._opened = True
-        if self.keep_days:
-            self.purge(self.keep_days)
+                self.purge(self.keep_days)
+            finally:
+                self._purging = False
+
+    def _create(self) -> None:
+        """The file and its tables (a no-op when they exist)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+            try:
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise AssistantError(f"{self.path} was written by a newer version of the assistant (schema {version})")
+                db.execute("PRAGMA journal_mode = WAL")  # persistent: readers never wait for a writer
+                db.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
+            finally:
+                db.close()
+        except (sqlite3.Error, OSError) as exc:
+            raise self._unusable(exc) from None
 
     # --- conversations -------------------------------------------------------------------------
     def create(self, user: str, title: str = "") -> ConversationSummary:

@@ -124,6 +124,18 @@ def test_keep_days_deletes_conversations_idle_longer_as_the_store_opens(tmp_path
     assert ConversationStore(path).purge(1) == 1 and ConversationStore(path).list(AMAL) == []
 
 
+def test_keep_days_is_applied_again_while_a_server_runs(tmp_path, monkeypatch):
+    import assistant.conversations as conversations
+
+    store = ConversationStore(tmp_path / "c.sqlite3", keep_days=30)
+    idle, _ = store.add_turn(LOCAL_USER, None, "قديم", answer())
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE conversations SET updated_at = updated_at - 40 * 86400")
+    assert [c.id for c in store.list(LOCAL_USER)] == [idle]  # purged when opened, an hour ago at most
+    monkeypatch.setattr(conversations, "PURGE_EVERY_S", 0.0)  # the hour has passed
+    assert store.list(LOCAL_USER) == []
+
+
 def test_two_threads_answering_in_one_conversation_get_distinct_turns(store):
     conversation_id, _ = store.add_turn(LOCAL_USER, None, "أول", answer())
     errors = []

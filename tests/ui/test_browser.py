@@ -196,6 +196,10 @@ def test_arabic_answer_streams_with_citation_then_english_follow_up_then_new_cha
     expect(copy).to_have_text("Copied ✓")
     copied = ui.page.evaluate("navigator.clipboard.readText()")
     assert copied.startswith("## \u200fما هي رتبته العسكرية؟") and all(c.title in copied for c in conversation.turns[2].answer.citations)
+    with ui.page.expect_download() as saved_answer:  # "Markdown" under the answer: the same text, as a file
+        rank.locator("a.download-answer").click()
+    assert saved_answer.value.suggested_filename == "answer-3.md"
+    assert Path(saved_answer.value.path()).read_text(encoding="utf-8") == copied
     assert_no_traceback(ui)
 
 

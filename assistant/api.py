@@ -255,6 +255,7 @@ class TimelineRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: str = Field(description="what the story is about, in Arabic or English")
     filters: Filters | None = None
+    summaries: bool = Field(default=False, description="also a one-line summary per period, by the language model")
 
 
 class Status(BaseModel):
@@ -314,7 +315,7 @@ def rest_app(assistant, settings: Settings) -> FastAPI:
     def timeline(body: TimelineRequest):
         """Per day (or week), each outlet's most representative sentence about the query, cited;
         extractive, no model call."""
-        return assistant.timeline(body.query, body.filters)
+        return assistant.timeline(body.query, body.filters, body.summaries)
 
     @app.get("/status", response_model=Status)
     def status():

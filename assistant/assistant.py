@@ -32,7 +32,7 @@ from assistant.models import (
 from assistant.prompts import Prompts
 from assistant.retrieve import Mode, Retriever, check_question
 from assistant.store import Index, drop_index
-from assistant.timeline import Timeline, TimelineBuilder
+from assistant.timeline import Timeline, TimelineBuilder, summarize
 
 # The parts built on first use that read the index: a rebuild makes each of them anew.
 _INDEX_PARTS = ("index", "retriever", "answerer")
@@ -274,12 +274,16 @@ class Assistant:
         ]
         return BySource(question=question, answers=answers, disagreements=disagreements(answers))
 
-    def timeline(self, query: str, filters: Filters | None = None) -> Timeline:
+    def timeline(self, query: str, filters: Filters | None = None, summaries: bool = False) -> Timeline:
         """The story of ``query`` across outlets and dates: per day (or week), each outlet's most
-        representative sentence, cited. Extractive: no model call (see assistant.timeline)."""
+        representative sentence, cited. Extractive: no model call (see assistant.timeline), unless
+        ``summaries`` asks the model for one line per period."""
         self._check(query)
         builder = TimelineBuilder(self.index, self.embedder, self.settings.timeline, self.settings.retrieval)
-        return builder.build(query, filters)
+        timeline = builder.build(query, filters)
+        if summaries and timeline.periods:
+            summarize(timeline, self.answerer.llm, self.prompts)
+        return timeline
 
     def translate_query(self, question: str) -> str | None:
         """The question in Arabic for BM25, by the language model (None when it cannot)."""

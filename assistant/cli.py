@@ -235,7 +235,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_timeline(args: argparse.Namespace) -> int:
     from assistant.present import page_label
 
-    timeline = _assistant(args).timeline(args.query, _filters(args))
+    timeline = _assistant(args, check_llm=args.summaries).timeline(args.query, _filters(args), summaries=args.summaries)
     if args.json:
         print(timeline.model_dump_json(indent=2))
         return EXIT_OK
@@ -245,9 +245,13 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     for period in timeline.periods:
         label = f"week of {period.date}" if period.unit == "week" else period.date
         print(f"\n{label}  ({period.articles} article{'s' if period.articles != 1 else ''})")
+        if period.summary:
+            print(f"  {period.summary}")
         for line in period.lines:
             pages = page_label(line.citation.pages)
             print(f"  [{' = '.join(line.sources)}] {line.text}  ({line.doc_id}{', ' + pages if pages else ''})")
+    for note in timeline.notes:
+        print(f"note: {note}", file=sys.stderr)
     print(f"\n{timeline.articles} articles over {len(timeline.periods)} {timeline.periods[0].unit}s "
           f"({timeline.undated} undated left out); {timeline.seconds:.2f} s", file=sys.stderr)
     return EXIT_OK
@@ -659,6 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("timeline", help="a story across outlets and dates: per day (or week), each outlet's sentence about QUERY, cited")
     p.add_argument("query")
     _add_filter_options(p)
+    p.add_argument("--summaries", action="store_true", help="also a one-line summary per period, by the language model")
     p.add_argument("--json", action="store_true", help="print the Timeline as JSON")
     p.set_defaults(func=cmd_timeline)
 

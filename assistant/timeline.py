@@ -24,11 +24,14 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from assistant.arabic import has_arabic, normalize
+from assistant.arabic import detect_language, has_arabic, normalize
 from assistant.cite import to_citation
 from assistant.config import RetrievalSettings, TimelineSettings
 from assistant.embed import Embedder
+from assistant.errors import AssistantError
+from assistant.llm import ChatBackend, Message
 from assistant.models import Citation, Filters, Passage
+from assistant.prompts import LANGUAGE_NAMES, Prompts
 from assistant.retrieve import check_question
 from assistant.store import Index
 
@@ -74,6 +77,26 @@ class Timeline(BaseModel):
     floor: float  # the relevance floor applied
     filters: Filters | None = None
     seconds: float = 0.0
+    notes: list[str] = Field(default_factory=list)  # e.g. why there are no summaries
+
+
+def summarize(timeline: Timeline, llm: ChatBackend | None, prompts: Prompts) -> None:
+    """A one-line summary per period by the model, in the query's language, from the period's lines
+    only. Without a model (or when it fails) the timeline stays as it is, with a note."""
+    if llm is None:
+        timeline.notes.append("no language model is configured, so there are no summaries (the timeline itself needs none)")
+        return
+    language = LANGUAGE_NAMES[detect_language(timeline.query)]
+    for period in timeline.periods:
+        when = f"in the week of {period.date}" if period.unit == "week" else f"on {period.date}"
+        lines = "\n".join(f"- {' / '.join(line.sources)}: {line.text}" for line in period.lines)
+        prompt = prompts.render("timeline_summary", query=timeline.query, period=when, lines=lines, language=language)
+        try:
+            reply = llm.complete([Message("user", prompt)])
+        except AssistantError as exc:
+            timeline.notes.append(f"summaries stopped: {exc}")
+            return
+        period.summary = next((line.strip() for line in reply.splitlines() if line.strip()), None)
 
 
 def _monday(day: date) -> date:

@@ -307,14 +307,14 @@ class ChatUI:
         return render.conversation_html(turns), turns, render.EMPTY_VIEWER, ""
 
     # --- timeline ------------------------------------------------------------------------------
-    def timeline(self, query: str, sources: list[str] | None = None, since: str = "", until: str = ""):
+    def timeline(self, query: str, sources: list[str] | None = None, since: str = "", until: str = "", summaries: bool = False):
         """The story of ``query`` across outlets and dates. Returns (timeline HTML, the Timeline as
         JSON for the citation links, the emptied viewer)."""
         query = (query or "").strip()
         if not query:
             return render.EMPTY_TIMELINE, None, render.EMPTY_VIEWER
         try:
-            timeline = self.assistant.timeline(query, Filters.of(sources, since, until))
+            timeline = self.assistant.timeline(query, Filters.of(sources, since, until), summaries=summaries)
         except Exception as exc:
             return f'<p class="error" dir="auto">{render.escape(_friendly(exc))}</p>', None, render.EMPTY_VIEWER
         return render.timeline_html(timeline), timeline.model_dump(mode="json"), render.EMPTY_VIEWER
@@ -495,6 +495,8 @@ def build_app(assistant) -> gr.Blocks:
                                                            elem_id="timeline-sources", scale=2)
                             timeline_since = gr.Textbox(label="From · من تاريخ", placeholder="YYYY-MM-DD", elem_id="timeline-since", max_lines=1)
                             timeline_until = gr.Textbox(label="To · إلى تاريخ", placeholder="YYYY-MM", elem_id="timeline-until", max_lines=1)
+                        timeline_summaries = gr.Checkbox(label="A line per period by the model (slower) · سطر لكل فترة من النموذج",
+                                                         elem_id="timeline-summaries")
                         timeline_view = gr.HTML(render.EMPTY_TIMELINE, elem_id="timeline", js_on_load=TIMELINE_JS, max_height=700)
                     with gr.Column(scale=2):
                         timeline_viewer = gr.HTML(render.EMPTY_VIEWER, elem_id="timeline-viewer", js_on_load=VIEWER_JS, max_height=700,
@@ -561,7 +563,7 @@ def build_app(assistant) -> gr.Blocks:
 
         # A timeline reads the index (no model): it waits in QUEUE so that an upload never writes meanwhile.
         for trigger in (timeline_show.click, timeline_query.submit):
-            trigger(ui.timeline, inputs=[timeline_query, timeline_sources, timeline_since, timeline_until],
+            trigger(ui.timeline, inputs=[timeline_query, timeline_sources, timeline_since, timeline_until, timeline_summaries],
                     outputs=[timeline_view, story, timeline_viewer], concurrency_id=QUEUE, api_visibility="private")
         timeline_view.click(ui.show_timeline_source, inputs=[story], outputs=[timeline_viewer], concurrency_id=QUEUE,
                             api_visibility="private")

@@ -267,11 +267,13 @@ def timeline_html(timeline: Timeline) -> str:
                 f'<li class="timeline-line"><span class="outlets" dir="auto">{outlets}</span> '
                 f'<span class="text" {_attrs(detect_language(line.text))}>{escape(line.text)}</span> {link}</li>'
             )
+        summary = f'<p class="summary" {_attrs(detect_language(period.summary))}>{escape(period.summary)}</p>' if period.summary else ""
         parts.append(
             f'<section class="period" data-period="{i}"><h4 dir="ltr">{escape(label)} '
             f'<span class="count">({period.articles} article{"s" if period.articles != 1 else ""})</span></h4>'
-            f'<ul>{"".join(lines)}</ul></section>'
+            f'{summary}<ul>{"".join(lines)}</ul></section>'
         )
+    parts += [f'<p class="notice" dir="ltr">{escape(note)}</p>' for note in timeline.notes]
     return "".join(parts)
 
 

@@ -55,20 +55,3 @@ def test_what_users_type_wrong_is_one_clear_line(since, until, message):
         Filters.of(None, since, until)
     assert str(error.value) == message
 
-
-# --- ask --by-source: where the outlets' answers differ ------------------------------------------
-def test_numbers_given_by_some_outlets_and_not_others_are_disagreements():
-    from assistant.by_source import SourceAnswer, disagreements
-
-    def said(source: str, text: str, refused: bool = False) -> SourceAnswer:
-        return SourceAnswer(source=source, text=text, language="ar", refused=refused)
-
-    found = disagreements([
-        said("Enab Baladi", "اعتقلت قسد 31 شخصا [1]"),
-        said("Syria TV", "اعتقلت قسد ثلاثين شخصا [1]"),  # spelled out: 30
-        said("Al-Modon", "اعتقلت قسد عددا من الأشخاص [1]"),  # no number: says nothing against either
-        said("Asharq", "لا تتضمن المقالات إجابة 99", refused=True),  # a refusal counts for nothing
-    ])
-    assert [(d.value, d.sources, d.others) for d in found] == [("30", ["Syria TV"], ["Enab Baladi"]), ("31", ["Enab Baladi"], ["Syria TV"])]
-    assert disagreements([said("A", "بلغ العدد 1,500 [1]"), said("B", "بلغ العدد 1500 [1]")]) == []  # the same number
-    assert disagreements([said("A", "31 [1]")]) == []

@@ -99,8 +99,10 @@ def summarize(timeline: Timeline, llm: ChatBackend | None, prompts: Prompts) -> 
         period.summary = next((line.strip() for line in reply.splitlines() if line.strip()), None)
 
 
-def _monday(day: date) -> date:
-    return day - timedelta(days=day.weekday())
+def period_of(day: str, unit: str) -> str:
+    """The period a day (``YYYY-MM-DD``) falls in: itself, or for weeks their Monday."""
+    d = date.fromisoformat(day)
+    return (d - timedelta(days=d.weekday())).isoformat() if unit == "week" else day
 
 
 def _words(text: str) -> set[str]:
@@ -129,36 +131,26 @@ class TimelineBuilder:
         vector = self.embedder.embed_queries([query])[0]
         scored, sentences = self.relevant(query, vector, filters)
         stored = self.index.fetch([cid for cid, _ in scored])
-        by_period: dict[tuple[str, str], list[tuple[str, float]]] = defaultdict(list)  # (period, outlet) -> chunks
-        articles: dict[str, str] = {}  # doc_id -> day
-        undated: set[str] = set()
-        for cid, score in scored:
-            chunk = stored.get(cid)
-            if chunk is None:
-                continue
-            day = chunk.meta.get("date", "")
-            if not day:
-                undated.add(chunk.meta["doc_id"])
-                continue
-            articles[chunk.meta["doc_id"]] = day
-        days = sorted({date.fromisoformat(d) for d in articles.values()})
+        found = [(cid, score, stored[cid].meta) for cid, score in scored if cid in stored]
+        articles: dict[str, str] = {}  # doc_id -> day, in order of each article's best passage
+        undated = {meta["doc_id"] for _, _, meta in found if not meta.get("date")}
+        for _, _, meta in found:
+            if meta.get("date"):
+                articles.setdefault(meta["doc_id"], meta["date"])
+        days = sorted(date.fromisoformat(d) for d in set(articles.values()))
         unit = "week" if days and (days[-1] - days[0]).days > self.settings.week_after_days else "day"
-        for cid, score in scored:
-            chunk = stored.get(cid)
-            if chunk is None or not chunk.meta.get("date"):
-                continue
-            day = date.fromisoformat(chunk.meta["date"])
-            period = (_monday(day) if unit == "week" else day).isoformat()
-            by_period[(period, chunk.meta.get("source", ""))].append((cid, score))
+        by_outlet: dict[tuple[str, str], list[tuple[str, float]]] = defaultdict(list)  # (period, outlet) -> its chunks
+        for cid, score, meta in found:
+            if meta.get("date"):
+                by_outlet[(period_of(meta["date"], unit), meta.get("source", ""))].append((cid, score))
         lines_by_period: dict[str, list[TimelineLine]] = defaultdict(list)
-        for (period, _outlet), chunks in by_period.items():
+        for (period, _outlet), chunks in by_outlet.items():
             line = self._best_line(chunks, stored, sentences, vector)
             if line is not None:
                 lines_by_period[period].append(line)
         members: dict[str, list[str]] = defaultdict(list)  # period -> its articles, most relevant first
-        for doc_id, day in articles.items():  # (articles: in order of their best passage)
-            d = date.fromisoformat(day)
-            members[(_monday(d) if unit == "week" else d).isoformat()].append(doc_id)
+        for doc_id, day in articles.items():
+            members[period_of(day, unit)].append(doc_id)
         periods = [
             TimelinePeriod(date=period, unit=unit, lines=self._merged(lines_by_period[period]), articles=len(members[period]),
                            doc_ids=members[period])

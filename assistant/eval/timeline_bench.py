@@ -15,19 +15,13 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import date, timedelta
 
 from assistant.assistant import Assistant
 from assistant.eval.archive import archive_articles, machine
 from assistant.eval.latency import peak_rss_mb
 from assistant.eval.metrics import median, percentile
 from assistant.eval.stories import Story, StoryArticle, find_stories
-from assistant.timeline import Timeline, TimelineBuilder
-
-
-def _period_of(day: str, unit: str) -> str:
-    d = date.fromisoformat(day)
-    return (d - timedelta(days=d.weekday())).isoformat() if unit == "week" else day
+from assistant.timeline import Timeline, TimelineBuilder, period_of
 
 
 def run_timeline_bench(assistant: Assistant, data, limit: int | None = None, seed: int = 7, sample_periods: int = 50) -> dict:
@@ -51,7 +45,7 @@ def run_timeline_bench(assistant: Assistant, data, limit: int | None = None, see
         found = {doc_id: p for p in timeline.periods for doc_id in p.doc_ids}
         wanted = [a.doc_id for a in story.articles]
         hits = [d for d in wanted if d in found]
-        dated = [a for a in story.articles if a.doc_id in found and found[a.doc_id].date == _period_of(a.date, found[a.doc_id].unit)]
+        dated = [a for a in story.articles if a.doc_id in found and found[a.doc_id].date == period_of(a.date, found[a.doc_id].unit)]
         relevance += _best_relevance(builder, story)
         rows.append({"query": story.query, "articles": len(wanted), "outlets": len(story.outlets), "found": len(hits),
                      "dated_right": len(dated), "periods": len(timeline.periods), "seconds": seconds[-1]})

@@ -312,10 +312,10 @@ def test_the_library_tab_adds_pages_and_feeds_by_url(site, tmp_path):
     from assistant.ui.app import ChatUI
 
     ui = ChatUI(make_assistant(tmp_path))
-    _status, rows, _choices, message, outlets = ui.add_urls(f"  {site.base}/mixed.xml\n{site.base}/culture/museum.html ")
+    _status, rows, _choices, message, outlets, _timeline_outlets = ui.add_urls(f"  {site.base}/mixed.xml\n{site.base}/culture/museum.html ")
     assert message.startswith("Added 2, updated 0, unchanged 0"), message
     assert f"Skipped {site.base}/news/gone.html: HTTP 404" in message
     assert {(row[0], row[2]) for row in rows} == {("مدارس جديدة في ريف الحسكة", "نشرة الشمال"), ("افتتاح متحف الخط العربي في تطوان", "تطوان اليوم")}
     assert outlets["choices"] == ["تطوان اليوم", "نشرة الشمال"]
-    *_, message, _ = ui.add_urls("feeds/local.xml")
+    *_, message, _, _ = ui.add_urls("feeds/local.xml")
     assert message == "Not a URL: feeds/local.xml (write it with http:// or https://)."

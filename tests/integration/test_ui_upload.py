@@ -40,11 +40,11 @@ def test_markdown_and_gzipped_json_lines_uploads_are_indexed(settings_factory, t
     feed = tmp_path / "feed.jsonl.gz"
     feed.write_bytes(gzip.compress(json.dumps({"id": "feed-1", "title": "خبر", "source": "Museum News", "text": ARTICLE + " وقال المدير إن الزيارة مجانية."}, ensure_ascii=False).encode()))
 
-    _status, rows, _choices, message, outlets = ui.upload([str(markdown), str(feed)])
+    _status, rows, _choices, message, outlets, timeline_outlets = ui.upload([str(markdown), str(feed)])
     assert message.startswith("Added 2, updated 0, unchanged 0"), message
     assert {"museum", "feed-1"} <= {row[1] for row in rows}
     assert {row[1]: row[2] for row in rows}["feed-1"] == "Museum News"
-    assert outlets["choices"] == ["Museum News"]  # the chat's outlet filter offers it
+    assert outlets["choices"] == timeline_outlets["choices"] == ["Museum News"]  # the chat's and the timeline's outlet filters offer it
 
 
 def test_upload_size_limit_counts_megabytes_of_a_million_bytes(settings_factory, tmp_path: Path):
@@ -54,7 +54,7 @@ def test_upload_size_limit_counts_megabytes_of_a_million_bytes(settings_factory,
     big = tmp_path / "big.txt"
     big.write_text((ARTICLE + "\n") * (1_430_000 // len((ARTICLE + "\n").encode())), encoding="utf-8")
     assert 1_400_000 < big.stat().st_size < 1.4 * 1024 * 1024
-    _status, _rows, _choices, message, _outlets = ui.upload([str(big)])
+    _status, _rows, _choices, message, *_outlets = ui.upload([str(big)])
     assert message == "Rejected big.txt: larger than 1.4 MB"
 
 
@@ -74,7 +74,7 @@ def test_upload_file_name_with_path_traversal_stays_in_the_upload_folder(setting
         response = client.post("/gradio_api/upload", files=[("files", (n, t.encode())) for n, t in zip(names, texts)])
     assert response.status_code == 200, response.text
     saved = [Path(p) for p in response.json()]
-    _status, rows, _choices, message, _outlets = ChatUI(assistant).upload([str(p) for p in saved])
+    _status, rows, _choices, message, *_outlets = ChatUI(assistant).upload([str(p) for p in saved])
 
     assert all(p.resolve().is_relative_to(uploads.resolve()) for p in saved), saved
     store = {tmp_path / "chroma", tmp_path / "lexical"}

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from assistant.cite import strip_markers
 from assistant.models import Answer, Filters, Passage
 from assistant.numbers import numbers
+from assistant.present import outlet
 
 
 class SourceAnswer(Answer):
@@ -46,9 +47,9 @@ def outlets_of(passages: list[Passage], relevant, limit: int) -> list[str]:
     most ``limit``. An article without an outlet (a file) is not an outlet."""
     by_outlet: dict[str, list[Passage]] = {}
     for passage in passages:
-        if passage.source and not passage.source.startswith(passage.doc_id):
+        if outlet(passage.source, passage.doc_id):
             by_outlet.setdefault(passage.source, []).append(passage)
-    return [outlet for outlet, found in by_outlet.items() if relevant(found)][:limit]
+    return [source for source, found in by_outlet.items() if relevant(found)][:limit]
 
 
 def narrowed(filters: Filters | None, outlet: str) -> Filters:

@@ -22,7 +22,7 @@ from assistant.arabic import detect_language
 from assistant.config import megabytes
 from assistant.conversations import LOCAL_USER, login_user
 from assistant.errors import AssistantError
-from assistant.export import file_name
+from assistant.export import export, file_name
 from assistant.fetch import is_url
 from assistant.models import Answer, Citation, Conversation, Filters
 from assistant.timeline import Timeline
@@ -221,15 +221,14 @@ class ChatUI:
         """The Markdown and JSON download buttons, for the open conversation."""
         if not conversation_id:
             return gr.update(value=None, interactive=False), gr.update(value=None, interactive=False)
-        folder = Path(self._exports_dir.name)
+        try:
+            conversation = self.assistant.conversation(conversation_id, user_of(request))  # read once for both
+        except Exception:  # deleted meanwhile: nothing to download
+            return gr.update(value=None, interactive=False), gr.update(value=None, interactive=False)
         buttons = []
         for format in ("markdown", "json"):
-            try:
-                text = self.assistant.export_conversation(conversation_id, format, user=user_of(request))
-            except Exception:  # deleted meanwhile: nothing to download
-                return gr.update(value=None, interactive=False), gr.update(value=None, interactive=False)
-            path = folder / file_name(conversation_id, format)
-            path.write_text(text, encoding="utf-8")
+            path = Path(self._exports_dir.name) / file_name(conversation_id, format)
+            path.write_text(export(conversation, format), encoding="utf-8")
             buttons.append(gr.update(value=str(path), interactive=True))
         return tuple(buttons)
 
@@ -370,13 +369,14 @@ class ChatUI:
         except Exception as exc:
             return f'<p class="error">{render.escape(_friendly(exc))}</p>', [], gr.update(choices=[]), message, gr.update(), gr.update()
         choices = [(f"{d.doc_id} — {d.title}"[:120], d.doc_id) for d in documents]
+        outlets = render.outlets(documents)
         return (
             render.status_html(status, self.llm_label()),
             render.library_rows(documents),
             gr.update(choices=choices, value=None),
             message,
-            gr.update(choices=render.outlets(documents)),  # the selection is kept
-            gr.update(choices=render.outlets(documents)),  # the timeline's outlets
+            gr.update(choices=outlets),  # the chat's outlets (the selection is kept)
+            gr.update(choices=outlets),  # the timeline's
         )
 
     def upload(self, files: list[str] | None):

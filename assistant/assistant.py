@@ -272,7 +272,7 @@ class Assistant:
             SourceAnswer(**self.ask(question, top_k=top_k, filters=narrowed(filters, outlet)).model_dump(), source=outlet)
             for outlet in outlets
         ]
-        return BySource(question=question, answers=answers, disagreements=disagreements(answers))
+        return BySource(question=question, answers=answers, disagreements=disagreements(answers, question))
 
     def timeline(self, query: str, filters: Filters | None = None, summaries: bool = False) -> Timeline:
         """The story of ``query`` across outlets and dates: per day (or week), each outlet's most

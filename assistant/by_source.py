@@ -9,14 +9,23 @@ the same refusals and citation checks, and can cite nothing from another outlet.
 A disagreement is a number (written in figures or in Arabic words; ``assistant.numbers``) that
 some answers give and others, which give numbers too, do not: "31 arrested" against "30
 arrested". An answer without any number says nothing against it.
+
+For a question that asks for a name ("who …", "من …", "what is the name …"), it is also a name:
+the answer's name words are its content words that are not in the question and are taken from its
+own cited passages (or, in Latin script, capitalized inside a sentence). Two answers that share none of them name
+different people or things. Names are not compared for other questions, where answers that
+mention different people need not disagree.
 """
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from assistant.arabic import STOPWORDS, light_stem, normalize
 from assistant.cite import strip_markers
 from assistant.models import Answer, Filters, Passage
 from assistant.numbers import numbers
@@ -30,10 +39,11 @@ class SourceAnswer(Answer):
 
 
 class Disagreement(BaseModel):
-    kind: str = "number"
-    value: str  # the number, as a plain decimal ("31", "1500", "2.5")
+    kind: Literal["number", "name"] = "number"
+    # A number as a plain decimal ("31", "1500", "2.5"), or a name as the answer writes it.
+    value: str
     sources: list[str]  # the outlets whose answer gives it
-    others: list[str]  # the outlets whose answer gives other numbers, not this one
+    others: list[str]  # the outlets whose answer gives other numbers (names), not this one
 
 
 class BySource(BaseModel):
@@ -63,8 +73,13 @@ def _plain(value: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def disagreements(answers: list[SourceAnswer]) -> list[Disagreement]:
-    """The numbers given by some answers and not by others that give numbers (refusals aside)."""
+def disagreements(answers: list[SourceAnswer], question: str = "") -> list[Disagreement]:
+    """The numbers given by some answers and not by others that give numbers, and, when
+    ``question`` asks for a name, the names (refusals aside)."""
+    return _number_disagreements(answers) + (_name_disagreements(answers, question) if asks_for_name(question) else [])
+
+
+def _number_disagreements(answers: list[SourceAnswer]) -> list[Disagreement]:
     said = {a.source: {_plain(n) for n in numbers(strip_markers(a.text))} for a in answers if not a.refused}
     with_numbers = {source: values for source, values in said.items() if values}
     if len(with_numbers) < 2:
@@ -75,4 +90,65 @@ def disagreements(answers: list[SourceAnswer]) -> list[Disagreement]:
         others = [s for s in with_numbers if s not in givers]
         if others:
             found.append(Disagreement(value=value, sources=givers, others=others))
+    return found
+
+
+_NAME_QUESTION = re.compile(
+    r"^\s*(?:who|whom|whose|what(?: is|'s| was) (?:the|his|her|their) name|(?:what|which) (?:person|man|woman|group|party|company)"
+    r"|(?:ما|ماهو|ما هو|ما هي) اسم|من (?!اين|أين|اي |أي |خلال|بين|اجل|أجل|حيث))",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"\w+")
+
+
+def asks_for_name(question: str) -> bool:
+    return bool(_NAME_QUESTION.match(question))
+
+
+def _key(word: str) -> str:
+    return light_stem(normalize(word).lower())
+
+
+def _content_keys(text: str) -> set[str]:
+    return {_key(w) for w in _WORD.findall(text) if len(w) >= 3 and normalize(w).lower() not in STOPWORDS and not w.isdigit()}
+
+
+def name_words(answer: Answer, question: str) -> tuple[set[str], str]:
+    """The keys of ``answer``'s name words (see the module's docstring) and their longest run, as
+    the answer writes it."""
+    text = strip_markers(answer.text)
+    asked = _content_keys(question)
+    cited = set().union(*(_content_keys(c.text) for c in answer.citations)) if answer.citations else set()
+    keys: set[str] = set()
+    runs: list[tuple[int, int]] = []
+    for match in _WORD.finditer(text):
+        word, key = match.group(0), _key(match.group(0))
+        named = (
+            len(word) >= 3 and normalize(word).lower() not in STOPWORDS and not word.isdigit() and key not in asked
+            and (key in cited or (word[0].isupper() and word.isascii() and not _sentence_start(text, match.start())))
+        )
+        if not named:
+            continue
+        keys.add(key)
+        if runs and not text[runs[-1][1] : match.start()].strip():  # the next word of the same run
+            runs[-1] = (runs[-1][0], match.end())
+        else:
+            runs.append((match.start(), match.end()))
+    longest = max(runs, key=lambda r: r[1] - r[0], default=(0, 0))
+    return keys, text[longest[0] : longest[1]]
+
+
+def _sentence_start(text: str, at: int) -> bool:
+    before = text[:at].rstrip()
+    return not before or before[-1] in ".!?:\n"
+
+
+def _name_disagreements(answers: list[SourceAnswer], question: str) -> list[Disagreement]:
+    named = {a.source: name_words(a, question) for a in answers if not a.refused}
+    named = {source: found for source, found in named.items() if found[0]}
+    found = []
+    for source, (keys, phrase) in named.items():
+        others = [other for other, (their, _) in named.items() if other != source and not keys & their]
+        if others:
+            found.append(Disagreement(kind="name", value=phrase, sources=[source], others=others))
     return found

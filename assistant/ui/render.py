@@ -69,12 +69,15 @@ _FIGURES = re.compile(r"\d+(?:[.,]\d+)*")
 
 
 def _marked(text: str, differing: set[str]) -> str:
-    """Escaped ``text``, its figures whose value is in ``differing`` marked as disagreeing."""
+    """Escaped ``text``, its figures whose value is in ``differing``, and the names in it, marked as
+    disagreeing."""
     if not differing:
         return escape(text)
+    names = sorted((d for d in differing if d and not _FIGURES.fullmatch(d)), key=len, reverse=True)
+    pattern = re.compile("|".join([*(re.escape(n) for n in names), _FIGURES.pattern]))
     out, cursor = [], 0
-    for match in _FIGURES.finditer(text):
-        value = match.group(0).replace(",", "")
+    for match in pattern.finditer(text):
+        value = match.group(0) if match.group(0) in names else match.group(0).replace(",", "")
         if value in differing:
             out += [escape(text[cursor : match.start()]), f'<mark class="differs">{escape(match.group(0))}</mark>']
             cursor = match.end()
@@ -130,7 +133,8 @@ COMPARED_NONE = {"ar": "لا تتناول مقالات أي مصدر هذا ال
 
 
 def compared_html(compared: BySource, index: int) -> str:
-    """Each outlet's answer side by side, with its sources; the numbers they disagree on marked."""
+    """Each outlet's answer side by side, with its sources; the numbers and names they disagree on
+    marked."""
     language = detect_language(compared.question)
     if not compared.answers:
         return f'<div class="text">{escape(COMPARED_NONE[language])}</div>'

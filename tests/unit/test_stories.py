@@ -22,6 +22,38 @@ def test_numbers_given_by_some_outlets_and_not_others_are_disagreements():
     assert disagreements([said("A", "31 [1]")]) == []
 
 
+def test_names_differ_only_when_the_question_asks_for_one_and_the_answers_share_no_name_word():
+    from assistant.by_source import asks_for_name, disagreements, SourceAnswer
+    from assistant.models import Citation
+
+    def said(source: str, text: str, passage: str) -> SourceAnswer:
+        cite = Citation(n=1, doc_id=source, title="t", chunk_id=f"{source}#0", text=passage, start=0, end=len(passage), score=0.9)
+        return SourceAnswer(source=source, text=text, language="ar", citations=[cite])
+
+    question = "من هو المتحدث باسم التحالف؟"
+    one = said("Enab Baladi", "المتحدث باسم التحالف هو مايلز كاغينز [1]", "قال المتحدث باسم التحالف مايلز كاغينز إن …")
+    two = said("Syria TV", "المتحدث باسم التحالف هو ريان ديلون [1]", "أعلن ريان ديلون، المتحدث باسم التحالف، أن …")
+    same = said("Al-Modon", "إنه العقيد مايلز كاغينز [1]", "العقيد مايلز كاغينز، المتحدث باسم التحالف")
+    found = disagreements([one, two, same], question)
+    assert [(d.kind, d.value, d.sources, d.others) for d in found] == [
+        ("name", "مايلز كاغينز", ["Enab Baladi"], ["Syria TV"]),
+        ("name", "ريان ديلون", ["Syria TV"], ["Enab Baladi", "Al-Modon"]),
+        ("name", "العقيد مايلز كاغينز", ["Al-Modon"], ["Syria TV"]),
+    ]
+    # A name the model wrote that is in none of its passages is not taken as the outlet's claim.
+    assert disagreements([one, said("Syria TV", "المتحدث هو ريان ديلون [1]", "أعلن التحالف أن …")], question) == []
+    # Not a question for a name: different people in the answers are not a disagreement.
+    assert disagreements([one, two], "ماذا قال المتحدث باسم التحالف؟") == []
+    assert asks_for_name("Who is the coalition's spokesman?") and asks_for_name("ما اسم المتحدث؟")
+    assert not asks_for_name("من أين انطلقت القافلة؟") and not asks_for_name("When did it start?")
+    # English answers: a capitalized word counts as a name even though the passages are Arabic.
+    english = [SourceAnswer(source=s, text=t, language="en") for s, t in [("A", "The spokesman is Colonel Miles Caggins [1]."),
+                                                                            ("B", "It was Ryan Dillon [1].")]]
+    # (not the first word of a sentence, capitalized whatever it is)
+    assert [(d.value, d.sources) for d in disagreements(english, "Who is the coalition spokesman?")] == [
+        ("Colonel Miles Caggins", ["A"]), ("Ryan Dillon", ["B"])]
+
+
 # --- the timeline's optional summaries ---------------------------------------------------------
 def _timeline():
     from assistant.models import Citation

@@ -310,3 +310,18 @@ def test_compared_answers_are_side_by_side_with_their_own_citation_links_and_dif
     assert ("0", "1") in links and ("1", "1") in links
     assert [text_of(m) for m in root.iter("mark")] == ["31", "30"]
     assert "Where they differ" in text_of(root)
+
+
+def test_differing_names_are_marked_where_the_answer_writes_them():
+    from assistant.by_source import BySource, Disagreement, SourceAnswer
+
+    one = SourceAnswer(source="Enab Baladi", text="المتحدث هو مايلز كاغينز [1]، وقال كاغينز إن 3 قتلوا", language="ar",
+                       citations=[citation(source="Enab Baladi")])
+    two = SourceAnswer(source="Syria TV", text="المتحدث هو ريان ديلون [1]", language="ar", citations=[citation(source="Syria TV")])
+    compared = BySource(question="من هو المتحدث؟", answers=[one, two], disagreements=[
+        Disagreement(kind="name", value="مايلز كاغينز", sources=["Enab Baladi"], others=["Syria TV"]),
+        Disagreement(kind="name", value="ريان ديلون", sources=["Syria TV"], others=["Enab Baladi"]),
+    ])
+    root = parse(render.conversation_html([{"question": compared.question, "language": "ar", "compared": compared.model_dump(mode="json")}]))
+    # The whole name, once each; a figure that no disagreement names ("3") stays unmarked.
+    assert [text_of(m) for m in root.iter("mark")] == ["مايلز كاغينز", "ريان ديلون"]

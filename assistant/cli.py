@@ -524,7 +524,7 @@ def cmd_bench_timeline(args: argparse.Namespace) -> int:
     if assistant.chunk_count() == 0:
         print("the index is empty: ingest the archive first (assistant ingest ARCHIVE), with this config", file=sys.stderr)
         return EXIT_ERROR
-    result = run_timeline_bench(assistant, Path(args.data), args.limit, sample_periods=args.sample)
+    result = run_timeline_bench(assistant, Path(args.data), args.limit, sample_periods=args.sample, marks=Path(args.marks) if args.marks else None)
     _print_bench(format_timeline_table(result), result, args.json)
     if args.json:
         sample = Path(args.json).with_suffix(".md")
@@ -776,6 +776,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--data", required=True, help="the JSON Lines archive the index holds (all or part of)")
     b.add_argument("--limit", type=int, default=None, help="at most N stories, sampled")
     b.add_argument("--sample", type=int, default=50, help="periods written beside --json OUT as OUT.md, to check by hand (default 50)")
+    b.add_argument("--marks", metavar="FILE", help="a sample (OUT.md) marked by hand: count the timeline's precision from its marks")
     b.add_argument("--json", metavar="OUT", help="write the results as JSON (and the sample as Markdown beside it)")
     b.set_defaults(func=cmd_bench_timeline)
     b = bench.add_parser("conversations", help="list, search, open and save times of saved conversations, in a throwaway store of N per user")

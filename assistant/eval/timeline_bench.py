@@ -7,14 +7,17 @@ For each story whose articles are all in the index, its query's timeline over th
 - **time**: median and p95 seconds of ``Assistant.timeline``, and the process's peak memory;
 - **the floor**: each story article's relevance to its query, and the floor that would keep 90 %
   and 95 % of them (what ``timeline.min_score`` is fitted from);
-- a sample of periods written as Markdown (``--sample``), each line to be marked relevant or not by
-  hand: the precision of the timeline is counted from those marks, not guessed.
+- a sample of periods written as Markdown (``--sample``), each with its story's titles and each line
+  to be marked relevant or not by hand: the precision of the timeline is counted from those marks
+  (``--marks``, the same file once marked), not guessed.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import time
+from pathlib import Path
 
 from assistant.assistant import Assistant
 from assistant.eval.archive import archive_articles, machine
@@ -24,7 +27,9 @@ from assistant.eval.stories import Story, StoryArticle, find_stories
 from assistant.timeline import Timeline, TimelineBuilder, period_of
 
 
-def run_timeline_bench(assistant: Assistant, data, limit: int | None = None, seed: int = 7, sample_periods: int = 50) -> dict:
+def run_timeline_bench(
+    assistant: Assistant, data, limit: int | None = None, seed: int = 7, sample_periods: int = 50, marks: Path | None = None,
+) -> dict:
     indexed = {d.doc_id for d in assistant.documents()}
     articles = [
         StoryArticle(doc_id=a.doc_id, source=a.source, date=a.date, title=a.title)
@@ -62,7 +67,8 @@ def run_timeline_bench(assistant: Assistant, data, limit: int | None = None, see
         "floor_for_recall": {"0.90": _quantile(ordered, 0.10), "0.95": _quantile(ordered, 0.05)},
         "peak_rss_mb": peak_rss_mb(),
         "rows": rows,
-        "sample": _sample(timelines, sample_periods, seed),
+        "sample": (sample := _sample(timelines, sample_periods, seed)),
+        "precision": precision_of_marks(marks.read_text(encoding="utf-8"), sample) if marks else None,
         "machine": machine(),
     }
 
@@ -95,7 +101,7 @@ def _sample(timelines: list[tuple[Story, Timeline]], count: int, seed: int) -> l
     periods = [(story, p) for story, timeline in timelines for p in timeline.periods]
     chosen = random.Random(seed).sample(periods, min(count, len(periods)))
     return [
-        {"query": story.query, "period": p.date, "unit": p.unit,
+        {"query": story.query, "period": p.date, "unit": p.unit, "titles": [f"{a.source} {a.date}: {a.title}" for a in story.articles],
          "lines": [{"sources": line.sources, "text": line.text, "doc_id": line.doc_id} for line in p.lines]}
         for story, p in chosen
     ]
@@ -103,12 +109,35 @@ def _sample(timelines: list[tuple[Story, Timeline]], count: int, seed: int) -> l
 
 def sample_markdown(result: dict) -> str:
     """The sampled periods, for marking each line relevant (x) or not by hand."""
-    out = ["# Timeline periods to check by hand", "", "Mark each line `[x]` when it is about the query.", ""]
+    out = ["# Timeline periods to check by hand", "",
+           "Mark a line `[x]` when it is about the story its query stands for (the titles under each heading).", ""]
     for n, item in enumerate(result["sample"], start=1):
         out += [f"## {n}. {item['query']} — {item['unit']} {item['period']}", ""]
+        out += [f"> {title}" for title in item.get("titles", [])] + [""]
         out += [f"- [ ] **{' · '.join(line['sources'])}** ({line['doc_id']}): {line['text']}" for line in item["lines"]]
         out.append("")
     return "\n".join(out)
+
+
+_HEADING = re.compile(r"^## \d+\. (?P<query>.*) — (?:day|week) (?P<period>\d{4}-\d{2}-\d{2})$")
+_LINE = re.compile(r"^- \[(?P<mark>[ xX])\] \*\*.*?\*\* \((?P<doc_id>[^)]+)\):")
+
+
+def precision_of_marks(markdown: str, sample: list[dict]) -> dict:
+    """The precision counted from a sample marked by hand (``sample_markdown``'s file, lines marked
+    ``[x]`` when relevant), and how many of its lines this run's sample still holds (a changed
+    index or floor samples other lines: the marks then describe another timeline)."""
+    marks: dict[tuple[str, str, str], bool] = {}
+    heading = None
+    for line in markdown.splitlines():
+        if found := _HEADING.match(line):
+            heading = (found["query"], found["period"])
+        elif (found := _LINE.match(line)) and heading:
+            marks[(*heading, found["doc_id"])] = found["mark"] != " "
+    sampled = {(item["query"], item["period"], line["doc_id"]) for item in sample for line in item["lines"]}
+    relevant = sum(marks.values())
+    return {"lines": len(marks), "relevant": relevant, "precision": relevant / len(marks) if marks else None,
+            "periods": len({key[:2] for key in marks}), "in_this_sample": len(sampled & marks.keys()), "sampled_lines": len(sampled)}
 
 
 def format_timeline_table(result: dict) -> str:
@@ -120,4 +149,11 @@ def format_timeline_table(result: dict) -> str:
         f"under their own date: {result['dated_right']:.3f}",
         f"timeline seconds: median {s.get('median', 0):.2f}, p95 {s.get('p95', 0):.2f}; peak memory {result['peak_rss_mb']:.0f} MB",
         f"floor {result['floor']:.3f}; the floor that keeps 90% of the stories' articles: {floors['0.90']}, 95%: {floors['0.95']}",
+        *([_precision_line(result["precision"])] if result.get("precision") else []),
     ])
+
+
+def _precision_line(p: dict) -> str:
+    value = "n/a" if p["precision"] is None else f"{p['precision']:.3f}"
+    return (f"precision by hand: {value} ({p['relevant']} of {p['lines']} lines in {p['periods']} periods marked relevant); "
+            f"{p['in_this_sample']} of this run's {p['sampled_lines']} sampled lines are among them")

@@ -147,5 +147,19 @@ def test_the_timeline_benchmark_finds_the_story_from_the_titles_and_measures_it(
     assert [(r["articles"], r["outlets"]) for r in result["rows"]] == [(3, 3)], result["rows"]
     assert result["recall"] == 1.0 and result["dated_right"] == 1.0
     assert result["floor_for_recall"]["0.90"] >= result["floor"]  # both articles clear the floor
-    assert result["sample"] and "- [ ] **" in sample_markdown(result)
+    markdown = sample_markdown(result)
+    assert result["sample"] and "- [ ] **" in markdown
     assert "recall of the stories' articles: 1.000" in format_timeline_table(result)
+    assert result["precision"] is None  # nothing marked yet
+
+    # The same sample marked by hand: the first line relevant, the others not.
+    lines = [line for line in markdown.splitlines() if line.startswith("- [ ] ")]
+    assert result["sample"][0]["titles"] and f"> {result['sample'][0]['titles'][0]}" in markdown
+    marked = markdown.replace(lines[0], lines[0].replace("- [ ] ", "- [x] ", 1), 1)
+    marks = root / "marked.md"
+    marks.write_text(marked, encoding="utf-8")
+    again = run_timeline_bench(assistant, root / "story.jsonl.gz", sample_periods=5, marks=marks)
+    keys = {(item["query"], item["period"], line["doc_id"]) for item in result["sample"] for line in item["lines"]}
+    assert again["precision"] == {"lines": len(keys), "relevant": 1, "precision": 1 / len(keys), "periods": len(result["sample"]),
+                                  "in_this_sample": len(keys), "sampled_lines": len(keys)}
+    assert f"precision by hand: {1 / len(keys):.3f} (1 of {len(keys)} lines" in format_timeline_table(again)

@@ -98,7 +98,7 @@ _NAME_QUESTION = re.compile(
     r"|(?:ما|ماهو|ما هو|ما هي) اسم|من (?!اين|أين|اي |أي |خلال|بين|اجل|أجل|حيث))",
     re.IGNORECASE,
 )
-_WORD = re.compile(r"\w+")
+_WORD = re.compile(r"[^\W_]+")  # a hashtag's words apart: #سيرجي_سكريبال
 
 
 def asks_for_name(question: str) -> bool:

@@ -40,6 +40,10 @@ def test_names_differ_only_when_the_question_asks_for_one_and_the_answers_share_
         ("name", "ريان ديلون", ["Syria TV"], ["Enab Baladi", "Al-Modon"]),
         ("name", "العقيد مايلز كاغينز", ["Al-Modon"], ["Syria TV"]),
     ]
+    # A hashtag's words count apart, and a name with the article ("السيرجي") is the same name.
+    tagged = said("Al Arabiya", "السيرجي_سكريبال (66 عاما) [1]", "ويرقد العميل المزدوج، #سيرجي_سكريبال (66 عاما)")
+    plain = said("CNN", "إنه سيرغي سكريبال [1]", "العميل المزدوج الروسي السابق سيرغي سكريبال")
+    assert disagreements([tagged, plain], question) == []
     # A name the model wrote that is in none of its passages is not taken as the outlet's claim.
     assert disagreements([one, said("Syria TV", "المتحدث هو ريان ديلون [1]", "أعلن التحالف أن …")], question) == []
     # Not a question for a name: different people in the answers are not a disagreement.

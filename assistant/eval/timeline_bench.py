@@ -23,7 +23,7 @@ from assistant.assistant import Assistant
 from assistant.eval.archive import archive_articles, machine
 from assistant.eval.latency import peak_rss_mb
 from assistant.eval.metrics import median, percentile
-from assistant.eval.stories import Story, StoryArticle, find_stories
+from assistant.eval.stories import Story, StoryArticle, find_stories, title_terms
 from assistant.timeline import Timeline, TimelineBuilder, period_of
 
 
@@ -52,8 +52,11 @@ def run_timeline_bench(
         hits = [d for d in wanted if d in found]
         dated = [a for a in story.articles if a.doc_id in found and found[a.doc_id].date == period_of(a.date, found[a.doc_id].unit)]
         relevance += _best_relevance(builder, story)
+        terms = title_terms(story.query)
+        lines = [line for p in timeline.periods for line in p.lines]
         rows.append({"query": story.query, "articles": len(wanted), "outlets": len(story.outlets), "found": len(hits),
-                     "dated_right": len(dated), "periods": len(timeline.periods), "seconds": seconds[-1]})
+                     "dated_right": len(dated), "periods": len(timeline.periods), "lines": len(lines),
+                     "lines_with_query_word": sum(bool(terms & title_terms(line.text)) for line in lines), "seconds": seconds[-1]})
     total = sum(r["articles"] for r in rows)
     found = sum(r["found"] for r in rows)
     ordered = sorted(relevance)
@@ -62,6 +65,9 @@ def run_timeline_bench(
         "recall": found / total if total else 0.0,
         "story_recall_mean": sum(r["found"] / r["articles"] for r in rows) / len(rows) if rows else 0.0,
         "dated_right": sum(r["dated_right"] for r in rows) / found if found else 0.0,
+        # A rough, automatic stand-in for precision: a line with none of its query's words is often
+        # about something else (or says it in other words). The precision itself is counted by hand.
+        "lines_with_query_word": _share(sum(r["lines_with_query_word"] for r in rows), sum(r["lines"] for r in rows)),
         "seconds": {"median": median(seconds), "p95": percentile(seconds, 95)} if seconds else {},
         "floor": builder.floor,
         "floor_for_recall": {"0.90": _quantile(ordered, 0.10), "0.95": _quantile(ordered, 0.05)},
@@ -91,6 +97,10 @@ def _best_relevance(builder: TimelineBuilder, story: Story) -> list[float]:
         if doc_id is not None:
             best.setdefault(doc_id, score)
     return [best.get(a.doc_id, 0.0) for a in story.articles]
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
 
 
 def _quantile(ordered: list[float], share: float) -> float | None:
@@ -147,13 +157,17 @@ def format_timeline_table(result: dict) -> str:
         f"{result['stories']} stories ({result['story_articles']} articles) over an index of {result['indexed_articles']} articles",
         f"recall of the stories' articles: {result['recall']:.3f} (mean per story {result['story_recall_mean']:.3f}); "
         f"under their own date: {result['dated_right']:.3f}",
+        f"lines holding a word of their query: {_share_text(result['lines_with_query_word'])} (an automatic stand-in for precision)",
         f"timeline seconds: median {s.get('median', 0):.2f}, p95 {s.get('p95', 0):.2f}; peak memory {result['peak_rss_mb']:.0f} MB",
         f"floor {result['floor']:.3f}; the floor that keeps 90% of the stories' articles: {floors['0.90']}, 95%: {floors['0.95']}",
         *([_precision_line(result["precision"])] if result.get("precision") else []),
     ])
 
 
+def _share_text(share: float | None) -> str:
+    return "n/a" if share is None else f"{share:.3f}"
+
+
 def _precision_line(p: dict) -> str:
-    value = "n/a" if p["precision"] is None else f"{p['precision']:.3f}"
-    return (f"precision by hand: {value} ({p['relevant']} of {p['lines']} lines in {p['periods']} periods marked relevant); "
+    return (f"precision by hand: {_share_text(p['precision'])} ({p['relevant']} of {p['lines']} lines in {p['periods']} periods marked relevant); "
             f"{p['in_this_sample']} of this run's {p['sampled_lines']} sampled lines are among them")

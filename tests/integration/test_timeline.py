@@ -150,6 +150,7 @@ def test_the_timeline_benchmark_finds_the_story_from_the_titles_and_measures_it(
     markdown = sample_markdown(result)
     assert result["sample"] and "- [ ] **" in markdown
     assert "recall of the stories' articles: 1.000" in format_timeline_table(result)
+    assert 0 < result["lines_with_query_word"] <= 1 and "lines holding a word of their query" in format_timeline_table(result)
     assert result["precision"] is None  # nothing marked yet
 
     # The same sample marked by hand: the first line relevant, the others not.

@@ -15,9 +15,11 @@ on is reported with the reason and not timed; the run goes on (``assistant.eval.
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import time
+from pathlib import Path
 from itertools import chain, zip_longest
 
 from assistant.arabic import detect_language
@@ -46,6 +48,15 @@ def peak_rss_mb() -> float:
     # ru_maxrss is in KiB on Linux, bytes on macOS.
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
+def rss_mb() -> float:
+    """The process's resident memory now (Linux's /proc; elsewhere its peak)."""
+    try:
+        resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return peak_rss_mb()
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
 
 
 # A question the model failed on: nothing to time.

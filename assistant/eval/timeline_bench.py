@@ -21,7 +21,7 @@ from pathlib import Path
 
 from assistant.assistant import Assistant
 from assistant.eval.archive import archive_articles, machine
-from assistant.eval.latency import peak_rss_mb
+from assistant.eval.latency import peak_rss_mb, rss_mb
 from assistant.eval.metrics import median, percentile
 from assistant.eval.stories import Story, StoryArticle, find_stories, title_terms
 from assistant.timeline import Timeline, TimelineBuilder, period_of
@@ -42,6 +42,7 @@ def run_timeline_bench(
     rows, seconds, relevance = [], [], []
     timelines: list[tuple[Story, Timeline]] = []
     assistant.timeline("warm-up")  # loads the embedder and the index: not timed
+    memory = [rss_mb()]  # after the warm-up, then after each story: flat, or growing with the timelines
     for story in stories:
         started = time.perf_counter()
         timeline = assistant.timeline(story.query)
@@ -57,6 +58,7 @@ def run_timeline_bench(
         rows.append({"query": story.query, "articles": len(wanted), "outlets": len(story.outlets), "found": len(hits),
                      "dated_right": len(dated), "periods": len(timeline.periods), "lines": len(lines),
                      "lines_with_query_word": sum(bool(terms & title_terms(line.text)) for line in lines), "seconds": seconds[-1]})
+        memory.append(rss_mb())
     total = sum(r["articles"] for r in rows)
     found = sum(r["found"] for r in rows)
     ordered = sorted(relevance)
@@ -72,6 +74,7 @@ def run_timeline_bench(
         "floor": builder.floor,
         "floor_for_recall": {"0.90": _quantile(ordered, 0.10), "0.95": _quantile(ordered, 0.05)},
         "peak_rss_mb": peak_rss_mb(),
+        "rss_mb": {"after_warm_up": memory[0], "after_half": memory[len(memory) // 2], "after_last": memory[-1]},
         "rows": rows,
         "sample": (sample := _sample(timelines, sample_periods, seed)),
         "precision": precision_of_marks(marks.read_text(encoding="utf-8"), sample) if marks else None,
@@ -153,12 +156,14 @@ def precision_of_marks(markdown: str, sample: list[dict]) -> dict:
 def format_timeline_table(result: dict) -> str:
     s = result["seconds"]
     floors = result["floor_for_recall"]
+    rss = result["rss_mb"]
     return "\n".join([
         f"{result['stories']} stories ({result['story_articles']} articles) over an index of {result['indexed_articles']} articles",
         f"recall of the stories' articles: {result['recall']:.3f} (mean per story {result['story_recall_mean']:.3f}); "
         f"under their own date: {result['dated_right']:.3f}",
         f"lines holding a word of their query: {_share_text(result['lines_with_query_word'])} (an automatic stand-in for precision)",
-        f"timeline seconds: median {s.get('median', 0):.2f}, p95 {s.get('p95', 0):.2f}; peak memory {result['peak_rss_mb']:.0f} MB",
+        f"timeline seconds: median {s.get('median', 0):.2f}, p95 {s.get('p95', 0):.2f}; peak memory {result['peak_rss_mb']:.0f} MB; "
+        f"resident after the warm-up, half the stories, all of them: {rss['after_warm_up']:.0f}, {rss['after_half']:.0f}, {rss['after_last']:.0f} MB",
         f"floor {result['floor']:.3f}; the floor that keeps 90% of the stories' articles: {floors['0.90']}, 95%: {floors['0.95']}",
         *([_precision_line(result["precision"])] if result.get("precision") else []),
     ])

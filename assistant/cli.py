@@ -520,14 +520,17 @@ def cmd_bench_conversations(args: argparse.Namespace) -> int:
 def cmd_bench_timeline(args: argparse.Namespace) -> int:
     from assistant.eval.timeline_bench import format_timeline_table, run_timeline_bench, sample_markdown
 
+    sample = Path(args.json).with_suffix(".md") if args.json else None
+    if sample and any(Path(m).resolve() == sample.resolve() for m in args.marks or []):
+        print(f"--json would write the new sample over {sample}, a file of marks: name another OUT", file=sys.stderr)
+        return EXIT_ERROR
     assistant = _assistant(args)
     if assistant.chunk_count() == 0:
         print("the index is empty: ingest the archive first (assistant ingest ARCHIVE), with this config", file=sys.stderr)
         return EXIT_ERROR
-    result = run_timeline_bench(assistant, Path(args.data), args.limit, sample_periods=args.sample, marks=Path(args.marks) if args.marks else None)
+    result = run_timeline_bench(assistant, Path(args.data), args.limit, sample_periods=args.sample, marks=[Path(m) for m in args.marks or []])
     _print_bench(format_timeline_table(result), result, args.json)
-    if args.json:
-        sample = Path(args.json).with_suffix(".md")
+    if sample:
         sample.write_text(sample_markdown(result), encoding="utf-8")
         print(f"wrote {sample} (periods to check by hand)")
     return EXIT_OK
@@ -776,7 +779,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--data", required=True, help="the JSON Lines archive the index holds (all or part of)")
     b.add_argument("--limit", type=int, default=None, help="at most N stories, sampled")
     b.add_argument("--sample", type=int, default=50, help="periods written beside --json OUT as OUT.md, to check by hand (default 50)")
-    b.add_argument("--marks", metavar="FILE", help="a sample (OUT.md) marked by hand: count the timeline's precision from its marks")
+    b.add_argument("--marks", metavar="FILE", nargs="+", help="samples (OUT.md) marked by hand: count the precision from their marks, and carry them into this run's sample")
     b.add_argument("--json", metavar="OUT", help="write the results as JSON (and the sample as Markdown beside it)")
     b.set_defaults(func=cmd_bench_timeline)
     b = bench.add_parser("conversations", help="list, search, open and save times of saved conversations, in a throwaway store of N per user")

@@ -7,9 +7,11 @@ For each story whose articles are all in the index, its query's timeline over th
 - **time**: median and p95 seconds of ``Assistant.timeline``, and the process's peak memory;
 - **the floor**: each story article's relevance to its query, and the floor that would keep 90 %
   and 95 % of them (what ``timeline.min_score`` is fitted from);
-- a sample of periods written as Markdown (``--sample``), each with its story's titles and each line
-  to be marked relevant or not by hand: the precision of the timeline is counted from those marks
-  (``--marks``, the same file once marked), not guessed.
+- a sample of periods written as Markdown (``--sample``), each with its story's titles, each line to
+  be marked by hand ``[x]`` (about the story) or ``[-]`` (not). The precision is counted from those
+  marks (``--marks``: files marked before), not guessed. A mark belongs to an article and a story's
+  query, so a run with another floor or index reuses the marks of the lines it shares with the
+  marked ones and writes them in its own sample: only its new lines are left to mark.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from assistant.timeline import Timeline, TimelineBuilder, period_of
 
 
 def run_timeline_bench(
-    assistant: Assistant, data, limit: int | None = None, seed: int = 7, sample_periods: int = 50, marks: Path | None = None,
+    assistant: Assistant, data, limit: int | None = None, seed: int = 7, sample_periods: int = 50, marks: list[Path] | None = None,
 ) -> dict:
     indexed = {d.doc_id for d in assistant.documents()}
     articles = [
@@ -76,8 +78,8 @@ def run_timeline_bench(
         "peak_rss_mb": peak_rss_mb(),
         "rss_mb": {"after_warm_up": memory[0], "after_half": memory[len(memory) // 2], "after_last": memory[-1]},
         "rows": rows,
-        "sample": (sample := _sample(timelines, sample_periods, seed)),
-        "precision": precision_of_marks(marks.read_text(encoding="utf-8"), sample) if marks else None,
+        "sample": (sample := _sample(timelines, sample_periods, seed, read_marks(marks or []))),
+        "precision": precision_of(sample) if marks else None,
         "machine": machine(),
     }
 
@@ -110,47 +112,57 @@ def _quantile(ordered: list[float], share: float) -> float | None:
     return ordered[int(share * (len(ordered) - 1))] if ordered else None
 
 
-def _sample(timelines: list[tuple[Story, Timeline]], count: int, seed: int) -> list[dict]:
+def _sample(timelines: list[tuple[Story, Timeline]], count: int, seed: int, marks: dict[tuple[str, str], bool]) -> list[dict]:
     periods = [(story, p) for story, timeline in timelines for p in timeline.periods]
     chosen = random.Random(seed).sample(periods, min(count, len(periods)))
     return [
         {"query": story.query, "period": p.date, "unit": p.unit, "titles": [f"{a.source} {a.date}: {a.title}" for a in story.articles],
-         "lines": [{"sources": line.sources, "text": line.text, "doc_id": line.doc_id} for line in p.lines]}
+         "lines": [{"sources": line.sources, "text": line.text, "doc_id": line.doc_id, "relevant": marks.get((story.query, line.doc_id))}
+                   for line in p.lines]}
         for story, p in chosen
     ]
 
 
+_MARK = {True: "x", False: "-", None: " "}
+
+
 def sample_markdown(result: dict) -> str:
-    """The sampled periods, for marking each line relevant (x) or not by hand."""
+    """The sampled periods, each line marked as far as earlier marks go, the rest to mark by hand."""
     out = ["# Timeline periods to check by hand", "",
-           "Mark a line `[x]` when it is about the story its query stands for (the titles under each heading).", ""]
+           "Mark a line `[x]` when it is about the story its query stands for (the titles under each heading), `[-]` when not.", ""]
     for n, item in enumerate(result["sample"], start=1):
         out += [f"## {n}. {item['query']} — {item['unit']} {item['period']}", ""]
         out += [f"> {title}" for title in item.get("titles", [])] + [""]
-        out += [f"- [ ] **{' · '.join(line['sources'])}** ({line['doc_id']}): {line['text']}" for line in item["lines"]]
+        out += [f"- [{_MARK[line.get('relevant')]}] **{' · '.join(line['sources'])}** ({line['doc_id']}): {line['text']}"
+                for line in item["lines"]]
         out.append("")
     return "\n".join(out)
 
 
-_HEADING = re.compile(r"^## \d+\. (?P<query>.*) — (?:day|week) (?P<period>\d{4}-\d{2}-\d{2})$")
-_LINE = re.compile(r"^- \[(?P<mark>[ xX])\] \*\*.*?\*\* \((?P<doc_id>[^)]+)\):")
+_HEADING = re.compile(r"^## \d+\. (?P<query>.*) — (?:day|week) \d{4}-\d{2}-\d{2}$")
+_LINE = re.compile(r"^- \[(?P<mark>[ xX-])\] \*\*.*?\*\* \((?P<doc_id>[^)]+)\):")
 
 
-def precision_of_marks(markdown: str, sample: list[dict]) -> dict:
-    """The precision counted from a sample marked by hand (``sample_markdown``'s file, lines marked
-    ``[x]`` when relevant), and how many of its lines this run's sample still holds (a changed
-    index or floor samples other lines: the marks then describe another timeline)."""
-    marks: dict[tuple[str, str, str], bool] = {}
-    heading = None
-    for line in markdown.splitlines():
-        if found := _HEADING.match(line):
-            heading = (found["query"], found["period"])
-        elif (found := _LINE.match(line)) and heading:
-            marks[(*heading, found["doc_id"])] = found["mark"] != " "
-    sampled = {(item["query"], item["period"], line["doc_id"]) for item in sample for line in item["lines"]}
-    relevant = sum(marks.values())
-    return {"lines": len(marks), "relevant": relevant, "precision": relevant / len(marks) if marks else None,
-            "periods": len({key[:2] for key in marks}), "in_this_sample": len(sampled & marks.keys()), "sampled_lines": len(sampled)}
+def read_marks(files: list[Path]) -> dict[tuple[str, str], bool]:
+    """(query, doc_id) -> about the story or not, from samples marked by hand (later files win)."""
+    marks: dict[tuple[str, str], bool] = {}
+    for file in files:
+        query = None
+        for line in file.read_text(encoding="utf-8").splitlines():
+            if found := _HEADING.match(line):
+                query = found["query"]
+            elif (found := _LINE.match(line)) and query is not None and found["mark"] != " ":
+                marks[(query, found["doc_id"])] = found["mark"] in "xX"
+    return marks
+
+
+def precision_of(sample: list[dict]) -> dict:
+    """The precision of the sampled lines that carry a mark, and how many still want one."""
+    lines = [line for item in sample for line in item["lines"]]
+    checked = [line["relevant"] for line in lines if line["relevant"] is not None]
+    whole = [item for item in sample if all(line["relevant"] is not None for line in item["lines"])]
+    return {"lines": len(lines), "checked": len(checked), "relevant": sum(checked),
+            "precision": sum(checked) / len(checked) if checked else None, "periods_checked": len(whole), "periods": len(sample)}
 
 
 def format_timeline_table(result: dict) -> str:
@@ -174,5 +186,5 @@ def _share_text(share: float | None) -> str:
 
 
 def _precision_line(p: dict) -> str:
-    return (f"precision by hand: {_share_text(p['precision'])} ({p['relevant']} of {p['lines']} lines in {p['periods']} periods marked relevant); "
-            f"{p['in_this_sample']} of this run's {p['sampled_lines']} sampled lines are among them")
+    return (f"precision by hand: {_share_text(p['precision'])} ({p['relevant']} of {p['checked']} marked lines are about their story; "
+            f"{p['lines'] - p['checked']} of the sample's {p['lines']} lines unmarked; {p['periods_checked']} of {p['periods']} periods wholly marked)")

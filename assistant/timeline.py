@@ -11,6 +11,10 @@ the query. An article counts on its publication day; undated articles are left o
 Within a period, each outlet gets one line: the sentence of its relevant passages closest to the
 query (stored sentence vectors; no embedding at query time beyond the query). Lines of several
 outlets that say the same (agency copy) are merged into one, naming every outlet.
+
+Two optional rules narrow the floor (measured with ``assistant bench timeline``):
+``relative_margin`` keeps only passages within that of the query's best one, and
+``margin_without_words`` asks more of an Arabic query's passages that BM25 did not bring.
 """
 
 from __future__ import annotations
@@ -162,12 +166,11 @@ class TimelineBuilder:
         )
 
     def relevant(
-        self, query: str, vector: np.ndarray, filters: Filters | None, floor: float | None = None
+        self, query: str, vector: np.ndarray, filters: Filters | None, every_candidate: bool = False
     ) -> tuple[list[tuple[str, float]], dict]:
-        """(chunk_id, relevance) of every candidate at or above the floor (``floor``, else the
-        configured one), best first; and the sentence vectors of those (a chunk's own vector when
-        it has none)."""
-        floor = self.floor if floor is None else floor
+        """(chunk_id, relevance) of every candidate the configured rules keep (the floor, and
+        ``relative_margin`` and ``margin_without_words`` when set), best first, or of every
+        candidate; and the sentence vectors of those (a chunk's own vector when it has none)."""
         k = self.settings.candidates
         similarity = dict(self.index.dense_search(vector, k, filters))
         lexical = [cid for cid, _ in self.index.lexical_search(query, k, filters)] if has_arabic(query) else []
@@ -178,11 +181,22 @@ class TimelineBuilder:
         scored = []
         for cid, passage_similarity in similarity.items():
             best = float((sentences[cid].vectors @ vector).max()) if cid in sentences else passage_similarity
-            score = (1 - weight) * passage_similarity + weight * best
-            if score >= floor:
-                scored.append((cid, score))
+            scored.append((cid, (1 - weight) * passage_similarity + weight * best))
         scored.sort(key=lambda item: -item[1])
+        if not every_candidate:
+            scored = self._kept(scored, set(lexical) if has_arabic(query) else None)
         return scored, {cid: sentences[cid] for cid, _ in scored if cid in sentences}
+
+    def _kept(self, scored: list[tuple[str, float]], with_words: set[str] | None) -> list[tuple[str, float]]:
+        """The candidates (best first) that clear the floor and the optional rules."""
+        floor = self.floor
+        if self.settings.relative_margin is not None and scored:
+            floor = max(floor, scored[0][1] - self.settings.relative_margin)
+        extra = self.settings.margin_without_words
+        return [
+            (cid, score) for cid, score in scored
+            if score >= floor and (extra is None or with_words is None or cid in with_words or score >= floor + extra)
+        ]
 
     def _best_line(self, chunks, stored, sentences, vector) -> TimelineLine | None:
         """The outlet's sentence closest to the query among its relevant passages of the period."""

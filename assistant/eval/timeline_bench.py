@@ -94,7 +94,7 @@ def _cleaned(articles, assistant: Assistant):
 def _best_relevance(builder: TimelineBuilder, story: Story) -> list[float]:
     """Each story article's best passage relevance to the query (0 when it is not a candidate)."""
     vector = builder.embedder.embed_queries([story.query])[0]
-    scored, _ = builder.relevant(story.query, vector, None, floor=-1.0)  # every candidate, whatever its relevance
+    scored, _ = builder.relevant(story.query, vector, None, every_candidate=True)
     stored = builder.index.fetch([cid for cid, _ in scored])
     best: dict[str, float] = {}
     for cid, score in scored:

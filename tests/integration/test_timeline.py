@@ -101,6 +101,30 @@ def test_filters_and_weeks(story):
     assert weekly.periods[0].articles == weekly.articles
 
 
+def test_the_optional_rules_narrow_the_floor(story):
+    from assistant.timeline import TimelineBuilder
+
+    assistant, _ = story
+
+    def kept(**rules) -> list[tuple[str, float]]:
+        settings = assistant.settings.timeline.model_copy(update=rules)
+        builder = TimelineBuilder(assistant.index, assistant.embedder, settings, assistant.settings.retrieval)
+        vector = assistant.embedder.embed_queries([QUERY])[0]
+        return builder.relevant(QUERY, vector, None, every_candidate=not rules)[0]
+
+    every = kept()
+    floor = assistant.timeline(QUERY).floor
+    assert any(score < floor for _, score in every)  # the floor has something to drop
+    best = every[0][1]
+    assert kept(relative_margin=0.01) == [(c, s) for c, s in every if s >= max(floor, best - 0.01)]
+    # With no floor, passages BM25 did not bring (the museum's: none of the query's words) need more
+    # than any relevance: only those with the query's words stay.
+    lexical = {cid for cid, _ in assistant.index.lexical_search(QUERY, 1000, None)}
+    assert any(cid not in lexical for cid, _ in every), "every passage has the query's words: the rule is not tested"
+    assert kept(min_score=-1.0, margin_without_words=2.0) == [(c, s) for c, s in every if c in lexical]  # -1 + 2 > any cosine
+    assert kept(min_score=-1.0, margin_without_words=0.0) == every
+
+
 def test_the_cli_prints_the_timeline_and_its_json(story):
     _, root = story
     done = run_cli(root, "timeline", QUERY, "--json")

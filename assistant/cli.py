@@ -528,7 +528,8 @@ def cmd_bench_timeline(args: argparse.Namespace) -> int:
     if assistant.chunk_count() == 0:
         print("the index is empty: ingest the archive first (assistant ingest ARCHIVE), with this config", file=sys.stderr)
         return EXIT_ERROR
-    result = run_timeline_bench(assistant, Path(args.data), args.limit, sample_periods=args.sample, marks=[Path(m) for m in args.marks or []])
+    result = run_timeline_bench(assistant, Path(args.data), args.limit, sample_periods=args.sample, marks=[Path(m) for m in args.marks or []],
+                                query_from=args.query_from)
     _print_bench(format_timeline_table(result), result, args.json)
     if sample:
         sample.write_text(sample_markdown(result), encoding="utf-8")
@@ -779,6 +780,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--data", required=True, help="the JSON Lines archive the index holds (all or part of)")
     b.add_argument("--limit", type=int, default=None, help="at most N stories, sampled")
     b.add_argument("--sample", type=int, default=50, help="periods written beside --json OUT as OUT.md, to check by hand (default 50)")
+    b.add_argument("--query-from", choices=["title", "words"], default="title",
+                   help="ask for each story by its first article's title (the default; recall over its other articles) or by its shared rare title words")
     b.add_argument("--marks", metavar="FILE", nargs="+", help="samples (OUT.md) marked by hand: count the precision from their marks, and carry them into this run's sample")
     b.add_argument("--json", metavar="OUT", help="write the results as JSON (and the sample as Markdown beside it)")
     b.set_defaults(func=cmd_bench_timeline)

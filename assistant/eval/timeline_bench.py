@@ -1,7 +1,9 @@
 """``assistant bench timeline``: the timeline against stories several outlets told
 (``assistant.eval.stories``), on an index of a JSON Lines archive (the configured store).
 
-For each story whose articles are all in the index, its query's timeline over the whole index:
+For each story whose articles are all in the index, the timeline over the whole index of its first
+article's title (``--query-from title``: a reader asks for the story of a headline; recall is then
+over the story's other articles) or of its shared rare title words (``words``; recall over all):
 - **recall**: the share of the story's articles the timeline gathered (in any period);
 - **dates**: the share of those found under the period of their own publication date;
 - **time**: median and p95 seconds of ``Assistant.timeline``, and the process's peak memory;
@@ -29,8 +31,18 @@ from assistant.eval.stories import Story, StoryArticle, find_stories, title_term
 from assistant.timeline import Timeline, TimelineBuilder, period_of
 
 
+def story_query(story: Story, query_from: str) -> tuple[str, list[StoryArticle]]:
+    """What the timeline is asked for a story, and the articles it should find: its first article's
+    title and the story's other articles (``title``: a reader asks for the story of a headline), or
+    its shared rare title words and all its articles (``words``)."""
+    if query_from == "title":
+        return story.articles[0].title, story.articles[1:]
+    return story.query, story.articles
+
+
 def run_timeline_bench(
     assistant: Assistant, data, limit: int | None = None, seed: int = 7, sample_periods: int = 50, marks: list[Path] | None = None,
+    query_from: str = "title",
 ) -> dict:
     indexed = {d.doc_id for d in assistant.documents()}
     articles = [
@@ -46,32 +58,33 @@ def run_timeline_bench(
     assistant.timeline("warm-up")  # loads the embedder and the index: not timed
     memory = [rss_mb()]  # after the warm-up, then after each story: flat, or growing with the timelines
     for story in stories:
+        query, expected = story_query(story, query_from)
         started = time.perf_counter()
-        timeline = assistant.timeline(story.query)
+        timeline = assistant.timeline(query)
         seconds.append(time.perf_counter() - started)
         timelines.append((story, timeline))
         found = {doc_id: p for p in timeline.periods for doc_id in p.doc_ids}
-        wanted = [a.doc_id for a in story.articles]
+        wanted = [a.doc_id for a in expected]
         hits = [d for d in wanted if d in found]
-        dated = [a for a in story.articles if a.doc_id in found and found[a.doc_id].date == period_of(a.date, found[a.doc_id].unit)]
-        relevance += _best_relevance(builder, story)
-        terms = title_terms(story.query)
+        dated = [a for a in expected if a.doc_id in found and found[a.doc_id].date == period_of(a.date, found[a.doc_id].unit)]
+        relevance += _best_relevance(builder, query, expected)
+        terms = title_terms(story.query)  # the story's rare title words, whatever the query
         lines = [line for p in timeline.periods for line in p.lines]
-        rows.append({"query": story.query, "articles": len(wanted), "outlets": len(story.outlets), "found": len(hits),
+        rows.append({"query": query, "articles": len(wanted), "outlets": len(story.outlets), "found": len(hits),
                      "dated_right": len(dated), "periods": len(timeline.periods), "lines": len(lines),
-                     "lines_with_query_word": sum(bool(terms & title_terms(line.text)) for line in lines), "seconds": seconds[-1]})
+                     "lines_with_story_word": sum(bool(terms & title_terms(line.text)) for line in lines), "seconds": seconds[-1]})
         memory.append(rss_mb())
     total = sum(r["articles"] for r in rows)
     found = sum(r["found"] for r in rows)
     ordered = sorted(relevance)
     return {
-        "stories": len(rows), "story_articles": total, "indexed_articles": len(indexed),
+        "stories": len(rows), "query_from": query_from, "story_articles": total, "indexed_articles": len(indexed),
         "recall": found / total if total else 0.0,
         "story_recall_mean": sum(r["found"] / r["articles"] for r in rows) / len(rows) if rows else 0.0,
         "dated_right": sum(r["dated_right"] for r in rows) / found if found else 0.0,
-        # A rough, automatic stand-in for precision: a line with none of its query's words is often
-        # about something else (or says it in other words). The precision itself is counted by hand.
-        "lines_with_query_word": _share(sum(r["lines_with_query_word"] for r in rows), sum(r["lines"] for r in rows)),
+        # A rough, automatic stand-in for precision: a line with none of its story's rare title words
+        # is often about something else (or says it in other words). The precision is counted by hand.
+        "lines_with_story_word": _share(sum(r["lines_with_story_word"] for r in rows), sum(r["lines"] for r in rows)),
         "seconds": {"median": median(seconds), "p95": percentile(seconds, 95)} if seconds else {},
         "floor": builder.floor,
         "floor_for_recall": {"0.90": _quantile(ordered, 0.10), "0.95": _quantile(ordered, 0.05)},
@@ -91,17 +104,17 @@ def _cleaned(articles, assistant: Assistant):
         yield clean_article(article, assistant.settings.cleaning)
 
 
-def _best_relevance(builder: TimelineBuilder, story: Story) -> list[float]:
-    """Each story article's best passage relevance to the query (0 when it is not a candidate)."""
-    vector = builder.embedder.embed_queries([story.query])[0]
-    scored, _ = builder.relevant(story.query, vector, None, every_candidate=True)
+def _best_relevance(builder: TimelineBuilder, query: str, articles: list[StoryArticle]) -> list[float]:
+    """Each article's best passage relevance to the query (0 when it is not a candidate)."""
+    vector = builder.embedder.embed_queries([query])[0]
+    scored, _ = builder.relevant(query, vector, None, every_candidate=True)
     stored = builder.index.fetch([cid for cid, _ in scored])
     best: dict[str, float] = {}
     for cid, score in scored:
         doc_id = stored[cid].meta["doc_id"] if cid in stored else None
         if doc_id is not None:
             best.setdefault(doc_id, score)
-    return [best.get(a.doc_id, 0.0) for a in story.articles]
+    return [best.get(a.doc_id, 0.0) for a in articles]
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -113,13 +126,13 @@ def _quantile(ordered: list[float], share: float) -> float | None:
 
 
 def _sample(timelines: list[tuple[Story, Timeline]], count: int, seed: int, marks: dict[tuple[str, str], bool]) -> list[dict]:
-    periods = [(story, p) for story, timeline in timelines for p in timeline.periods]
+    periods = [(story, timeline, p) for story, timeline in timelines for p in timeline.periods]
     chosen = random.Random(seed).sample(periods, min(count, len(periods)))
     return [
-        {"query": story.query, "period": p.date, "unit": p.unit, "titles": [f"{a.source} {a.date}: {a.title}" for a in story.articles],
-         "lines": [{"sources": line.sources, "text": line.text, "doc_id": line.doc_id, "relevant": marks.get((story.query, line.doc_id))}
+        {"query": timeline.query, "period": p.date, "unit": p.unit, "titles": [f"{a.source} {a.date}: {a.title}" for a in story.articles],
+         "lines": [{"sources": line.sources, "text": line.text, "doc_id": line.doc_id, "relevant": marks.get((timeline.query, line.doc_id))}
                    for line in p.lines]}
-        for story, p in chosen
+        for story, timeline, p in chosen
     ]
 
 
@@ -170,15 +183,19 @@ def format_timeline_table(result: dict) -> str:
     floors = result["floor_for_recall"]
     rss = result["rss_mb"]
     return "\n".join([
-        f"{result['stories']} stories ({result['story_articles']} articles) over an index of {result['indexed_articles']} articles",
+        f"{result['stories']} stories asked by their {_ASKED[result['query_from']]}, {result['story_articles']} articles to find, "
+        f"over an index of {result['indexed_articles']} articles",
         f"recall of the stories' articles: {result['recall']:.3f} (mean per story {result['story_recall_mean']:.3f}); "
         f"under their own date: {result['dated_right']:.3f}",
-        f"lines holding a word of their query: {_share_text(result['lines_with_query_word'])} (an automatic stand-in for precision)",
+        f"lines holding one of their story's rare title words: {_share_text(result['lines_with_story_word'])} (an automatic stand-in for precision)",
         f"timeline seconds: median {s.get('median', 0):.2f}, p95 {s.get('p95', 0):.2f}; peak memory {result['peak_rss_mb']:.0f} MB; "
         f"resident after the warm-up, half the stories, all of them: {rss['after_warm_up']:.0f}, {rss['after_half']:.0f}, {rss['after_last']:.0f} MB",
         f"floor {result['floor']:.3f}; the floor that keeps 90% of the stories' articles: {floors['0.90']}, 95%: {floors['0.95']}",
         *([_precision_line(result["precision"])] if result.get("precision") else []),
     ])
+
+
+_ASKED = {"title": "first title (its other articles to find)", "words": "shared rare title words"}
 
 
 def _share_text(share: float | None) -> str:

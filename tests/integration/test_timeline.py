@@ -169,13 +169,17 @@ def test_the_timeline_benchmark_finds_the_story_from_the_titles_and_measures_it(
     result = run_timeline_bench(assistant, root / "story.jsonl.gz", sample_periods=5)
     # The one story of this archive: the three outlets' reports of 29 July (in a six-article archive
     # every title word is rare; the article of 2 August is more than 3 days later).
-    assert [(r["articles"], r["outlets"]) for r in result["rows"]] == [(3, 3)], result["rows"]
+    # Asked by its first title, the timeline is to find the two other outlets' reports.
+    assert [(r["articles"], r["outlets"]) for r in result["rows"]] == [(2, 3)], result["rows"]
     assert result["recall"] == 1.0 and result["dated_right"] == 1.0
+    words = run_timeline_bench(assistant, root / "story.jsonl.gz", sample_periods=5, query_from="words")
+    assert [(r["articles"], r["outlets"]) for r in words["rows"]] == [(3, 3)] and words["recall"] == 1.0  # all three
+    assert words["rows"][0]["query"] != result["rows"][0]["query"] == result["sample"][0]["query"]
     assert result["floor_for_recall"]["0.90"] >= result["floor"]  # both articles clear the floor
     markdown = sample_markdown(result)
     assert result["sample"] and "- [ ] **" in markdown
     assert "recall of the stories' articles: 1.000" in format_timeline_table(result)
-    assert 0 < result["lines_with_query_word"] <= 1 and "lines holding a word of their query" in format_timeline_table(result)
+    assert 0 < result["lines_with_story_word"] <= 1 and "lines holding one of their story's rare title words" in format_timeline_table(result)
     assert 0 < result["rss_mb"]["after_warm_up"] <= result["peak_rss_mb"] and "resident after the warm-up" in format_timeline_table(result)
     assert result["precision"] is None  # nothing marked yet
 

@@ -291,11 +291,10 @@ class TimelineSettings(Section):
     # Relevance (the answer path's dense score) a passage needs to be in a timeline; None: the
     # embedder's own (assistant.timeline.TIMELINE_FLOORS).
     min_score: float | None = None
-    # Also keep only passages within this of the query's most relevant one (None: no such rule).
-    relative_margin: float | None = Field(default=None, gt=0)
-    # For an Arabic query, a passage BM25 did not bring (none of the query's words, or past its
-    # `candidates`) needs this much more relevance than the floor (None: no such rule).
-    margin_without_words: float | None = Field(default=None, ge=0)
+    # A passage below that floor is kept too when it is within this of the query's most relevant
+    # passage (and not off-topic): short queries score low. None: the embedder's own
+    # (assistant.timeline.TIMELINE_MARGINS); 0 turns the rule off.
+    relative_margin: float | None = Field(default=None, ge=0)
     week_after_days: int = Field(default=45, ge=1)  # a longer span is grouped by week instead of by day
     merge_jaccard: float = Field(default=0.6, gt=0, le=1)  # outlets' sentences this alike are one line (agency copy)
 

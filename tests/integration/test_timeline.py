@@ -101,28 +101,29 @@ def test_filters_and_weeks(story):
     assert weekly.periods[0].articles == weekly.articles
 
 
-def test_the_optional_rules_narrow_the_floor(story):
+def test_below_the_floor_only_passages_near_the_best_one_and_on_topic_are_kept(story):
+    from assistant.embed import off_topic_floor
     from assistant.timeline import TimelineBuilder
 
     assistant, _ = story
 
-    def kept(**rules) -> list[tuple[str, float]]:
-        settings = assistant.settings.timeline.model_copy(update=rules)
-        builder = TimelineBuilder(assistant.index, assistant.embedder, settings, assistant.settings.retrieval)
-        vector = assistant.embedder.embed_queries([QUERY])[0]
-        return builder.relevant(QUERY, vector, None, every_candidate=not rules)[0]
+    def kept(every_candidate: bool = False, **settings) -> list[tuple[str, float]]:
+        builder = TimelineBuilder(assistant.index, assistant.embedder, assistant.settings.timeline.model_copy(update=settings),
+                                  assistant.settings.retrieval)
+        return builder.relevant(QUERY, assistant.embedder.embed_queries([QUERY])[0], None, every_candidate=every_candidate)[0]
 
-    every = kept()
-    floor = assistant.timeline(QUERY).floor
-    assert any(score < floor for _, score in every)  # the floor has something to drop
+    every = kept(every_candidate=True)
     best = every[0][1]
-    assert kept(relative_margin=0.01) == [(c, s) for c, s in every if s >= max(floor, best - 0.01)]
-    # With no floor, passages BM25 did not bring (the museum's: none of the query's words) need more
-    # than any relevance: only those with the query's words stay.
-    lexical = {cid for cid, _ in assistant.index.lexical_search(QUERY, 1000, None)}
-    assert any(cid not in lexical for cid, _ in every), "every passage has the query's words: the rule is not tested"
-    assert kept(min_score=-1.0, margin_without_words=2.0) == [(c, s) for c, s in every if c in lexical]  # -1 + 2 > any cosine
-    assert kept(min_score=-1.0, margin_without_words=0.0) == every
+    on_topic = off_topic_floor(assistant.embedder.model_id, "ar")
+    floor = sorted(s for _, s in every)[len(every) // 2]  # a floor that drops half of them
+    assert kept(min_score=floor, relative_margin=0.0) == [(c, s) for c, s in every if s >= floor]
+    margin = (best - floor) + 0.5 * (floor - every[-1][1])  # reaches halfway down below the floor
+    near = [(c, s) for c, s in every if s >= floor or (s >= best - margin and s >= on_topic)]
+    assert len([1 for _, s in every if s >= floor]) < len(near), "the margin adds nothing: it is not tested"
+    assert kept(min_score=floor, relative_margin=margin) == near
+    # The museum is off topic: no margin brings it in.
+    assert not [c for c, _ in kept(min_score=floor, relative_margin=2.0) if c.startswith("museum")]
+    assert [c for c, _ in every if c.startswith("museum")]
 
 
 def test_the_cli_prints_the_timeline_and_its_json(story):

@@ -57,6 +57,7 @@ def run_timeline_bench(
     timelines: list[tuple[Story, Timeline]] = []
     assistant.timeline("warm-up")  # loads the embedder and the index: not timed
     memory = [rss_mb()]  # after the warm-up, then after each story: flat, or growing with the timelines
+    articles_seen: dict[str, str] = {}  # doc_id -> cleaned text, for checking the lines' citations
     for story in stories:
         query, expected = story_query(story, query_from)
         started = time.perf_counter()
@@ -70,9 +71,11 @@ def run_timeline_bench(
         relevance += _best_relevance(builder, query, expected)
         terms = title_terms(story.query)  # the story's rare title words, whatever the query
         lines = [line for p in timeline.periods for line in p.lines]
+        checked = _checked_lines(assistant, timeline, articles_seen)
         rows.append({"query": query, "articles": len(wanted), "outlets": len(story.outlets), "found": len(hits),
                      "dated_right": len(dated), "periods": len(timeline.periods), "lines": len(lines),
-                     "lines_with_story_word": sum(bool(terms & title_terms(line.text)) for line in lines), "seconds": seconds[-1]})
+                     "lines_with_story_word": sum(bool(terms & title_terms(line.text)) for line in lines),
+                     "lines_cited": checked["cited"], "lines_in_their_period": checked["in_period"], "seconds": seconds[-1]})
         memory.append(rss_mb())
     total = sum(r["articles"] for r in rows)
     found = sum(r["found"] for r in rows)
@@ -84,6 +87,11 @@ def run_timeline_bench(
         "dated_right": sum(r["dated_right"] for r in rows) / found if found else 0.0,
         # A rough, automatic stand-in for precision: a line with none of its story's rare title words
         # is often about something else (or says it in other words). The precision is counted by hand.
+        "lines": (lines := sum(r["lines"] for r in rows)),
+        # Every line's citation quotes its article at its offsets, and every line stands in the
+        # period of its article's date: checked over all lines, not a sample.
+        "lines_cited": _share(sum(r["lines_cited"] for r in rows), lines),
+        "lines_in_their_period": _share(sum(r["lines_in_their_period"] for r in rows), lines),
         "lines_with_story_word": _share(sum(r["lines_with_story_word"] for r in rows), sum(r["lines"] for r in rows)),
         "seconds": {"median": median(seconds), "p95": percentile(seconds, 95)} if seconds else {},
         "floor": builder.floor,
@@ -102,6 +110,22 @@ def _cleaned(articles, assistant: Assistant):
 
     for article in articles:
         yield clean_article(article, assistant.settings.cleaning)
+
+
+def _checked_lines(assistant: Assistant, timeline: Timeline, texts: dict[str, str]) -> dict[str, int]:
+    """How many of the timeline's lines (and their copies) quote their article exactly at their
+    citation's offsets, and how many stand in the period of their article's date."""
+    cited = in_period = 0
+    for period in timeline.periods:
+        for line in period.lines:
+            quotes = [line.citation, *line.copies]
+            for c in quotes:
+                if c.doc_id not in texts:
+                    article = assistant.article(c.doc_id)
+                    texts[c.doc_id] = article.text if article else ""
+            cited += all(texts[c.doc_id][c.start : c.end] == c.text and c.text for c in quotes) and line.text == line.citation.text
+            in_period += all(period_of(c.date, period.unit) == period.date for c in quotes)
+    return {"cited": cited, "in_period": in_period}
 
 
 def _best_relevance(builder: TimelineBuilder, query: str, articles: list[StoryArticle]) -> list[float]:
@@ -187,6 +211,8 @@ def format_timeline_table(result: dict) -> str:
         f"over an index of {result['indexed_articles']} articles",
         f"recall of the stories' articles: {result['recall']:.3f} (mean per story {result['story_recall_mean']:.3f}); "
         f"under their own date: {result['dated_right']:.3f}",
+        f"lines citing their article's text exactly: {_share_text(result['lines_cited'])}; standing in their article's period: "
+        f"{_share_text(result['lines_in_their_period'])} (all {result['lines']} lines)",
         f"lines holding one of their story's rare title words: {_share_text(result['lines_with_story_word'])} (an automatic stand-in for precision)",
         f"timeline seconds: median {s.get('median', 0):.2f}, p95 {s.get('p95', 0):.2f}; peak memory {result['peak_rss_mb']:.0f} MB; "
         f"resident after the warm-up, half the stories, all of them: {rss['after_warm_up']:.0f}, {rss['after_half']:.0f}, {rss['after_last']:.0f} MB",

@@ -173,6 +173,7 @@ def test_the_timeline_benchmark_finds_the_story_from_the_titles_and_measures_it(
     # Asked by its first title, the timeline is to find the two other outlets' reports.
     assert [(r["articles"], r["outlets"]) for r in result["rows"]] == [(2, 3)], result["rows"]
     assert result["recall"] == 1.0 and result["dated_right"] == 1.0
+    assert result["lines"] > 0 and result["lines_cited"] == 1.0 and result["lines_in_their_period"] == 1.0
     words = run_timeline_bench(assistant, root / "story.jsonl.gz", sample_periods=5, query_from="words")
     assert [(r["articles"], r["outlets"]) for r in words["rows"]] == [(3, 3)] and words["recall"] == 1.0  # all three
     assert words["rows"][0]["query"] != result["rows"][0]["query"] == result["sample"][0]["query"]

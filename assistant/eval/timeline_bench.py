@@ -28,6 +28,8 @@ from assistant.eval.archive import archive_articles, machine
 from assistant.eval.latency import peak_rss_mb, rss_mb
 from assistant.eval.metrics import median, percentile
 from assistant.eval.stories import Story, StoryArticle, find_stories, title_terms
+from assistant.arabic import detect_language
+from assistant.embed import off_topic_floor
 from assistant.timeline import Timeline, TimelineBuilder, period_of
 
 
@@ -54,7 +56,7 @@ def run_timeline_bench(
         stories = random.Random(seed).sample(stories, min(limit, len(stories)))
     builder = TimelineBuilder(assistant.index, assistant.embedder, assistant.settings.timeline, assistant.settings.retrieval)
     rows, seconds, relevance = [], [], []
-    timelines: list[tuple[Story, Timeline]] = []
+    timelines: list[tuple[Story, Timeline, dict[str, float]]] = []
     assistant.timeline("warm-up")  # loads the embedder and the index: not timed
     memory = [rss_mb()]  # after the warm-up, then after each story: flat, or growing with the timelines
     articles_seen: dict[str, str] = {}  # doc_id -> cleaned text, for checking the lines' citations
@@ -63,24 +65,27 @@ def run_timeline_bench(
         started = time.perf_counter()
         timeline = assistant.timeline(query)
         seconds.append(time.perf_counter() - started)
-        timelines.append((story, timeline))
         found = {doc_id: p for p in timeline.periods for doc_id in p.doc_ids}
         wanted = [a.doc_id for a in expected]
         hits = [d for d in wanted if d in found]
         dated = [a for a in expected if a.doc_id in found and found[a.doc_id].date == period_of(a.date, found[a.doc_id].unit)]
-        relevance += _best_relevance(builder, query, expected)
+        article_relevance = _article_relevance(builder, query)
+        relevance += [article_relevance.get(a.doc_id, 0.0) for a in expected]
+        timelines.append((story, timeline, article_relevance))
         terms = title_terms(story.query)  # the story's rare title words, whatever the query
         lines = [line for p in timeline.periods for line in p.lines]
         checked = _checked_lines(assistant, timeline, articles_seen)
         rows.append({"query": query, "articles": len(wanted), "outlets": len(story.outlets), "found": len(hits),
                      "dated_right": len(dated), "periods": len(timeline.periods), "lines": len(lines),
                      "lines_with_story_word": sum(bool(terms & title_terms(line.text)) for line in lines),
-                     "lines_cited": checked["cited"], "lines_in_their_period": checked["in_period"], "seconds": seconds[-1]})
+                     "lines_cited": checked["cited"], "lines_in_their_period": checked["in_period"], "seconds": seconds[-1],
+                     "relevance": [article_relevance.get(a.doc_id, 0.0) for a in expected],
+                     "best": next(iter(article_relevance.values()), 0.0), "off_topic": off_topic_floor(assistant.embedder.model_id, detect_language(query))})
         memory.append(rss_mb())
     total = sum(r["articles"] for r in rows)
     found = sum(r["found"] for r in rows)
     ordered = sorted(relevance)
-    return {
+    result = {
         "stories": len(rows), "query_from": query_from, "story_articles": total, "indexed_articles": len(indexed),
         "recall": found / total if total else 0.0,
         "story_recall_mean": sum(r["found"] / r["articles"] for r in rows) / len(rows) if rows else 0.0,
@@ -99,10 +104,14 @@ def run_timeline_bench(
         "peak_rss_mb": peak_rss_mb(),
         "rss_mb": {"after_warm_up": memory[0], "after_half": memory[len(memory) // 2], "after_last": memory[-1]},
         "rows": rows,
-        "sample": (sample := _sample(timelines, sample_periods, seed, read_marks(marks or []))),
+        "sample": (sample := _sample(timelines, sample_periods, seed, read_marks(marks or []), assistant.embedder.model_id)),
         "precision": precision_of(sample) if marks else None,
         "machine": machine(),
     }
+    if marks:  # what stricter floors (and no margin) would give, from the same marks
+        floors = [round(builder.floor + step / 100, 2) for step in range(0, 14, 2)]
+        result["rules"] = rule_table(result, floors, sorted({0.0, builder.margin}))
+    return result
 
 
 def _cleaned(articles, assistant: Assistant):
@@ -128,8 +137,9 @@ def _checked_lines(assistant: Assistant, timeline: Timeline, texts: dict[str, st
     return {"cited": cited, "in_period": in_period}
 
 
-def _best_relevance(builder: TimelineBuilder, query: str, articles: list[StoryArticle]) -> list[float]:
-    """Each article's best passage relevance to the query (0 when it is not a candidate)."""
+def _article_relevance(builder: TimelineBuilder, query: str) -> dict[str, float]:
+    """Each candidate article's best passage relevance to the query, whatever the floor and margin
+    (an article left out is 0), most relevant first."""
     vector = builder.embedder.embed_queries([query])[0]
     scored, _ = builder.relevant(query, vector, None, every_candidate=True)
     stored = builder.index.fetch([cid for cid, _ in scored])
@@ -138,7 +148,7 @@ def _best_relevance(builder: TimelineBuilder, query: str, articles: list[StoryAr
         doc_id = stored[cid].meta["doc_id"] if cid in stored else None
         if doc_id is not None:
             best.setdefault(doc_id, score)
-    return [best.get(a.doc_id, 0.0) for a in articles]
+    return best
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -149,15 +159,42 @@ def _quantile(ordered: list[float], share: float) -> float | None:
     return ordered[int(share * (len(ordered) - 1))] if ordered else None
 
 
-def _sample(timelines: list[tuple[Story, Timeline]], count: int, seed: int, marks: dict[tuple[str, str], bool]) -> list[dict]:
-    periods = [(story, timeline, p) for story, timeline in timelines for p in timeline.periods]
+def _sample(
+    timelines: list[tuple[Story, Timeline, dict[str, float]]], count: int, seed: int, marks: dict[tuple[str, str], bool], timeline_model: str,
+) -> list[dict]:
+    """Periods drawn at random, each line with its mark when there is one, and its article's
+    relevance beside the query's best (what another floor or margin would decide on)."""
+    periods = [(story, timeline, scores, p) for story, timeline, scores in timelines for p in timeline.periods]
     chosen = random.Random(seed).sample(periods, min(count, len(periods)))
     return [
         {"query": timeline.query, "period": p.date, "unit": p.unit, "titles": [f"{a.source} {a.date}: {a.title}" for a in story.articles],
-         "lines": [{"sources": line.sources, "text": line.text, "doc_id": line.doc_id, "relevant": marks.get((timeline.query, line.doc_id))}
-                   for line in p.lines]}
-        for story, timeline, p in chosen
+         "best": next(iter(scores.values()), 0.0), "off_topic": off_topic_floor(timeline_model, detect_language(timeline.query)),
+         "lines": [{"sources": line.sources, "text": line.text, "doc_id": line.doc_id, "relevance": scores.get(line.doc_id, 0.0),
+                    "relevant": marks.get((timeline.query, line.doc_id))} for line in p.lines]}
+        for story, timeline, scores, p in chosen
     ]
+
+
+def keeps(relevance: float, best: float, floor: float, margin: float, off_topic: float) -> bool:
+    """Whether a timeline with this floor and margin keeps an article of this relevance (the rule
+    of ``TimelineBuilder``, at the article's best passage)."""
+    return relevance >= floor or (margin > 0 and relevance >= best - margin and relevance >= off_topic)
+
+
+def rule_table(result: dict, floors: list[float], margins: list[float]) -> list[dict]:
+    """Recall and hand-marked precision that other floors and margins would give, from one run:
+    recall from each story article's relevance, precision from the marked sample lines the rule
+    keeps. Only rules at least as strict as the run's own are known (a looser one adds lines
+    nobody marked)."""
+    table = []
+    for margin in margins:
+        for floor in floors:
+            kept = [keeps(r, row["best"], floor, margin, row["off_topic"]) for row in result["rows"] for r in row["relevance"]]
+            marked = [line["relevant"] for item in result["sample"] for line in item["lines"]
+                      if line["relevant"] is not None and keeps(line["relevance"], item["best"], floor, margin, item["off_topic"])]
+            table.append({"floor": floor, "margin": margin, "recall": _share(sum(kept), len(kept)),
+                          "precision": _share(sum(marked), len(marked)), "marked_lines": len(marked)})
+    return table
 
 
 _MARK = {True: "x", False: "-", None: " "}
@@ -218,6 +255,8 @@ def format_timeline_table(result: dict) -> str:
         f"resident after the warm-up, half the stories, all of them: {rss['after_warm_up']:.0f}, {rss['after_half']:.0f}, {rss['after_last']:.0f} MB",
         f"floor {result['floor']:.3f}; the floor that keeps 90% of the stories' articles: {floors['0.90']}, 95%: {floors['0.95']}",
         *([_precision_line(result["precision"])] if result.get("precision") else []),
+        *[f"  floor {r['floor']:.2f}, margin {r['margin']:.2f}: recall {_share_text(r['recall'])}, "
+          f"precision {_share_text(r['precision'])} ({r['marked_lines']} marked lines)" for r in result.get("rules") or []],
     ])
 
 

@@ -203,3 +203,13 @@ def test_the_timeline_benchmark_finds_the_story_from_the_titles_and_measures_it(
     assert again["precision"]["checked"] == len(carried) < total
     assert "- [x] " in sample_markdown(again) and "- [-] " in sample_markdown(again)  # carried into the new sample
     assert f"precision by hand: {relevant / len(carried):.3f}" in format_timeline_table(again)
+    # Other floors from the same marks: the run's own floor gives the run's own numbers, a floor
+    # above every article keeps nothing, and recall never grows with the floor.
+    from assistant.eval.timeline_bench import rule_table
+
+    own = [r for r in again["rules"] if r["floor"] == round(again["floor"], 2) and r["margin"] == 0.0][0]
+    assert own["recall"] == again["recall"] and own["precision"] == again["precision"]["precision"]
+    (none,) = rule_table(again, [2.0], [0.0])
+    assert none["recall"] == 0.0 and none["precision"] is None and none["marked_lines"] == 0
+    recalls = [r["recall"] for r in again["rules"] if r["margin"] == 0.0]
+    assert recalls == sorted(recalls, reverse=True)

@@ -6,7 +6,10 @@ article's title (``--query-from title``: a reader asks for the story of a headli
 over the story's other articles) or of its shared rare title words (``words``; recall over all):
 - **recall**: the share of the story's articles the timeline gathered (in any period);
 - **dates**: the share of those found under the period of their own publication date;
-- **time**: median and p95 seconds of ``Assistant.timeline``, and the process's peak memory;
+- **lines**: over every line, whether its citation quotes its article at its offsets and whether it
+  stands in its article's period;
+- **time**: median and p95 seconds of ``Assistant.timeline``; the process's peak memory, and its
+  resident memory after the warm-up, half the stories and all of them;
 - **the floor**: each story article's relevance to its query, and the floor that would keep 90 %
   and 95 % of them (what ``timeline.min_score`` is fitted from);
 - a sample of periods written as Markdown (``--sample``), each with its story's titles, each line to
@@ -23,13 +26,13 @@ import re
 import time
 from pathlib import Path
 
+from assistant.arabic import detect_language
 from assistant.assistant import Assistant
+from assistant.embed import off_topic_floor
 from assistant.eval.archive import archive_articles, machine
 from assistant.eval.latency import peak_rss_mb, rss_mb
 from assistant.eval.metrics import median, percentile
 from assistant.eval.stories import Story, StoryArticle, find_stories, title_terms
-from assistant.arabic import detect_language
-from assistant.embed import off_topic_floor
 from assistant.timeline import Timeline, TimelineBuilder, period_of
 
 

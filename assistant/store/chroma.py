@@ -28,7 +28,7 @@ import httpx
 import numpy as np
 from chromadb.api.shared_system_client import SharedSystemClient
 from chromadb.config import Settings as ChromaSettings
-from chromadb.errors import NotFoundError
+from chromadb.errors import InternalError, NotFoundError
 
 from assistant.config import Settings
 from assistant.errors import AssistantError, BackendUnavailableError, IndexMismatchError
@@ -103,12 +103,29 @@ def describe_location(settings: Settings) -> str:
 
 
 def _server_call(method):
-    """A server that goes away after connecting is a BackendUnavailableError, not a traceback."""
+    """A server that goes away after connecting is a BackendUnavailableError, not a traceback. An
+    on-disk store that another process wrote to while this one read it can fail a read with
+    Chroma's "Error finding id" (seen while an ingest ran beside `assistant timeline`): it is
+    reloaded and the call made once more, else the user is told to run it again."""
 
     @functools.wraps(method)
     def wrapper(self: "ChromaStore", *args, **kwargs):
+        on_disk = self.settings.store.mode == "persistent"
         try:
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            except InternalError:
+                if not on_disk:
+                    raise
+                self._reopen()
+                return method(self, *args, **kwargs)
+        except InternalError as exc:
+            if not on_disk:
+                raise
+            raise AssistantError(
+                f"the index at {self.location} changed while it was being read ({exc}); another process "
+                "is probably writing to it (an ingest). Run the command again."
+            ) from None
         except (httpx.TransportError, ConnectionError) as exc:
             raise BackendUnavailableError(
                 f"lost the connection to the {self.location} ({exc}). Is `chroma run` still running?"

@@ -166,6 +166,36 @@ def test_an_article_ingested_by_another_process_is_found_by_dense_and_bm25_searc
     assert server_side.check().ok
 
 
+def test_a_read_that_chroma_fails_mid_write_is_retried_on_a_reloaded_store_then_explained(seeded_settings_factory, monkeypatch):
+    """Chroma's "Error finding id" came up on ANT while an ingest wrote beside `assistant timeline`
+    (about once in 150 timelines): it cannot be caused on purpose, so Chroma's error is injected
+    into the real on-disk store's reads."""
+    from chromadb.api.models.Collection import Collection
+    from chromadb.errors import InternalError
+
+    from assistant.errors import AssistantError
+
+    assistant = Assistant(seeded_settings_factory(**EXTRACTIVE))
+    question = "من هو المتحدث الرسمي باسم التحالف الدولي؟"
+    expected = [p.chunk_id for p in assistant.search(question, mode="dense")]
+    store = assistant.index.vectors
+    stale = store.collection
+    real_get = Collection.get
+
+    def fails_on_the_stale_view(collection, *args, **kwargs):
+        if collection is stale:
+            raise InternalError("Error executing plan: Internal error: Error finding id")
+        return real_get(collection, *args, **kwargs)
+
+    monkeypatch.setattr(Collection, "get", fails_on_the_stale_view)
+    assert [p.chunk_id for p in assistant.search(question, mode="dense")] == expected  # reloaded, read again
+    assert store.collection is not stale
+
+    monkeypatch.setattr(Collection, "get", lambda *a, **k: (_ for _ in ()).throw(InternalError("Error finding id")))
+    with pytest.raises(AssistantError, match="changed while it was being read .* Run the command again"):
+        assistant.search(question, mode="dense")
+
+
 @pytest.mark.slow
 def test_two_ingests_at_once_into_one_store_both_complete(seeded_settings_factory, tmp_path):
     seeded_settings_factory()

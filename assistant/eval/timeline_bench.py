@@ -103,6 +103,7 @@ def run_timeline_bench(
         "lines_with_story_word": _share(sum(r["lines_with_story_word"] for r in rows), sum(r["lines"] for r in rows)),
         "seconds": {"median": median(seconds), "p95": percentile(seconds, 95)} if seconds else {},
         "floor": builder.floor,
+        "margin": builder.margin,
         "floor_for_recall": {"0.90": _quantile(ordered, 0.10), "0.95": _quantile(ordered, 0.05)},
         "peak_rss_mb": peak_rss_mb(),
         "rss_mb": {"after_warm_up": memory[0], "after_half": memory[len(memory) // 2], "after_last": memory[-1]},
@@ -256,7 +257,7 @@ def format_timeline_table(result: dict) -> str:
         f"lines holding one of their story's rare title words: {_share_text(result['lines_with_story_word'])} (an automatic stand-in for precision)",
         f"timeline seconds: median {s.get('median', 0):.2f}, p95 {s.get('p95', 0):.2f}; peak memory {result['peak_rss_mb']:.0f} MB; "
         f"resident after the warm-up, half the stories, all of them: {rss['after_warm_up']:.0f}, {rss['after_half']:.0f}, {rss['after_last']:.0f} MB",
-        f"floor {result['floor']:.3f}; the floor that keeps 90% of the stories' articles: {floors['0.90']}, 95%: {floors['0.95']}",
+        f"floor {result['floor']:.3f}, margin {result['margin']:.3f}; the floor alone that keeps 90% of the stories' articles: {floors['0.90']}, 95%: {floors['0.95']}",
         *([_precision_line(result["precision"])] if result.get("precision") else []),
         *[f"  floor {r['floor']:.2f}, margin {r['margin']:.2f}: recall {_share_text(r['recall'])}, "
           f"precision {_share_text(r['precision'])} ({r['marked_lines']} marked lines)" for r in result.get("rules") or []],

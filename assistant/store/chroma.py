@@ -123,8 +123,9 @@ def _server_call(method):
             if not on_disk:
                 raise
             raise AssistantError(
-                f"the index at {self.location} changed while it was being read ({exc}); another process "
-                "is probably writing to it (an ingest). Run the command again."
+                f"the index at {self.location} changed while it was being read, or is damaged ({exc}). If "
+                "another process is writing to it (an ingest), run the command again; if it fails with nothing "
+                "else running, the index is damaged: rebuild it (`assistant ingest --rebuild PATH...`)."
             ) from None
         except (httpx.TransportError, ConnectionError) as exc:
             raise BackendUnavailableError(

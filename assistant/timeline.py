@@ -61,6 +61,12 @@ def timeline_margin(model_id: str) -> float:
     return TIMELINE_MARGINS.get(_base(model_id), 0.0)
 
 
+def kept(relevance: float, best: float, floor: float, margin: float, off_topic: float) -> bool:
+    """The timeline's rule: at or above the floor, or within the margin of the query's best passage
+    and not off-topic (a margin of 0 turns that part off)."""
+    return relevance >= floor or (margin > 0 and relevance >= best - margin and relevance >= off_topic)
+
+
 class TimelineLine(BaseModel):
     """One outlet's sentence in a period (several outlets when they carried the same text)."""
 
@@ -204,9 +210,9 @@ class TimelineBuilder:
         return scored, {cid: sentences[cid] for cid, _ in scored if cid in sentences}
 
     def _kept(self, scored: list[tuple[str, float]], off_topic: float) -> list[tuple[str, float]]:
-        """The candidates (best first) at or above the floor, or near the best one and on topic."""
-        near = scored[0][1] - self.margin if scored and self.margin > 0 else float("inf")
-        return [(cid, score) for cid, score in scored if score >= self.floor or (score >= near and score >= off_topic)]
+        """The candidates (best first) that the rule keeps (``kept``)."""
+        best = scored[0][1] if scored else 0.0
+        return [(cid, score) for cid, score in scored if kept(score, best, self.floor, self.margin, off_topic)]
 
     def _best_line(self, chunks, stored, sentences, vector) -> TimelineLine | None:
         """The outlet's sentence closest to the query among its relevant passages of the period."""

@@ -33,7 +33,7 @@ from assistant.eval.archive import archive_articles, machine
 from assistant.eval.latency import peak_rss_mb, rss_mb
 from assistant.eval.metrics import median, percentile
 from assistant.eval.stories import Story, StoryArticle, find_stories, title_terms
-from assistant.timeline import Timeline, TimelineBuilder, period_of
+from assistant.timeline import Timeline, TimelineBuilder, kept, period_of
 
 
 def story_query(story: Story, query_from: str) -> tuple[str, list[StoryArticle]]:
@@ -58,7 +58,7 @@ def run_timeline_bench(
     if limit:
         stories = random.Random(seed).sample(stories, min(limit, len(stories)))
     builder = TimelineBuilder(assistant.index, assistant.embedder, assistant.settings.timeline, assistant.settings.retrieval)
-    rows, seconds, relevance = [], [], []
+    rows, seconds = [], []
     timelines: list[tuple[Story, Timeline, dict[str, float]]] = []
     assistant.timeline("warm-up")  # loads the embedder and the index: not timed
     memory = [rss_mb()]  # after the warm-up, then after each story: flat, or growing with the timelines
@@ -73,7 +73,6 @@ def run_timeline_bench(
         hits = [d for d in wanted if d in found]
         dated = [a for a in expected if a.doc_id in found and found[a.doc_id].date == period_of(a.date, found[a.doc_id].unit)]
         article_relevance = _article_relevance(builder, query)
-        relevance += [article_relevance.get(a.doc_id, 0.0) for a in expected]
         timelines.append((story, timeline, article_relevance))
         terms = title_terms(story.query)  # the story's rare title words, whatever the query
         lines = [line for p in timeline.periods for line in p.lines]
@@ -87,7 +86,7 @@ def run_timeline_bench(
         memory.append(rss_mb())
     total = sum(r["articles"] for r in rows)
     found = sum(r["found"] for r in rows)
-    ordered = sorted(relevance)
+    ordered = sorted(r for row in rows for r in row["relevance"])  # each story article's relevance
     result = {
         "stories": len(rows), "query_from": query_from, "story_articles": total, "indexed_articles": len(indexed),
         "recall": found / total if total else 0.0,
@@ -179,12 +178,6 @@ def _sample(
     ]
 
 
-def keeps(relevance: float, best: float, floor: float, margin: float, off_topic: float) -> bool:
-    """Whether a timeline with this floor and margin keeps an article of this relevance (the rule
-    of ``TimelineBuilder``, at the article's best passage)."""
-    return relevance >= floor or (margin > 0 and relevance >= best - margin and relevance >= off_topic)
-
-
 def rule_table(result: dict, floors: list[float], margins: list[float]) -> list[dict]:
     """Recall and hand-marked precision that other floors and margins would give, from one run:
     recall from each story article's relevance, precision from the marked sample lines the rule
@@ -193,10 +186,10 @@ def rule_table(result: dict, floors: list[float], margins: list[float]) -> list[
     table = []
     for margin in margins:
         for floor in floors:
-            kept = [keeps(r, row["best"], floor, margin, row["off_topic"]) for row in result["rows"] for r in row["relevance"]]
+            found = [kept(r, row["best"], floor, margin, row["off_topic"]) for row in result["rows"] for r in row["relevance"]]
             marked = [line["relevant"] for item in result["sample"] for line in item["lines"]
-                      if line["relevant"] is not None and keeps(line["relevance"], item["best"], floor, margin, item["off_topic"])]
-            table.append({"floor": floor, "margin": margin, "recall": _share(sum(kept), len(kept)),
+                      if line["relevant"] is not None and kept(line["relevance"], item["best"], floor, margin, item["off_topic"])]
+            table.append({"floor": floor, "margin": margin, "recall": _share(sum(found), len(found)),
                           "precision": _share(sum(marked), len(marked)), "marked_lines": len(marked)})
     return table
 

@@ -11,9 +11,10 @@ generation it matches. When it does not match (another process wrote, or a crash
 Chroma and the save), it is brought up to date from Chroma: only chunks it lacks, or whose
 ``doc_hash`` changed, are tokenized again.
 
-Writes and BM25 rebuilds take a file lock (one at a time, across threads and processes), so that
-two processes on one store, such as ``assistant serve`` and a CLI ingest, never count the same
-generation or save over each other's snapshot.
+Writes and BM25 rebuilds take the store's lock file (one at a time, across threads and processes),
+so that two processes on one store, such as ``assistant serve`` and a CLI ingest, never count the
+same generation or save over each other's snapshot; on disk, reads take it too
+(``assistant.store.locking``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
 
 from assistant.chunk import chunk_sentences
 from assistant.config import Settings
@@ -34,6 +34,7 @@ from assistant.errors import AssistantError
 from assistant.models import Article, Chunk, DocumentInfo, Filters, IndexCheck, IndexStatus
 from assistant.store.chroma import ChromaStore, ChunkSentences, StoredChunk, drop_collection
 from assistant.store.lexical import LexicalIndex
+from assistant.store.locking import store_lock
 from assistant.timing import StageTimer
 
 # Chunks fetched from Chroma per call when the BM25 index catches up.
@@ -42,33 +43,9 @@ CATCH_UP_PAGE = 500
 CHECK_LIST_MAX = 50
 
 
-def write_lock_path(settings: Settings) -> Path:
-    """The lock file that writers of this collection take turns with."""
-    store = settings.store
-    # Chroma's own folder when it is on disk (the thing that is not process-safe); for a server,
-    # the BM25 cache folder that the processes on this machine share.
-    folder = settings.resolve(store.path if store.mode == "persistent" else store.lexical_cache)
-    return folder / f".{store.collection}.write.lock"
-
-
-@contextmanager
-def _holding(lock: FileLock) -> Iterator[None]:
-    try:
-        lock.acquire()
-    except OSError as exc:
-        raise AssistantError(
-            f"cannot take the store's lock file {lock.lock_file} ({exc.strerror or exc}): "
-            "the folder must be writable by this user (store.path, store.lexical_cache)"
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
-
-
 def drop_index(settings: Settings) -> None:
     """Delete the collection (whatever model built it), between two other processes' writes."""
-    with _holding(FileLock(str(write_lock_path(settings)))):
+    with store_lock(settings).writing():
         drop_collection(settings)
 
 
@@ -186,7 +163,7 @@ class Index:
         # The BM25 index is updated in place: one thread at a time (the UI serves several).
         # Lock order: the write lock first, then this one.
         self._lexical_lock = threading.RLock()
-        self._write_lock = FileLock(str(write_lock_path(settings)))
+        self._lock = store_lock(settings)
 
     # --- state -------------------------------------------------------------------------------
     def doc_states(self, doc_ids: Iterable[str] | None = None) -> dict[str, DocState]:
@@ -467,8 +444,8 @@ class Index:
         }
 
     def _writing(self):
-        """Hold the store's write lock: one writer or BM25 builder at a time, across processes."""
-        return _holding(self._write_lock)
+        """Hold the store's lock as its writer: one writer or BM25 builder at a time, across processes."""
+        return self._lock.writing()
 
     def _current_lexical(self, generation: int) -> tuple[LexicalIndex | None, tuple[LexicalIndex, dict] | None]:
         """(the BM25 index for ``generation`` from memory or the snapshot, else None; the snapshot)."""

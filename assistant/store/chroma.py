@@ -10,9 +10,11 @@ id, to rescore dense candidates, and are written before their chunk, so that a c
 means its sentences are too.
 
 Chroma's on-disk store is not process-safe: a process keeps its HNSW index in memory and does not
-see vectors another process added (chroma-core/chroma#3792). Writers take the index's file lock
-(``assistant.store``), and a persistent store whose generation moved under this process is
-reopened before it is queried or written.
+see vectors another process added (chroma-core/chroma#3792), and one that reads while another
+writes can fail or crash. Every call on a store on disk holds its lock file
+(``assistant.store.locking``: other processes wait, this process's threads share it), and a
+persistent store whose generation moved under this process is reopened before it is queried or
+written.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import chromadb
 import httpx
@@ -32,6 +35,7 @@ from chromadb.errors import InternalError, NotFoundError
 
 from assistant.config import Settings
 from assistant.errors import AssistantError, BackendUnavailableError, IndexMismatchError
+from assistant.store.locking import reading
 
 PAGE = 1000
 SENTENCES = "-sentences"  # suffix of the sentence-vector collection's name
@@ -69,20 +73,28 @@ def connect(settings: Settings) -> chromadb.api.ClientAPI:
                 f"Start it with `chroma run --path DATA_DIR --host {store.host} --port {store.port}`, "
                 "or set store.mode: persistent in config.yaml."
             ) from None
-    path = settings.resolve(store.path)
-    fix = "set store.path in the config to a folder this user can write, or fix its permissions"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # read-only parent, or a file where a folder should be
-        raise AssistantError(f"cannot create the Chroma folder {path} (store.path): {exc.strerror or exc}; {fix}") from None
-    # Chroma's own failure on a read-only folder is a long SQLite message, or none until the first write.
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise AssistantError(f"the Chroma folder {path} (store.path) is not writable; {fix}")
+    path = writable_folder(settings)
     try:
         return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
     except Exception as exc:  # noqa: BLE001 - chromadb raises plain exceptions (SQLite, Rust) for a bad folder
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise AssistantError(f"cannot open the Chroma store in {path} (store.path): {first_line}; {fix}") from None
+        raise AssistantError(f"cannot open the Chroma store in {path} (store.path): {first_line}; {FOLDER_FIX}") from None
+
+
+FOLDER_FIX = "set store.path in the config to a folder this user can write, or fix its permissions"
+
+
+def writable_folder(settings: Settings) -> Path:
+    """The on-disk store's folder, created if missing; a clear error if this user cannot write it."""
+    path = settings.resolve(settings.store.path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # read-only parent, or a file where a folder should be
+        raise AssistantError(f"cannot create the Chroma folder {path} (store.path): {exc.strerror or exc}; {FOLDER_FIX}") from None
+    # Chroma's own failure on a read-only folder is a long SQLite message, or none until the first write.
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise AssistantError(f"the Chroma folder {path} (store.path) is not writable; {FOLDER_FIX}")
+    return path
 
 
 def drop_collection(settings: Settings) -> None:
@@ -103,22 +115,24 @@ def describe_location(settings: Settings) -> str:
 
 
 def _server_call(method):
-    """A server that goes away after connecting is a BackendUnavailableError, not a traceback. An
-    on-disk store that another process wrote to while this one read it can fail a read with
-    Chroma's "Error finding id" (seen while an ingest ran beside `assistant timeline`): it is
-    reloaded and the call made once more, else the user is told to run it again."""
+    """A Chroma call, under the store's lock when the store is on disk. A server that goes away
+    after connecting is a BackendUnavailableError, not a traceback. Should an on-disk store still
+    fail a read with Chroma's InternalError ("Error finding id", seen before reads took the lock,
+    while an ingest ran beside `assistant timeline`), it is reloaded and the call made once more,
+    else the user is told what to do."""
 
     @functools.wraps(method)
     def wrapper(self: "ChromaStore", *args, **kwargs):
         on_disk = self.settings.store.mode == "persistent"
         try:
-            try:
-                return method(self, *args, **kwargs)
-            except InternalError:
-                if not on_disk:
-                    raise
-                self._reopen()
-                return method(self, *args, **kwargs)
+            with reading(self.settings):
+                try:
+                    return method(self, *args, **kwargs)
+                except InternalError:
+                    if not on_disk:
+                        raise
+                    self._reopen()
+                    return method(self, *args, **kwargs)
         except InternalError as exc:
             if not on_disk:
                 raise
@@ -145,8 +159,22 @@ class ChromaStore:
         self.settings = settings
         self.embedding_model = embedding_model
         self.location = describe_location(settings)
-        self.client = connect(settings)
-        store = settings.store
+        if settings.store.mode == "persistent":
+            writable_folder(settings)  # its own error, before the lock file in it is taken
+        with reading(settings):  # Chroma loads the store from disk, and may create the collection
+            self._open()
+        built_with = (self.collection.metadata or {}).get("embedding_model")
+        if built_with != embedding_model:
+            raise IndexMismatchError(
+                f"the index '{settings.store.collection}' at {self.location} was built with the embedding model "
+                f"'{built_with}', but the configuration uses '{embedding_model}'. Vectors from different "
+                "models cannot be compared. Re-index with `assistant ingest --rebuild PATH...`, "
+                "or point store.collection at another collection name."
+            )
+
+    def _open(self) -> None:
+        store = self.settings.store
+        self.client = connect(self.settings)
         self.collection = self.client.get_or_create_collection(
             store.collection,
             configuration={
@@ -156,21 +184,13 @@ class ChromaStore:
                     "ef_construction": store.hnsw_ef_construction,
                 }
             },
-            metadata={"embedding_model": embedding_model, "generation": 0},
+            metadata={"embedding_model": self.embedding_model, "generation": 0},
             embedding_function=None,
         )
         self.sentences = self._sentence_collection()
         self._apply_ef_search(store.hnsw_ef_search)
         self._views = self._views_of_system()
         self._views.setdefault(store.collection, self.generation)
-        built_with = (self.collection.metadata or {}).get("embedding_model")
-        if built_with != embedding_model:
-            raise IndexMismatchError(
-                f"the index '{store.collection}' at {self.location} was built with the embedding model "
-                f"'{built_with}', but the configuration uses '{embedding_model}'. Vectors from different "
-                "models cannot be compared. Re-index with `assistant ingest --rebuild PATH...`, "
-                "or point store.collection at another collection name."
-            )
 
     @_server_call
     def _sentence_collection(self):

@@ -166,6 +166,40 @@ def test_an_article_ingested_by_another_process_is_found_by_dense_and_bm25_searc
     assert server_side.check().ok
 
 
+# Another process's write batch: it holds the store's lock until told to let go (a line on stdin).
+WRITER_HOLDING_THE_LOCK = """
+import sys
+from assistant.config import load_settings
+from assistant.store.locking import store_lock
+with store_lock(load_settings(None)).writing():
+    print("holding", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_a_read_of_the_store_on_disk_waits_for_another_process_s_write(seeded_settings_factory, tmp_path):
+    """Chroma on disk is not process-safe: a process that read while an ingest wrote failed every
+    read, or crashed (docs/experiments.md). So a read waits until the other process's write is over."""
+    assistant = Assistant(seeded_settings_factory(**EXTRACTIVE))
+    chunks = assistant.chunk_count()
+    writer = subprocess.Popen([sys.executable, "-c", WRITER_HOLDING_THE_LOCK], cwd=tmp_path, env=cli_env(),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "holding"
+        counted: list[int] = []
+        reader = threading.Thread(target=lambda: counted.append(assistant.chunk_count()))
+        reader.start()
+        reader.join(timeout=1.0)
+        assert reader.is_alive() and not counted, "the read went ahead while another process held the store"
+        writer.stdin.write("\n")
+        writer.stdin.flush()
+        assert writer.wait(timeout=60) == 0
+        reader.join(timeout=60)
+        assert counted == [chunks]
+    finally:
+        writer.kill()
+
+
 def test_a_read_that_chroma_fails_mid_write_is_retried_on_a_reloaded_store_then_explained(seeded_settings_factory, monkeypatch):
     """Chroma's "Error finding id" came up on ANT while an ingest wrote beside `assistant timeline`
     (about once in 150 timelines): it cannot be caused on purpose, so Chroma's error is injected

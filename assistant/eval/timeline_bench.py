@@ -103,6 +103,7 @@ def run_timeline_bench(
         "seconds": {"median": median(seconds), "p95": percentile(seconds, 95)} if seconds else {},
         "floor": builder.floor,
         "margin": builder.margin,
+        "gap": builder.gap,
         "floor_for_recall": {"0.90": _quantile(ordered, 0.10), "0.95": _quantile(ordered, 0.05)},
         "peak_rss_mb": peak_rss_mb(),
         "rss_mb": {"after_warm_up": memory[0], "after_half": memory[len(memory) // 2], "after_last": memory[-1]},
@@ -111,9 +112,8 @@ def run_timeline_bench(
         "precision": precision_of(sample) if marks else None,
         "machine": machine(),
     }
-    if marks:  # what stricter floors (and no margin) would give, from the same marks
-        floors = [round(builder.floor + step / 100, 2) for step in range(0, 14, 2)]
-        result["rules"] = rule_table(result, floors, sorted({0.0, builder.margin}))
+    if marks:  # what stricter rules would give, from the same marks
+        result["rules"] = rule_table(result, stricter_rules(builder.floor, builder.margin, builder.gap))
     return result
 
 
@@ -178,20 +178,27 @@ def _sample(
     ]
 
 
-def rule_table(result: dict, floors: list[float], margins: list[float]) -> list[dict]:
-    """Recall and hand-marked precision that other floors and margins would give, from one run:
-    recall from each story article's relevance, precision from the marked sample lines the rule
+def rule_table(result: dict, rules: list[tuple[float, float, float]]) -> list[dict]:
+    """Recall and hand-marked precision that other rules (floor, margin, gap) would give, from one
+    run: recall from each story article's relevance, precision from the marked sample lines the rule
     keeps. Only rules at least as strict as the run's own are known (a looser one adds lines
     nobody marked)."""
     table = []
-    for margin in margins:
-        for floor in floors:
-            found = [kept(r, row["best"], floor, margin, row["off_topic"]) for row in result["rows"] for r in row["relevance"]]
-            marked = [line["relevant"] for item in result["sample"] for line in item["lines"]
-                      if line["relevant"] is not None and kept(line["relevance"], item["best"], floor, margin, item["off_topic"])]
-            table.append({"floor": floor, "margin": margin, "recall": _share(sum(found), len(found)),
-                          "precision": _share(sum(marked), len(marked)), "marked_lines": len(marked)})
+    for floor, margin, gap in rules:
+        found = [kept(r, row["best"], floor, margin, row["off_topic"], gap) for row in result["rows"] for r in row["relevance"]]
+        marked = [line["relevant"] for item in result["sample"] for line in item["lines"]
+                  if line["relevant"] is not None and kept(line["relevance"], item["best"], floor, margin, item["off_topic"], gap)]
+        table.append({"floor": floor, "margin": margin, "gap": gap, "recall": _share(sum(found), len(found)),
+                      "precision": _share(sum(marked), len(marked)), "marked_lines": len(marked)})
     return table
+
+
+def stricter_rules(floor: float, margin: float, gap: float) -> list[tuple[float, float, float]]:
+    """The run's rule, higher floors (with and without the margin), and narrower gaps."""
+    floors = [round(floor + step / 100, 2) for step in range(0, 14, 2)]
+    gaps = [g for g in (0.35, 0.30, 0.25, 0.20) if gap <= 0 or g < gap]
+    return ([(f, m, gap) for m in sorted({0.0, margin}) for f in floors]
+            + [(floor, margin, g) for g in gaps])
 
 
 _MARK = {True: "x", False: "-", None: " "}
@@ -250,9 +257,9 @@ def format_timeline_table(result: dict) -> str:
         f"lines holding one of their story's rare title words: {_share_text(result['lines_with_story_word'])} (an automatic stand-in for precision)",
         f"timeline seconds: median {s.get('median', 0):.2f}, p95 {s.get('p95', 0):.2f}; peak memory {result['peak_rss_mb']:.0f} MB; "
         f"resident after the warm-up, half the stories, all of them: {rss['after_warm_up']:.0f}, {rss['after_half']:.0f}, {rss['after_last']:.0f} MB",
-        f"floor {result['floor']:.3f}, margin {result['margin']:.3f}; the floor alone that keeps 90% of the stories' articles: {floors['0.90']}, 95%: {floors['0.95']}",
+        f"floor {result['floor']:.3f}, margin {result['margin']:.3f}, gap {result.get('gap', 0):.3f}; the floor alone that keeps 90% of the stories' articles: {floors['0.90']}, 95%: {floors['0.95']}",
         *([_precision_line(result["precision"])] if result.get("precision") else []),
-        *[f"  floor {r['floor']:.2f}, margin {r['margin']:.2f}: recall {_share_text(r['recall'])}, "
+        *[f"  floor {r['floor']:.2f}, margin {r['margin']:.2f}, gap {r.get('gap', 0):.2f}: recall {_share_text(r['recall'])}, "
           f"precision {_share_text(r['precision'])} ({r['marked_lines']} marked lines)" for r in result.get("rules") or []],
     ])
 

@@ -121,6 +121,10 @@ def test_below_the_floor_only_passages_near_the_best_one_and_on_topic_are_kept(s
     near = [(c, s) for c, s in every if s >= floor or (s >= best - margin and s >= on_topic)]
     assert len([1 for _, s in every if s >= floor]) < len(near), "the margin adds nothing: it is not tested"
     assert kept(min_score=floor, relative_margin=margin) == near
+    # A gap leaves out what lies further than it below the best passage, whatever the floor.
+    gap = best - floor
+    assert kept(min_score=every[-1][1], relative_margin=0.0, max_gap=gap) == [(c, s) for c, s in every if s >= best - gap]
+    assert len([1 for _, s in every if s >= best - gap]) < len(every)
     # The museum is off topic: no margin brings it in.
     assert not [c for c, _ in kept(min_score=floor, relative_margin=2.0) if c.startswith("museum")]
     assert [c for c, _ in every if c.startswith("museum")]
@@ -209,7 +213,9 @@ def test_the_timeline_benchmark_finds_the_story_from_the_titles_and_measures_it(
 
     own = [r for r in again["rules"] if r["floor"] == round(again["floor"], 2) and r["margin"] == 0.0][0]
     assert own["recall"] == again["recall"] and own["precision"] == again["precision"]["precision"]
-    (none,) = rule_table(again, [2.0], [0.0])
+    (none,) = rule_table(again, [(2.0, 0.0, 0.0)])
     assert none["recall"] == 0.0 and none["precision"] is None and none["marked_lines"] == 0
-    recalls = [r["recall"] for r in again["rules"] if r["margin"] == 0.0]
+    recalls = [r["recall"] for r in again["rules"] if r["margin"] == 0.0 and r["gap"] == again["gap"]]
     assert recalls == sorted(recalls, reverse=True)
+    by_gap = [r["recall"] for r in again["rules"] if r["floor"] == round(again["floor"], 2) and r["margin"] == again["margin"]]
+    assert len(by_gap) > 2 and by_gap == sorted(by_gap, reverse=True)  # narrower gaps keep no more

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +29,6 @@ import numpy as np
 
 from assistant.chunk import chunk_sentences
 from assistant.config import Settings
-from assistant.errors import AssistantError
 from assistant.models import Article, Chunk, DocumentInfo, Filters, IndexCheck, IndexStatus
 from assistant.store.chroma import ChromaStore, ChunkSentences, StoredChunk, drop_collection
 from assistant.store.lexical import LexicalIndex

@@ -423,6 +423,9 @@ def test_a_reopened_answer_whose_article_was_removed_says_so(ui, ui_server, tmp_
     assert_no_traceback(ui)
 
 
+@pytest.mark.xfail(strict=False, reason="open race, 2026-12-07: in two fresh-clone CI runs and 1 of 7 runs alone, the side "
+                   "list kept the old title after Rename (and once, this morning, two conversations after a search); "
+                   "suspected: a search event typed key by key finishing after the rename's refresh")
 def test_the_side_list_searches_renames_and_deletes(ui, ui_server):
     """Conversations saved directly (no model): found by a word of a later answer, renamed, deleted."""
     saved = Answer(text="ارتفع سعر ربطة الخبز في إدلب إلى 1500 ليرة [1]", language="ar", model="fake")

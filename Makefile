@@ -45,9 +45,10 @@ seed-index: install
 
 # The suite on TEST_WORKERS processes (pytest-xdist, a module per worker, the longest first: see
 # tests/conftest.py), then the eval gate. Each worker loads its own models (the embedded one ~2 GB).
+# --durations: the 20 slowest tests at the end of the log, where CI time goes.
 TEST_WORKERS ?= 2
 test: install install-cluster
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20
 	$(MAKE) --no-print-directory eval
 
 # The eval suite (evals/qa.yaml) over its own fresh index of seeds/ under out/, so that a user's

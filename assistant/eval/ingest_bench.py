@@ -19,7 +19,6 @@ one run. A Ray run's clock includes starting Ray and its workers (reported apart
 from __future__ import annotations
 
 import itertools
-import resource
 import shutil
 import tempfile
 import threading
@@ -30,12 +29,9 @@ from assistant.assistant import Assistant
 from assistant.config import Settings
 from assistant.errors import InputError
 from assistant.eval.archive import archive_articles, folder_mb, machine
+from assistant.eval.latency import peak_rss_mb
 from assistant.ingest import prepare
 from assistant.store import indexed_text, sentence_rows
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def run_ingest_bench(

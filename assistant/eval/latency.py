@@ -44,19 +44,26 @@ def pick_questions(items: list[EvalItem], limit: int) -> list[str]:
     return mixed[: limit + 1]
 
 
+def _resident_mb() -> float | None:
+    """The process's resident memory now, from Linux's /proc (None elsewhere)."""
+    try:
+        resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+
+
 def peak_rss_mb() -> float:
-    # ru_maxrss is in KiB on Linux, bytes on macOS.
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
+    # ru_maxrss is in KiB on Linux, bytes on macOS. Linux updates that high-water mark lazily, so a
+    # reading of the resident memory just before can exceed it by a few pages: the peak is the larger.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+    return max(peak, _resident_mb() or 0.0)
 
 
 def rss_mb() -> float:
     """The process's resident memory now (Linux's /proc; elsewhere its peak)."""
-    try:
-        resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return peak_rss_mb()
-    return resident_pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+    resident = _resident_mb()
+    return peak_rss_mb() if resident is None else resident
 
 
 # A question the model failed on: nothing to time.

@@ -86,7 +86,8 @@ def store_lock(settings: Settings) -> StoreLock:
 
 @contextmanager
 def reading(settings: Settings) -> Iterator[None]:
-    """Around a Chroma call that does not write: the lock file for an on-disk store, else nothing."""
+    """Around every Chroma call (a write also runs inside ``writing()``): the lock file held for an
+    on-disk store, else nothing."""
     if settings.store.mode != "persistent":
         yield
         return

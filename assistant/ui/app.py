@@ -552,8 +552,10 @@ def build_app(assistant) -> gr.Blocks:
         opened = [conversation, turns, viewer, title]
         listed.input(ui.open_conversation, inputs=[listed, turns, chat], outputs=opened, cancels=asking,
                      concurrency_id="conversations", api_visibility="private").then(**side)
-        search.input(ui.conversation_list, inputs=[search, chat], outputs=[listed], concurrency_id="conversations",
-                     concurrency_limit=None, show_progress="hidden", api_visibility="private", trigger_mode="always_last")
+        # .change, not .input: Gradio's Textbox fires .input only on a key press, so a search pasted,
+        # typed through an input method or erased with Backspace would leave the list stale.
+        search.change(ui.conversation_list, inputs=[search, chat], outputs=[listed], concurrency_id="conversations",
+                      concurrency_limit=None, show_progress="hidden", api_visibility="private", trigger_mode="always_last")
         rename.click(ui.rename_conversation, inputs=[title, chat], outputs=[conversation_message], concurrency_id="conversations",
                      api_visibility="private").then(**side)
         delete.click(ui.delete_conversation, inputs=[turns, chat], outputs=[*opened, conversation_message], cancels=asking,

@@ -186,7 +186,8 @@ def test_the_timeline_benchmark_finds_the_story_from_the_titles_and_measures_it(
     assert result["sample"] and "- [ ] **" in markdown
     assert "recall of the stories' articles: 1.000" in format_timeline_table(result)
     assert 0 < result["lines_with_story_word"] <= 1 and "lines holding one of their story's rare title words" in format_timeline_table(result)
-    assert 0 < result["rss_mb"]["after_warm_up"] <= result["peak_rss_mb"] and "resident after the warm-up" in format_timeline_table(result)
+    # The embedder and the index alone are more than 100 MB resident (the peak includes every reading).
+    assert result["rss_mb"]["after_warm_up"] > 100 and "resident after the warm-up" in format_timeline_table(result)
     assert result["precision"] is None  # nothing marked yet
 
     # The same sample marked by hand: the first line about the story, the second not, the rest unmarked.

@@ -240,7 +240,10 @@ class AskRequest(BaseModel):
     conversation_id: str | None = Field(
         default=None, description="continue this saved conversation (instead of 'history'); the answer is saved into it"
     )
-    by_source: bool = Field(default=False, description="answer once per outlet, each from its own passages: returns BySource")
+    by_source: bool = Field(
+        default=False,
+        description="answer once per outlet, each from its own passages: returns BySource (saved into conversation_id when given)",
+    )
 
 
 class SearchRequest(BaseModel):
@@ -289,9 +292,14 @@ def rest_app(assistant, settings: Settings) -> FastAPI:
     def ask(body: AskRequest):
         history = [m.model_dump() for m in body.history]
         if body.by_source:
-            if body.stream or body.history or body.conversation_id:
-                raise APIError(400, "invalid_request", "by_source answers one question on its own: without stream, history or conversation_id")
-            return assistant.ask_by_source(body.question, body.filters, body.top_k)
+            if body.stream or body.history:
+                raise APIError(400, "invalid_request", "by_source answers one question on its own: without stream or history")
+            if body.conversation_id:
+                assistant.conversation(body.conversation_id, user)  # someone else's, or none: 404 before any model call
+            compared = assistant.ask_by_source(body.question, body.filters, body.top_k)
+            if body.conversation_id:  # saved like an answer: its outlets' answers side by side
+                assistant.save_turn(body.question, compared, body.filters, body.conversation_id, user)
+            return compared
         saved = {"conversation_id": body.conversation_id, "user": user}
         if not body.stream:
             return assistant.ask(body.question, history, body.top_k, body.filters, **saved)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.answer import Answerer, History
-from assistant.by_source import BySource, SourceAnswer, disagreements, narrowed, outlets_of
+from assistant.by_source import BySource, SourceAnswer, disagreements, merged, narrowed, outlets_of
 from assistant.config import Settings, load_settings
 from assistant.conversations import LOCAL_USER, ConversationStore, history_of
 from assistant.embed import Embedder, check_engine, make_embedder, model_id_for
@@ -123,11 +123,13 @@ class Assistant:
 
     # --- saved conversations (assistant.conversations), each user's own --------------------------
     def save_turn(
-        self, question: str, answer: Answer, filters: Filters | None = None, conversation_id: str | None = None,
+        self, question: str, answer: Answer | BySource, filters: Filters | None = None, conversation_id: str | None = None,
         user: str = LOCAL_USER,
     ) -> tuple[str, ConversationTurn]:
-        """Save an answered question; without ``conversation_id`` it starts a new conversation.
-        Returns (the conversation's id, the saved turn)."""
+        """Save an answered question, or the outlets' answers to it (``ask_by_source``); without
+        ``conversation_id`` it starts a new conversation. Returns (the conversation's id, the saved turn)."""
+        if isinstance(answer, BySource):
+            return self.conversation_store.add_turn(user, conversation_id, question, merged(answer), filters, compared=answer)
         return self.conversation_store.add_turn(user, conversation_id, question, answer, filters)
 
     def conversations(self, user: str = LOCAL_USER, query: str = "", limit: int | None = None) -> list[ConversationSummary]:

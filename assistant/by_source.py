@@ -21,35 +21,17 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Literal
-
-from pydantic import BaseModel, Field
-
-from assistant.arabic import STOPWORDS, light_stem, normalize
+from assistant.arabic import STOPWORDS, detect_language, light_stem, normalize
 from assistant.cite import strip_markers
-from assistant.models import Answer, Filters, Passage
+from assistant.models import Answer, BySource, Disagreement, Filters, Passage, SourceAnswer
 from assistant.numbers import numbers
 from assistant.present import outlet
 
 
-class SourceAnswer(Answer):
-    """An answer from one outlet's passages only."""
+# The types live in assistant.models, beside the saved conversation turn that holds them.
+__all__ = ["BySource", "Disagreement", "SourceAnswer", "COMPARED_NONE", "disagreements", "merged", "narrowed", "outlets_of"]
 
-    source: str
-
-
-class Disagreement(BaseModel):
-    kind: Literal["number", "name"] = "number"
-    # A number as a plain decimal ("31", "1500", "2.5"), or a name as the answer writes it.
-    value: str
-    sources: list[str]  # the outlets whose answer gives it
-    others: list[str]  # the outlets whose answer gives other numbers (names), not this one
-
-
-class BySource(BaseModel):
-    question: str
-    answers: list[SourceAnswer] = Field(default_factory=list)  # the most relevant outlet first
-    disagreements: list[Disagreement] = Field(default_factory=list)
+COMPARED_NONE = {"ar": "لا تتناول مقالات أي مصدر هذا السؤال.", "en": "No outlet's articles are about this question."}
 
 
 def outlets_of(passages: list[Passage], relevant, limit: int) -> list[str]:
@@ -152,3 +134,24 @@ def _name_disagreements(answers: list[SourceAnswer], question: str) -> list[Disa
         if others:
             found.append(Disagreement(kind="name", value=phrase, sources=[source], others=others))
     return found
+
+
+def merged(compared: BySource) -> Answer:
+    """The outlets' answers as one answer, to save in a conversation, export, search and carry as
+    history: a paragraph per outlet ("outlet: its answer"), the citations numbered on across them."""
+    if not compared.answers:
+        language = detect_language(compared.question)
+        return Answer(text=COMPARED_NONE[language], language=language, refused=True, question=compared.question)
+    paragraphs, citations = [], []
+    for answer in compared.answers:
+        offset = len(citations)
+        # cite() writes every kept marker as "[n]", n one of the answer's own citations.
+        text = re.sub(r"\[(\d+)\]", lambda m: f"[{int(m.group(1)) + offset}]", answer.text)
+        paragraphs.append(f"{answer.source}: {text}")
+        citations += [c.model_copy(update={"n": c.n + offset}) for c in answer.citations]
+    first = compared.answers[0]
+    return Answer(
+        text="\n\n".join(paragraphs), language=first.language, citations=citations, refused=all(a.refused for a in compared.answers),
+        model=first.model, question=compared.question,
+    )
+

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from assistant.arabic import normalize
 from assistant.errors import AssistantError, InputError, NotFoundError
-from assistant.models import Answer, Conversation, ConversationSummary, ConversationTurn, Filters
+from assistant.models import Answer, BySource, Conversation, ConversationSummary, ConversationTurn, Filters
 
 LOCAL_USER = "local"
 API_KEY_USER = "api-key"
@@ -33,7 +33,7 @@ NEW_TITLE = "New conversation"
 TITLE_CHARS = 80  # a title longer than this (a long first question) is cut, with "…"
 BUSY_TIMEOUT_S = 15.0  # how long a write waits for another one to finish
 PURGE_EVERY_S = 3600.0  # conversations.keep_days is applied at most this often
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: turns.compared
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS turns (
     answer TEXT NOT NULL,  -- the Answer as JSON: text, citations (article, passage, offsets, pages), model
     filters TEXT,          -- the Filters as JSON, when the question had any
     asked_at REAL NOT NULL,
+    compared TEXT,         -- a "compare outlets" turn: the BySource as JSON (answer: all of them as one)
     PRIMARY KEY (conversation_id, n)
 );
 """
@@ -161,7 +162,15 @@ class ConversationStore:
                 if version > SCHEMA_VERSION:
                     raise AssistantError(f"{self.path} was written by a newer version of the assistant (schema {version})")
                 db.execute("PRAGMA journal_mode = WAL")  # persistent: readers never wait for a writer
-                db.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
+                db.executescript(_SCHEMA)
+                if "compared" not in {row[1] for row in db.execute("PRAGMA table_info(turns)")}:  # a schema 1 file
+                    try:
+                        db.execute("ALTER TABLE turns ADD COLUMN compared TEXT")
+                    except sqlite3.OperationalError as exc:  # another process upgraded it meanwhile
+                        if "duplicate column" not in str(exc):
+                            raise
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                db.commit()
             finally:
                 db.close()
         except (sqlite3.Error, OSError) as exc:
@@ -199,14 +208,15 @@ class ConversationStore:
         with self._connect() as db:
             summary = self._owned(db, user, conversation_id)
             rows = db.execute(
-                "SELECT n, question, answer, filters, asked_at FROM turns WHERE conversation_id = ? ORDER BY n", (conversation_id,)
+                "SELECT n, question, answer, filters, asked_at, compared FROM turns WHERE conversation_id = ? ORDER BY n", (conversation_id,)
             ).fetchall()
         turns = [
             ConversationTurn(
                 n=n, question=question, answer=Answer.model_validate_json(answer),
                 filters=Filters.model_validate_json(filters) if filters else None, asked_at=_time(asked),
+                compared=BySource.model_validate_json(compared) if compared else None,
             )
-            for n, question, answer, filters, asked in rows
+            for n, question, answer, filters, asked, compared in rows
         ]
         return Conversation(**summary.model_dump(), turns=turns)
 
@@ -225,10 +235,12 @@ class ConversationStore:
             db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
 
     def add_turn(
-        self, user: str, conversation_id: str | None, question: str, answer: Answer, filters: Filters | None = None
+        self, user: str, conversation_id: str | None, question: str, answer: Answer, filters: Filters | None = None,
+        compared: BySource | None = None,
     ) -> tuple[str, ConversationTurn]:
         """Append an answered question, in one transaction; ``conversation_id`` None starts a
-        conversation titled by the question. Returns (the conversation's id, the turn)."""
+        conversation titled by the question. ``compared``: a "compare outlets" turn, whose
+        ``answer`` is its answers as one. Returns (the conversation's id, the turn)."""
         now = time.time()
         filters = filters if filters and filters.active else None
         with self._connect(write=True) as db:
@@ -237,8 +249,9 @@ class ConversationStore:
             self._owned(db, user, conversation_id)
             n = db.execute("SELECT coalesce(max(n), 0) + 1 FROM turns WHERE conversation_id = ?", (conversation_id,)).fetchone()[0]
             db.execute(
-                "INSERT INTO turns (conversation_id, n, question, answer, filters, asked_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (conversation_id, n, question, answer.model_dump_json(), filters.model_dump_json() if filters else None, now),
+                "INSERT INTO turns (conversation_id, n, question, answer, filters, asked_at, compared) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (conversation_id, n, question, answer.model_dump_json(), filters.model_dump_json() if filters else None, now,
+                 compared.model_dump_json() if compared else None),
             )
             db.execute(
                 "UPDATE conversations SET updated_at = ?, turn_count = turn_count + 1, search_text = search_text || ' ' || ? WHERE id = ?",
@@ -248,7 +261,7 @@ class ConversationStore:
                 title = title_of(question)
                 db.execute("UPDATE conversations SET title = ?, title_key = ? WHERE id = ? AND title = ?",
                            (title, search_key(title), conversation_id, NEW_TITLE))
-        return conversation_id, ConversationTurn(n=n, question=question, answer=answer, filters=filters, asked_at=_time(now))
+        return conversation_id, ConversationTurn(n=n, question=question, answer=answer, filters=filters, asked_at=_time(now), compared=compared)
 
     def purge(self, keep_days: float) -> int:
         """Delete every user's conversations with no new answer in ``keep_days``; returns how many."""

@@ -263,6 +263,26 @@ class Answer(BaseModel):
     usage: TokenUsage | None = None  # None when the backend does not report tokens
 
 
+class SourceAnswer(Answer):
+    """An answer from one outlet's passages only."""
+
+    source: str
+
+
+class Disagreement(BaseModel):
+    kind: Literal["number", "name"] = "number"
+    # A number as a plain decimal ("31", "1500", "2.5"), or a name as the answer writes it.
+    value: str
+    sources: list[str]  # the outlets whose answer gives it
+    others: list[str]  # the outlets whose answer gives other numbers (names), not this one
+
+
+class BySource(BaseModel):
+    question: str
+    answers: list[SourceAnswer] = Field(default_factory=list)  # the most relevant outlet first
+    disagreements: list[Disagreement] = Field(default_factory=list)
+
+
 class ConversationTurn(BaseModel):
     """One saved exchange. ``answer.question`` is the standalone question it was condensed to;
     ``answer.citations`` keep each passage's article, offsets and pages."""
@@ -272,6 +292,9 @@ class ConversationTurn(BaseModel):
     answer: Answer
     filters: Filters | None = None  # the outlets and dates it was asked with
     asked_at: datetime
+    # A "compare outlets" turn: each outlet's answer; ``answer`` is then all of them as one
+    # (``assistant.by_source.merged``), which the export, the search and follow-ups read.
+    compared: BySource | None = None
 
 
 class ConversationSummary(BaseModel):

@@ -17,7 +17,7 @@ from pathlib import Path
 import gradio as gr
 
 from assistant.answer import answered_exchange
-from assistant.by_source import BySource
+from assistant.by_source import BySource, merged
 from assistant.arabic import detect_language
 from assistant.config import megabytes
 from assistant.conversations import LOCAL_USER, login_user
@@ -98,7 +98,10 @@ def saved_turns(conversation: Conversation) -> list[dict]:
     """A saved conversation as the chat's turns."""
     return [
         {
-            "question": turn.question, "language": detect_language(turn.question), "answer": turn.answer.model_dump(mode="json"),
+            "question": turn.question, "language": detect_language(turn.question),
+            # A "compare outlets" turn shows side by side again, as it did when asked.
+            **({"compared": turn.compared.model_dump(mode="json")} if turn.compared
+               else {"answer": turn.answer.model_dump(mode="json")}),
             **({"filters": turn.filters.model_dump(mode="json")} if turn.filters else {}),
         }
         for turn in conversation.turns
@@ -106,10 +109,14 @@ def saved_turns(conversation: Conversation) -> list[dict]:
 
 
 def _history(turns: list[dict]) -> list[dict]:
-    """Earlier answered turns as chat messages, for condensing follow-up questions."""
-    return [
-        m for t in turns if t.get("answer") and t.get("question") for m in answered_exchange(t["question"], Answer.model_validate(t["answer"]))
-    ]
+    """Earlier answered turns as chat messages, for condensing follow-up questions; a "compare
+    outlets" turn as its answers in one, as it is saved (``merged``)."""
+    messages = []
+    for t in turns:
+        if t.get("question") and (t.get("answer") or t.get("compared")):
+            answer = Answer.model_validate(t["answer"]) if t.get("answer") else merged(BySource.model_validate(t["compared"]))
+            messages += answered_exchange(t["question"], answer)
+    return messages
 
 
 class ChatUI:
@@ -165,11 +172,15 @@ class ChatUI:
         filters = Filters.model_validate(turn["filters"]) if turn.get("filters") else None
         saving_to = chat.get("id")  # the conversation this question was asked in
         yield render.conversation_html(turns), turns
-        if turn.get("by_source"):  # one answer per outlet, all at once (not streamed, not saved)
+        if turn.get("by_source"):  # one answer per outlet, all at once (not streamed)
             try:
-                turn["compared"] = self.assistant.ask_by_source(turn["question"], filters).model_dump(mode="json")
+                compared = self.assistant.ask_by_source(turn["question"], filters)
             except Exception as exc:
                 turn["error"] = _friendly(exc)
+            else:
+                if any(t is turn for t in turns):  # not when "New chat" cleared it meanwhile
+                    self.save(turn, compared, filters, chat, saving_to, request)
+                turn["compared"] = compared.model_dump(mode="json")
             yield render.conversation_html(turns), turns
             return
         try:
@@ -188,9 +199,9 @@ class ChatUI:
             turn["error"] = _friendly(exc)
             yield render.conversation_html(turns), turns
 
-    def save(self, turn: dict, answer: Answer, filters: Filters | None, chat: dict, into: str | None, request) -> None:
-        """Save an answer into conversation ``into`` (None: a new one, which becomes the chat's);
-        the answer still shows when saving fails."""
+    def save(self, turn: dict, answer: Answer | BySource, filters: Filters | None, chat: dict, into: str | None, request) -> None:
+        """Save an answer (or the outlets' answers) into conversation ``into`` (None: a new one,
+        which becomes the chat's); the answer still shows when saving fails."""
         try:
             saved_in, _ = self.assistant.save_turn(turn["question"], answer, filters, into, user_of(request))
         except Exception as exc:

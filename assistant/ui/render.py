@@ -13,7 +13,7 @@ from html import escape
 from urllib.parse import urlparse
 
 from assistant.arabic import detect_language
-from assistant.by_source import BySource
+from assistant.by_source import COMPARED_NONE, BySource
 from assistant.export import answer_markdown
 from assistant.models import SPAN_GAP, Answer, Article, Citation, DocumentInfo, Filters, IndexStatus
 from assistant.present import byline, outlet, page_label
@@ -128,8 +128,6 @@ def _meta_html(answer: Answer) -> str:
     notes = "".join(f"<li>{escape(note)}</li>" for note in answer.notes)
     return f'<details class="meta" dir="ltr"><summary>{meta}</summary><ul>{notes}</ul></details>'
 
-
-COMPARED_NONE = {"ar": "لا تتناول مقالات أي مصدر هذا السؤال.", "en": "No outlet's articles are about this question."}
 
 
 def compared_html(compared: BySource, index: int) -> str:

@@ -534,6 +534,14 @@ def test_the_timeline_view_shows_dated_periods_with_outlets_and_opens_a_cited_pa
         assert all(c["source"] == a["source"] for a in compared["answers"] for c in a["citations"])
         streamed = httpx.post(f"{server.url}api/v1/ask", json={"question": STORY_QUERY, "by_source": True, "stream": True}, timeout=300)
         assert streamed.status_code == 400 and "by_source" in streamed.json()["error"]["message"]
+        # With a conversation: saved into it, each outlet's answer and all of them as one answer.
+        notes = httpx.post(f"{server.url}api/v1/conversations", json={"title": "notes"}).json()["id"]
+        into = httpx.post(f"{server.url}api/v1/ask", json={"question": STORY_QUERY, "by_source": True, "conversation_id": notes}, timeout=300)
+        (turn,) = httpx.get(f"{server.url}api/v1/conversations/{notes}").json()["turns"]
+        assert turn["compared"] == into.json() and "Syria TV: " in turn["answer"]["text"], turn
+        unknown = httpx.post(f"{server.url}api/v1/ask", json={"question": STORY_QUERY, "by_source": True, "conversation_id": "nope"})
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+        assert httpx.delete(f"{server.url}api/v1/conversations/{notes}").status_code == 200
 
         ui = open_ui(server.url)
         ui.open_tab("Timeline")
@@ -568,6 +576,11 @@ def test_the_timeline_view_shows_dated_periods_with_outlets_and_opens_a_cited_pa
         expect(ui.page.locator("#source-viewer mark#cited-passage")).to_be_visible()
         assert viewer_doc_id(ui) == "stv-0729"
         ui.shot("compared")
+        # Saved like any answer: the page loaded again, the conversation reopens side by side.
+        ui.goto(server.url)
+        ui.listed_conversations().first.click()
+        expect(ui.turns().locator(".compared-answer")).to_have_count(3)
+        expect(ui.turns().locator(".compared-answer").filter(has_text="Syria TV").locator(".text a.cite")).not_to_have_count(0)
         assert_no_traceback(ui)
 
 

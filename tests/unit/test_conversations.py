@@ -236,6 +236,62 @@ def test_the_markdown_export_gives_every_citation_and_keeps_arabic_right_to_left
         export(conversation, "markdown", turn=3)
 
 
+def test_a_compare_outlets_turn_keeps_each_outlet_s_answer_and_is_searched_exported_and_carried_as_history(store):
+    """Saved with its outlets' answers side by side (``compared``); its ``answer`` is all of them as
+    one, the citations numbered on across the outlets, which the search, the export and a
+    follow-up's history read."""
+    from assistant.by_source import merged
+    from assistant.conversations import history_of
+    from assistant.models import BySource, Disagreement, SourceAnswer
+
+    tv = citation(1, doc_id="stv-0729", chunk_id="stv-0729:0", source="Syria TV", text="اعتقلت قسد 30 شخصا في القرية")
+    compared = BySource(question="كم شخصا اعتقلت قسد؟", answers=[
+        SourceAnswer(**answer("اعتقلت قسد 31 شخصا [1].").model_dump(), source="عنب بلدي"),
+        SourceAnswer(**answer("اعتقلت 30 شخصا في قرية الزيزفونة [1].", citations=[tv]).model_dump(), source="Syria TV"),
+    ], disagreements=[Disagreement(value="31", sources=["عنب بلدي"], others=["Syria TV"])])
+    one = merged(compared)
+    assert one.text == "عنب بلدي: اعتقلت قسد 31 شخصا [1].\n\nSyria TV: اعتقلت 30 شخصا في قرية الزيزفونة [2]."
+    assert [(c.n, c.doc_id) for c in one.citations] == [(1, citation().doc_id), (2, "stv-0729")]
+    assert one.question == compared.question and not one.refused
+
+    conversation_id, turn = store.add_turn(LOCAL_USER, None, compared.question, one, compared=compared)
+    saved = store.get(LOCAL_USER, conversation_id).turns[0]
+    assert saved.compared == compared == turn.compared and saved.answer == one
+    assert [c.id for c in store.list(LOCAL_USER, "الزيزفونة")] == [conversation_id]  # a word of the second outlet's answer
+    text = export(store.get(LOCAL_USER, conversation_id), "markdown")
+    assert "Syria TV" in text and f"> {RLM}{tv.text}" in text
+    assert history_of(store.get(LOCAL_USER, conversation_id))[1]["content"] == one.text
+    assert merged(BySource(question="How many?")).refused  # no outlet had anything: said plainly, saved as a refusal
+
+
+def test_a_file_of_the_first_schema_is_upgraded_in_place_and_keeps_its_turns(tmp_path):
+    """A conversations file written before "compare outlets" turns were saved (schema 1) gains the
+    column as it opens; its turns read as before, and a compared turn can be added."""
+    from assistant.models import BySource, SourceAnswer
+
+    path = tmp_path / "conversations.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE conversations (id TEXT PRIMARY KEY, user TEXT NOT NULL, title TEXT NOT NULL, created_at REAL NOT NULL,
+            updated_at REAL NOT NULL, turn_count INTEGER NOT NULL DEFAULT 0, title_key TEXT NOT NULL, search_text TEXT NOT NULL DEFAULT '');
+        CREATE TABLE turns (conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE, n INTEGER NOT NULL,
+            question TEXT NOT NULL, answer TEXT NOT NULL, filters TEXT, asked_at REAL NOT NULL, PRIMARY KEY (conversation_id, n));
+        PRAGMA user_version = 1;
+    """)
+    old.execute("INSERT INTO conversations VALUES ('c1', ?, 'قديمة', 1.0, 1.0, 1, 'قديمه', '')", (LOCAL_USER,))
+    old.execute("INSERT INTO turns VALUES ('c1', 1, 'من هو المتحدث؟', ?, NULL, 1.0)", (answer().model_dump_json(),))
+    old.commit()
+    old.close()
+    store = ConversationStore(path)
+    assert store.get(LOCAL_USER, "c1").turns[0].answer == answer() and store.get(LOCAL_USER, "c1").turns[0].compared is None
+    compared = BySource(question="كم؟", answers=[SourceAnswer(**answer("31 [1]").model_dump(), source="عنب بلدي")])
+    store.add_turn(LOCAL_USER, "c1", "كم؟", answer("عنب بلدي: 31 [1]"), compared=compared)
+    assert store.get(LOCAL_USER, "c1").turns[1].compared == compared
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert store.check() == []
+
+
 def test_search_key_folds_what_a_user_may_type_differently():
     assert search_key("إدلب") == search_key("ادلب") and search_key("Caggins") == "caggins"
     assert search_key("مُحَمَّد") == search_key("محمد")

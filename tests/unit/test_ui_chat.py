@@ -14,15 +14,27 @@ class ScriptedAssistant:
         self.closed = False
         self.tokens_sent = 0
         self.saved: list[tuple[str | None, str]] = []  # (the conversation asked for, the question)
+        self.saved_answers: list = []
+        self.histories: list = []  # the history each streamed question came with
         self.save_error = save_error
 
     def save_turn(self, question, answer, filters=None, conversation_id=None, user="local"):
         if self.save_error:
             raise self.save_error
         self.saved.append((conversation_id, question))
+        self.saved_answers.append(answer)
         return conversation_id or f"c{len(self.saved)}", None
 
+    def ask_by_source(self, question, filters=None):
+        from assistant.models import BySource, SourceAnswer
+
+        return BySource(question=question, answers=[
+            SourceAnswer(text="Enab Baladi says 31 [1].", language="en", source="Enab Baladi"),
+            SourceAnswer(text="Syria TV says 30 [1].", language="en", source="Syria TV"),
+        ])
+
     def stream(self, question, history=None, filters=None):
+        self.histories.append(history)
         try:
             for token in ("The ", "spokesman ", "is ", "Caggins."):
                 self.tokens_sent += 1
@@ -96,3 +108,24 @@ def test_an_answer_that_cannot_be_saved_still_shows_and_says_so():
     html, _ = list(ui.answer(turns, chat))[-1]
     assert "The spokesman is Caggins." in html and "Not saved: cannot use the conversations file x" in html
     assert chat["id"] is None
+
+
+def test_compare_outlets_is_saved_in_the_chat_s_conversation_and_a_follow_up_reads_it():
+    """A "compare outlets" turn is saved (all the outlets' answers), into the same conversation as
+    the chat's other answers, and the next question is condensed with it."""
+    from assistant.models import BySource
+
+    assistant = ScriptedAssistant()
+    ui = ChatUI(assistant)
+    chat = {"id": None}
+    _html, turns, _ = ui.accept("How many were arrested?", [], by_source=True)
+    html, _ = list(ui.answer(turns, chat))[-1]
+    assert "Enab Baladi says 31" in html and "Syria TV says 30" in html
+    assert assistant.saved == [(None, "How many were arrested?")] and chat["id"] == "c1"
+    assert isinstance(assistant.saved_answers[0], BySource)
+    ui.accept("Who arrested them?", turns)
+    list(ui.answer(turns, chat))
+    assert assistant.saved[-1] == ("c1", "Who arrested them?")
+    (history,) = assistant.histories
+    assert [m["role"] for m in history] == ["user", "assistant"]
+    assert "Enab Baladi: Enab Baladi says 31" in history[1]["content"] and "Syria TV: Syria TV says 30" in history[1]["content"]

@@ -227,7 +227,8 @@ class TimelineBuilder:
     def _kept(self, scored: list[tuple[str, float]], off_topic: float) -> list[tuple[str, float]]:
         """The candidates (best first) that the rule keeps (``kept``)."""
         best = scored[0][1] if scored else 0.0
-        return [(cid, score) for cid, score in scored if kept(score, best, self.floor, self.margin, off_topic, self.gap)]
+        floor, margin, gap = self.floor, self.margin, self.gap  # properties: read once, not per candidate
+        return [(cid, score) for cid, score in scored if kept(score, best, floor, margin, off_topic, gap)]
 
     def _best_line(self, chunks, stored, sentences, vector) -> TimelineLine | None:
         """The outlet's sentence closest to the query among its relevant passages of the period."""

@@ -19,6 +19,7 @@ written.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import weakref
@@ -35,7 +36,7 @@ from chromadb.errors import InternalError, NotFoundError
 
 from assistant.config import Settings
 from assistant.errors import AssistantError, BackendUnavailableError, IndexMismatchError
-from assistant.store.locking import reading
+from assistant.store.locking import store_lock
 
 PAGE = 1000
 SENTENCES = "-sentences"  # suffix of the sentence-vector collection's name
@@ -125,7 +126,7 @@ def _server_call(method):
     def wrapper(self: "ChromaStore", *args, **kwargs):
         on_disk = self.settings.store.mode == "persistent"
         try:
-            with reading(self.settings):
+            with self._held():
                 try:
                     return method(self, *args, **kwargs)
                 except InternalError:
@@ -159,9 +160,12 @@ class ChromaStore:
         self.settings = settings
         self.embedding_model = embedding_model
         self.location = describe_location(settings)
+        # On disk, every Chroma call holds the store's lock file (found once here, not per call).
+        self._lock = None
         if settings.store.mode == "persistent":
             writable_folder(settings)  # its own error, before the lock file in it is taken
-        with reading(settings):  # Chroma loads the store from disk, and may create the collection
+            self._lock = store_lock(settings)
+        with self._held():  # Chroma loads the store from disk, and may create the collection
             self._open()
         built_with = (self.collection.metadata or {}).get("embedding_model")
         if built_with != embedding_model:
@@ -171,6 +175,10 @@ class ChromaStore:
                 "models cannot be compared. Re-index with `assistant ingest --rebuild PATH...`, "
                 "or point store.collection at another collection name."
             )
+
+    def _held(self):
+        """The store's lock file held for a Chroma call on disk; nothing for a server."""
+        return self._lock.held() if self._lock else contextlib.nullcontext()
 
     def _open(self) -> None:
         store = self.settings.store

@@ -82,14 +82,3 @@ def store_lock(settings: Settings) -> StoreLock:
         if path not in _LOCKS:
             _LOCKS[path] = StoreLock(path)
         return _LOCKS[path]
-
-
-@contextmanager
-def reading(settings: Settings) -> Iterator[None]:
-    """Around every Chroma call (a write also runs inside ``writing()``): the lock file held for an
-    on-disk store, else nothing."""
-    if settings.store.mode != "persistent":
-        yield
-        return
-    with store_lock(settings).held():
-        yield
